@@ -1,0 +1,162 @@
+"""Intensity normalization and model-input preparation.
+
+All functions accept any integer or float dtype and return float32.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(100, dtype=np.uint16).reshape(10, 10)
+    >>> y = percentile_normalize(x, 0, 100)
+    >>> float(y.min()), float(y.max())
+    (0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-6
+
+
+def _as_float(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
+        raise ValueError(f"image has dtype {arr.dtype}; expected an integer or float array")
+    if arr.size == 0:
+        raise ValueError(f"image is empty (shape {arr.shape})")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("image contains NaN or infinite values; expected finite intensities")
+    return arr
+
+
+def percentile_normalize(image, low: float = 1.0, high: float = 99.8, *,
+                         clip: bool = False) -> np.ndarray:
+    """Map the ``low`` and ``high`` percentiles to 0 and 1 (per channel for HxWxC).
+
+    A constant image (or channel) maps to zeros instead of dividing by zero.
+
+    Args:
+        image: HxW or HxWxC array of any numeric dtype.
+        low, high: percentiles in [0, 100], ``low < high``.
+        clip: clip the result to [0, 1].
+
+    Returns:
+        float32 array of the same shape.
+
+    Raises:
+        ValueError: bad percentiles, empty, non-numeric or non-finite image.
+
+    Example:
+        >>> percentile_normalize(np.array([[0, 50, 100]]), 0, 100).tolist()
+        [[0.0, 0.5, 1.0]]
+    """
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {low}, {high}")
+    arr = _as_float(image)
+    axes = (0, 1) if arr.ndim == 3 else None
+    lo = np.percentile(arr, low, axis=axes, keepdims=arr.ndim == 3)
+    hi = np.percentile(arr, high, axis=axes, keepdims=arr.ndim == 3)
+    out = (arr - lo) / np.maximum(hi - lo, _EPS)
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
+    return out.astype(np.float32, copy=False)
+
+
+def standardize(image) -> np.ndarray:
+    """Zero mean, unit variance (per channel for HxWxC); constant input gives zeros.
+
+    Example:
+        >>> float(standardize(np.array([[1.0, 3.0]])).std())
+        1.0
+    """
+    arr = _as_float(image)
+    axes = (0, 1) if arr.ndim == 3 else None
+    mean = arr.mean(axis=axes, keepdims=arr.ndim == 3)
+    std = arr.std(axis=axes, keepdims=arr.ndim == 3)
+    return ((arr - mean) / np.maximum(std, _EPS)).astype(np.float32)
+
+
+def minmax_normalize(image) -> np.ndarray:
+    """Scale to [0, 1] by the minimum and maximum (per channel); constant input gives zeros.
+
+    Example:
+        >>> minmax_normalize(np.array([[2, 4]], dtype=np.uint8)).tolist()
+        [[0.0, 1.0]]
+    """
+    return percentile_normalize(image, 0.0, 100.0)
+
+
+def to_grayscale(image) -> np.ndarray:
+    """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped) → HxW float32 (luminance for RGB).
+
+    Example:
+        >>> to_grayscale(np.ones((2, 2, 3))).shape
+        (2, 2)
+    """
+    arr = _as_float(image)
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        return arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return arr[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    raise ValueError(f"image has shape {arr.shape}; expected HxW or HxWxC with C in (1, 3, 4)")
+
+
+def is_color(image) -> bool:
+    """True if an HxWx3/4 image has channels that differ (not gray stored as RGB)."""
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        return False
+    rgb = arr[..., :3]
+    return bool(np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 0] != rgb[..., 2]))
+
+
+def prepare_image(image, *, channels: int = 1, low: float = 1.0, high: float = 99.8,
+                  invert: str | bool = "auto") -> np.ndarray:
+    """Turn any microscopy image into the model input: HxWxC float32, nuclei bright.
+
+    Steps: drop alpha; convert to grayscale when ``channels == 1``;
+    percentile-normalize and clip to [0, 1]; invert if asked. With ``invert="auto"`` colour
+    images (stained histology, where nuclei are dark) are inverted, and
+    grayscale images are inverted when their median lies above the middle of
+    the normalized range (bright-field: light background, dark nuclei).
+
+    Args:
+        image: HxW or HxWxC (C in 1, 3, 4), any numeric dtype.
+        channels: 1 (grayscale model) or 3.
+        low, high: normalization percentiles.
+        invert: ``"auto"``, True or False.
+
+    Returns:
+        float32 array ``(H, W, channels)``.
+
+    Raises:
+        ValueError: unusable shape, dtype, empty or non-finite image.
+
+    Example:
+        >>> prepare_image(np.zeros((4, 5), np.uint8)).shape
+        (4, 5, 1)
+    """
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image has shape {arr.shape}; expected HxW or HxWxC with C in "
+                         "(1, 3, 4)")
+    if invert not in ("auto", True, False):
+        raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
+    color = is_color(arr)
+    if channels == 1:
+        x = to_grayscale(arr)[..., None]
+    elif channels == 3:
+        x = _as_float(arr)
+        x = np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x
+        x = np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x[..., :3]
+    else:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    # Clipped so training (where augmentation clips to [0, 1]) and inference agree.
+    x = percentile_normalize(x, low, high, clip=True)
+    if invert == "auto":
+        invert = color or float(np.median(x)) > 0.5
+    if invert:
+        x = 1.0 - x
+    return np.ascontiguousarray(x, dtype=np.float32)

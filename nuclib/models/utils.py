@@ -1,0 +1,93 @@
+"""Helpers that work on any nuclib (or other Keras functional) model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _layer_stride(layer) -> tuple[float, float]:
+    """How much a layer shrinks (>1) or grows (<1) the spatial size."""
+    kind = type(layer).__name__
+    if kind in ("UpSampling2D",):
+        s = layer.size if isinstance(layer.size, (tuple, list)) else (layer.size, layer.size)
+        return 1 / s[0], 1 / s[1]
+    if kind in ("Conv2DTranspose",):
+        return 1 / layer.strides[0], 1 / layer.strides[1]
+    strides = getattr(layer, "strides", None)
+    if strides is not None and len(strides) == 2:
+        return float(strides[0]), float(strides[1])
+    return 1.0, 1.0
+
+
+def required_multiple(model) -> int:
+    """The factor the input sides must be a multiple of (the model's total stride).
+
+    Walks the layer graph and returns the largest cumulative down-sampling
+    factor reached by any layer, e.g. ``2**depth`` for a U-Net.
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> required_multiple(unet(depth=3, filters=4))
+        8
+    """
+    factor: dict[str, float] = {}
+    best = 1.0
+    for layer in model.layers:
+        inbound = []
+        for node in getattr(layer, "_inbound_nodes", []):
+            for t in node.input_tensors:
+                history = getattr(t, "_keras_history", None)
+                if history is not None:
+                    inbound.append(factor.get(history[0].name, 1.0))
+        base = max(inbound) if inbound else 1.0
+        sy, sx = _layer_stride(layer)
+        factor[layer.name] = base * max(sy, sx)
+        best = max(best, factor[layer.name])
+    return int(round(best))
+
+
+def check_spatial_shape(shape, multiple: int) -> None:
+    """Raise ``ValueError`` unless both spatial sides of ``shape`` are multiples of ``multiple``.
+
+    ``shape`` is ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+    """
+    hw = tuple(shape[1:3]) if len(shape) == 4 else tuple(shape[:2])
+    bad = [s for s in hw if s % multiple]
+    if bad:
+        raise ValueError(f"image sides {hw} must be multiples of {multiple} for this model "
+                         f"(its total down-sampling factor); pad the image, or use "
+                         f"nuclib.postprocess.TiledInferencer which pads for you")
+
+
+def predict(model, images, *, batch_size: int = 4) -> np.ndarray:
+    """Run ``model`` on a batch after checking the sides fit the model's stride.
+
+    Args:
+        model: a Keras model.
+        images: float array ``(N, H, W, C)`` or ``(H, W, C)``.
+        batch_size: images per forward pass.
+
+    Returns:
+        Model output as a NumPy array, with the batch axis iff ``images`` had one.
+
+    Raises:
+        ValueError: wrong number of dimensions or sides not multiples of the stride.
+
+    Example:
+        >>> import numpy as np
+        >>> from nuclib.models import unet
+        >>> predict(unet(depth=2, filters=4), np.zeros((16, 16, 1))).shape
+        (16, 16, 3)
+    """
+    arr = np.asarray(images, dtype=np.float32)
+    single = arr.ndim == 3
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"images have {arr.ndim} dimensions {arr.shape}; expected "
+                         "(H, W, C) or (N, H, W, C)")
+    batch = arr[None] if single else arr
+    expected_c = model.input_shape[-1]
+    if expected_c is not None and batch.shape[-1] != expected_c:
+        raise ValueError(f"images have {batch.shape[-1]} channels; the model expects {expected_c}")
+    check_spatial_shape(batch.shape, required_multiple(model))
+    out = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
+    return out[0] if single else out

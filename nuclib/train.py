@@ -1,0 +1,228 @@
+"""The training recipe: from a TOML file (or dict) to a trained, evaluated model.
+
+A recipe names the model factory and its arguments, the loss, the data
+folders, cropping, augmentation, optimizer and schedule. ``train`` fits the
+model, keeps the checkpoint with the best validation loss, and (unless
+``finalize = false``) optimizes post-processing thresholds on the
+validation split and writes a complete model directory (Keras Hub layout
+plus ``nuclib.json`` with the validation scores).
+
+Example:
+    >>> from nuclib.train import train
+    >>> result = train("recipes/dsb-3class.toml")   # doctest: +SKIP
+
+or from a shell: ``nuclib train recipes/dsb-3class.toml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULTS: dict[str, Any] = {
+    "name": "model",
+    "seed": 0,
+    "model": {"factory": "unet", "args": {}, "input_channels": 1},
+    "data": {"train": None, "val": None, "crop_size": 256, "batch_size": 8,
+             "target": "three_class", "augment": "default", "normalize": [1.0, 99.8],
+             "max_images": 0},
+    "loss": {"name": "WeightedCategoricalCrossentropy", "args": {}},
+    "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
+                  "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
+    "train": {"epochs": 40, "steps_per_epoch": 100, "early_stopping_patience": 0,
+              "mixed_precision": False, "fine_tune_from": None, "progress": True},
+    "output": {"dir": "runs/model", "sample_image": None, "finalize": True},
+    "postprocess": {},
+}
+
+
+def load_recipe(recipe) -> dict:
+    """Read a recipe (TOML path or dict), fill defaults, resolve relative paths.
+
+    Relative data and output paths in a TOML file are relative to the file.
+
+    Raises:
+        FileNotFoundError: the recipe file does not exist.
+        ValueError: unknown sections or keys (typos are errors, not ignored).
+
+    Example:
+        >>> r = load_recipe({"name": "x", "data": {"train": "d/train"}})
+        >>> r["data"]["crop_size"]
+        256
+    """
+    base = Path.cwd()
+    if isinstance(recipe, (str, Path)):
+        path = Path(recipe)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe not found: {path}")
+        with open(path, "rb") as fh:
+            user = tomllib.load(fh)
+        base = path.resolve().parent
+    else:
+        user = copy.deepcopy(dict(recipe))
+    merged = copy.deepcopy(DEFAULTS)
+    for key, value in user.items():
+        if key not in merged:
+            raise ValueError(f"unknown recipe section {key!r}; expected one of {sorted(merged)}")
+        if isinstance(merged[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"recipe section {key!r} must be a table")
+            unknown = set(value) - set(merged[key]) - ({"args"} if key in ("model", "loss") else set())
+            if unknown and key != "postprocess":
+                raise ValueError(f"unknown keys {sorted(unknown)} in recipe section [{key}]; "
+                                 f"expected some of {sorted(merged[key])}")
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    for section, key in (("data", "train"), ("data", "val"), ("output", "dir"),
+                         ("output", "sample_image"), ("train", "fine_tune_from")):
+        value = merged[section][key]
+        if value and not Path(value).is_absolute():
+            merged[section][key] = str((base / value).resolve())
+    if not merged["data"]["train"]:
+        raise ValueError("recipe has no [data] train folder")
+    return merged
+
+
+def build_model(recipe: dict):
+    """Instantiate the recipe's model factory with its arguments."""
+    from nuclib import models
+
+    factory = recipe["model"]["factory"]
+    if factory not in models.FACTORIES:
+        raise ValueError(f"unknown model factory {factory!r}; expected one of "
+                         f"{sorted(models.FACTORIES)}")
+    args = dict(recipe["model"]["args"])
+    args.setdefault("input_shape", (None, None, recipe["model"]["input_channels"]))
+    args.setdefault("head", recipe["data"]["target"])
+    args.setdefault("name", recipe["name"].replace("-", "_"))
+    return models.FACTORIES[factory](**args)
+
+
+def build_loss(recipe: dict):
+    """Instantiate the recipe's loss from ``nuclib.losses`` by class name."""
+    from nuclib import losses
+
+    name = recipe["loss"]["name"]
+    cls = getattr(losses, name, None)
+    if cls is None:
+        raise ValueError(f"unknown loss {name!r}; expected a class in nuclib.losses")
+    return cls(**recipe["loss"].get("args", {}))
+
+
+def _schedule(recipe: dict, total_steps: int):
+    import keras
+
+    opt = recipe["optimizer"]
+    if opt["schedule"] == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            opt["learning_rate"], decay_steps=total_steps,
+            alpha=opt["min_learning_rate"] / opt["learning_rate"])
+    if opt["schedule"] in ("plateau", "constant"):
+        return opt["learning_rate"]
+    raise ValueError(f"unknown schedule {opt['schedule']!r}; expected 'cosine', 'plateau' "
+                     "or 'constant'")
+
+
+def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
+    """Train a model from a recipe; return paths and the training history.
+
+    Args:
+        recipe: path to a TOML recipe, or a dict with the same sections.
+        output_dir: overrides ``[output] dir``.
+        finalize: overrides ``[output] finalize`` (optimize thresholds,
+            evaluate on validation, write the model directory).
+
+    Returns:
+        dict with ``run_dir``, ``checkpoint``, ``history`` and, when
+        finalized, ``model_dir`` and ``scores``.
+
+    Raises:
+        ValueError: an invalid recipe.
+    """
+    import keras
+
+    from nuclib import data as nd
+    from nuclib.training_callbacks import SamplePrediction
+
+    recipe = load_recipe(recipe)
+    if output_dir is not None:
+        recipe["output"]["dir"] = str(Path(output_dir).resolve())
+    run_dir = Path(recipe["output"]["dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    keras.utils.set_random_seed(recipe["seed"])
+    if recipe["train"]["mixed_precision"]:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    d = recipe["data"]
+    channels = recipe["model"]["input_channels"]
+    low, high = d["normalize"]
+    prep = (lambda im: nd.prepare_image(im, channels=channels, low=low, high=high))
+    train_pairs = nd.folder_pairs(d["train"])
+    if d["max_images"]:
+        train_pairs = train_pairs[: d["max_images"]]
+    progress = recipe["train"]["progress"]
+    train_ds = nd.make_dataset(train_pairs, crop_size=d["crop_size"], batch_size=d["batch_size"],
+                               target=d["target"], preprocess=prep, seed=recipe["seed"],
+                               augment=nd.default_augment(seed=recipe["seed"])
+                               if d["augment"] == "default" else None, progress=progress)
+    val_ds = None
+    if d["val"]:
+        val_pairs = nd.folder_pairs(d["val"])
+        if d["max_images"]:
+            val_pairs = val_pairs[: d["max_images"]]
+        val_ds = nd.make_dataset(val_pairs, crop_size=d["crop_size"], batch_size=d["batch_size"],
+                                 target=d["target"], preprocess=prep, shuffle=False,
+                                 repeat=False, seed=1)
+
+    t = recipe["train"]
+    if t["fine_tune_from"]:
+        model = keras.saving.load_model(t["fine_tune_from"], compile=False, safe_mode=True)
+    else:
+        model = build_model(recipe)
+    total_steps = t["epochs"] * t["steps_per_epoch"]
+    optimizer = keras.optimizers.get({"class_name": recipe["optimizer"]["name"],
+                                      "config": {"learning_rate": 1e-3}})
+    optimizer = optimizer.__class__(learning_rate=_schedule(recipe, total_steps))
+    model.compile(optimizer=optimizer, loss=build_loss(recipe))
+
+    monitor = "val_loss" if val_ds is not None else "loss"
+    checkpoint = run_dir / "best.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True),
+        keras.callbacks.CSVLogger(run_dir / "log.csv"),
+    ]
+    if recipe["optimizer"]["schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=recipe["optimizer"]["plateau_factor"],
+            patience=recipe["optimizer"]["plateau_patience"],
+            min_lr=recipe["optimizer"]["min_learning_rate"]))
+    if t["early_stopping_patience"]:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=t["early_stopping_patience"], restore_best_weights=True))
+    if recipe["output"]["sample_image"]:
+        callbacks.append(SamplePrediction(recipe["output"]["sample_image"], run_dir / "epochs",
+                                          preprocess=prep))
+    started = time.time()
+    history = model.fit(train_ds, epochs=t["epochs"], steps_per_epoch=t["steps_per_epoch"],
+                        validation_data=val_ds, callbacks=callbacks,
+                        verbose=1 if progress else 2)
+    result = {"run_dir": str(run_dir), "checkpoint": str(checkpoint),
+              "history": history.history, "train_seconds": time.time() - started}
+    (run_dir / "history.json").write_text(json.dumps(result, indent=2, default=float))
+    do_finalize = recipe["output"]["finalize"] if finalize is None else finalize
+    if do_finalize and d["val"]:
+        from nuclib.zoo.export import finalize_model
+
+        result.update(finalize_model(recipe, checkpoint, run_dir / "model"))
+    return result

@@ -1,0 +1,46 @@
+"""Keras callbacks used by the training recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+class SamplePrediction(keras.callbacks.Callback):
+    """Save the model's prediction of one image after every epoch (watch it learn).
+
+    Writes ``epoch_###.png``: the input on the left, the class probabilities
+    as RGB (background red, interior green, boundary blue; or the foreground
+    probability in gray for binary heads) on the right.
+
+    Args:
+        image_path: the sample image file.
+        out_dir: folder for the PNGs.
+        preprocess: image → float32 HxWxC model input.
+
+    Example:
+        >>> cb = SamplePrediction("examples/data/sample.png", "runs/x/epochs",
+        ...                       preprocess=prepare_image)   # doctest: +SKIP
+    """
+
+    def __init__(self, image_path, out_dir, *, preprocess):
+        super().__init__()
+        from nuclib.data.io import read_image
+
+        self.out_dir = Path(out_dir)
+        x = preprocess(read_image(image_path))
+        h, w = (s // 16 * 16 for s in x.shape[:2])
+        self.x = x[:h, :w]
+
+    def on_epoch_end(self, epoch, logs=None):
+        from nuclib.data.io import write_image
+
+        probs = np.asarray(self.model(self.x[None], training=False))[0].astype(np.float32)
+        if probs.shape[-1] == 1:
+            probs = np.repeat(probs, 3, axis=-1)
+        left = np.repeat(self.x[..., :1], 3, axis=-1)
+        panel = np.concatenate([left, probs], axis=1)
+        write_image(self.out_dir / f"epoch_{epoch + 1:03d}.png",
+                    (np.clip(panel, 0, 1) * 255).astype(np.uint8))
