@@ -1,0 +1,240 @@
+"""The ``nuclib`` command line: segment, evaluate, train, zoo.
+
+Examples::
+
+    nuclib segment images/*.tif --model dsb-3class --out results/ --overlay
+    nuclib evaluate --true gt/ --pred results/ --csv scores.csv
+    nuclib train recipes/dsb-3class.toml
+    nuclib zoo list
+
+Exit status: 0 when everything succeeded, 1 when any input failed (the
+others are still processed), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+LABEL_SUFFIX = "_labels"
+
+
+def _inputs(paths) -> list[Path]:
+    from nuclib.data.io import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_segment(args) -> int:
+    from tqdm.auto import tqdm
+
+    from nuclib.data.io import read_image, write_image, write_labels
+    from nuclib.zoo import load_pretrained
+
+    files = _inputs(args.inputs)
+    if not files:
+        print("nuclib segment: no input images found", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    segmenter = load_pretrained(args.model, source=args.source)
+    failed: list[tuple[Path, str]] = []
+    done = skipped = 0
+    for path in tqdm(files, desc="segmenting", disable=args.no_progress):
+        label_path = out_dir / f"{path.stem}{LABEL_SUFFIX}.{args.format}"
+        overlay_path = out_dir / f"{path.stem}_overlay.png"
+        if label_path.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            image = read_image(path)
+            labels = segmenter.segment(image)
+            write_labels(label_path, labels)
+            if args.overlay:
+                from nuclib.viz import overlay_rgb
+
+                write_image(overlay_path, overlay_rgb(image, labels))
+            done += 1
+            if args.verbose:
+                print(f"{path}: {int(labels.max())} nuclei -> {label_path}")
+        except Exception as err:  # keep going past one bad file; report it at the end
+            failed.append((path, f"{type(err).__name__}: {err}"))
+    print(f"segmented {done}, skipped {skipped} existing (use --overwrite to redo), "
+          f"failed {len(failed)}", file=sys.stderr)
+    for path, message in failed:
+        print(f"FAILED {path}: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _match_predictions(true_dir: Path, pred_dir: Path):
+    from nuclib.data.io import list_images
+
+    truths = {p.stem: p for p in list_images(true_dir)}
+    preds = {}
+    for p in list_images(pred_dir):
+        stem = p.stem[: -len(LABEL_SUFFIX)] if p.stem.endswith(LABEL_SUFFIX) else p.stem
+        if not stem.endswith("_overlay"):
+            preds[stem] = p
+    return truths, preds
+
+
+def cmd_evaluate(args) -> int:
+    from nuclib.data.io import read_labels
+    from nuclib.metrics import evaluate
+
+    truths, preds = _match_predictions(Path(args.true), Path(args.pred))
+    names = sorted(set(truths) & set(preds))
+    missing = sorted(set(truths) - set(preds))
+    for name in missing:
+        print(f"MISSING prediction for {truths[name]}", file=sys.stderr)
+    if not names:
+        print(f"nuclib evaluate: no prediction in {args.pred} matches a label image in "
+              f"{args.true} (by file stem, '{LABEL_SUFFIX}' suffix allowed)", file=sys.stderr)
+        return 2
+    ys_true, ys_pred, failed = [], [], []
+    ok_names = []
+    for name in names:
+        try:
+            y_true, y_pred = read_labels(truths[name]), read_labels(preds[name])
+            if y_true.shape != y_pred.shape:
+                raise ValueError(f"shape {y_pred.shape} differs from the truth {y_true.shape}")
+            ys_true.append(y_true)
+            ys_pred.append(y_pred)
+            ok_names.append(name)
+        except Exception as err:
+            failed.append((name, f"{type(err).__name__}: {err}"))
+    for name, message in failed:
+        print(f"FAILED {name}: {message}", file=sys.stderr)
+    if not ys_true:
+        return 1
+    report = evaluate(ys_true, ys_pred, names=ok_names,
+                      thresholds=tuple(args.thresholds))
+    print(report.table())
+    if args.csv:
+        if Path(args.csv).exists() and not args.overwrite:
+            print(f"{args.csv} exists; not overwritten (use --overwrite)", file=sys.stderr)
+            return 1
+        report.to_csv(args.csv)
+    return 1 if (failed or missing) else 0
+
+
+def cmd_train(args) -> int:
+    from nuclib.train import train
+
+    result = train(args.recipe, output_dir=args.out)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
+                     default=str))
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from nuclib import zoo
+
+    if args.zoo_command == "list":
+        for item in zoo.list_pretrained():
+            score = item["scores"].get("fluorescence_ap50") or item["scores"].get("ap50")
+            extra = f"  AP@0.5={score:.3f}" if isinstance(score, float) else ""
+            print(f"{item['name']:<24} {item['description']}{extra}")
+        return 0
+    if args.zoo_command == "info":
+        entry = zoo.resolve_name(args.name)
+        print(json.dumps({"name": entry.name, "description": entry.description,
+                          "repo_id": entry.repo_id, "revision": entry.revision,
+                          "aliases": list(entry.aliases), "files": entry.files,
+                          "scores": entry.scores,
+                          "bundled": str(entry.bundled_dir) if entry.bundled_dir.is_dir()
+                          else None}, indent=2))
+        return 0
+    if args.zoo_command == "download":
+        seg = zoo.load_pretrained(args.name, source="hub", cache_dir=args.cache_dir)
+        print(f"downloaded and verified {seg.name}")
+        if args.dir:
+            seg.save(args.dir, overwrite=args.overwrite)
+            print(f"saved to {args.dir}")
+        return 0
+    if args.zoo_command == "push":
+        from nuclib.zoo.hub import push_model
+
+        revision = push_model(args.directory, args.repo_id, private=args.private)
+        print(f"uploaded {args.directory} to {args.repo_id} at revision {revision}")
+        return 0
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nuclib`` command."""
+    from nuclib._version import __version__
+
+    parser = argparse.ArgumentParser(prog="nuclib", description="Cell nucleus segmentation.")
+    parser.add_argument("--version", action="version", version=f"nuclib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment images into instance labels")
+    seg.add_argument("inputs", nargs="+", help="image files or folders")
+    seg.add_argument("--model", default="dsb-3class",
+                     help="zoo name, hf://owner/repo or a model directory (default dsb-3class)")
+    seg.add_argument("--source", default="auto", choices=("auto", "bundled", "hub"))
+    seg.add_argument("--out", required=True, help="output folder")
+    seg.add_argument("--format", default="tif", choices=("tif", "png"),
+                     help="label file format (tif: 32-bit, png: 16-bit)")
+    seg.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument("--no-progress", action="store_true", help="no progress bar")
+    seg.add_argument("-v", "--verbose", action="store_true", help="print one line per image")
+    seg.set_defaults(func=cmd_segment)
+
+    ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")
+    ev.add_argument("--true", required=True, help="folder of ground-truth label images")
+    ev.add_argument("--pred", required=True, help="folder of predicted label images")
+    ev.add_argument("--csv", help="write per-image rows and summaries to this CSV")
+    ev.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.75, 0.9])
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
+    ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a model from a TOML recipe")
+    tr.add_argument("recipe")
+    tr.add_argument("--out", help="output folder (overrides the recipe's)")
+    tr.set_defaults(func=cmd_train)
+
+    z = sub.add_parser("zoo", help="pretrained models")
+    zsub = z.add_subparsers(dest="zoo_command", required=True)
+    zsub.add_parser("list", help="list the pretrained models")
+    info = zsub.add_parser("info", help="show one model's registry entry")
+    info.add_argument("name")
+    dl = zsub.add_parser("download", help="download and verify a model from the Hub")
+    dl.add_argument("name")
+    dl.add_argument("--dir", help="also save it to this folder")
+    dl.add_argument("--cache-dir", help="Hugging Face cache folder")
+    dl.add_argument("--overwrite", action="store_true")
+    push = zsub.add_parser("push", help="upload a model directory to the Hub")
+    push.add_argument("directory")
+    push.add_argument("--repo-id", required=True)
+    push.add_argument("--private", action="store_true")
+    z.set_defaults(func=cmd_zoo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``nuclib`` console script; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"nuclib {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""``Segmenter``: a model together with its pre- and post-processing.
+
+What ``nuclib.load_pretrained`` returns. It turns any 2-D microscopy image
+(8/16-bit or float, 1 or 3 channels, any size) into probabilities
+(``predict``) or instance labels (``segment``); images larger than a tile are
+tiled through ``nuclib.postprocess.TiledInferencer``.
+
+Example:
+    >>> import nuclib
+    >>> seg = nuclib.load_pretrained("dsb-3class")              # doctest: +SKIP
+    >>> labels = seg.segment(nuclib.data.read_image("cells.png"))  # doctest: +SKIP
+    >>> int(labels.max())                                        # doctest: +SKIP
+    125
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+CONFIG_FILE = "nuclib.json"
+FORMAT_VERSION = 1
+HEADS = ("three_class", "binary")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "format_version": FORMAT_VERSION,
+    "name": "model",
+    "head": "three_class",
+    "input_channels": 1,
+    "normalize": {"low": 1.0, "high": 99.8},
+    "invert": "auto",
+    "postprocess": {},
+    "tiling": {"tile_size": 256, "overlap": None, "batch_size": 4, "blend": "crop"},
+}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Segmenter:
+    """A Keras model plus the settings that make it usable on raw images.
+
+    Args:
+        model: a Keras model (or any callable mapping ``(N, H, W, C)`` float32
+            batches to ``(N, H, W, K)`` probabilities).
+        config: settings, merged over ``DEFAULT_CONFIG``: ``head``
+            (``"three_class"`` or ``"binary"``), ``input_channels``,
+            ``normalize`` percentiles, ``invert`` (``"auto"``/true/false),
+            ``postprocess`` keyword arguments, ``tiling`` (tile size,
+            overlap, batch size, blend).
+
+    Raises:
+        ValueError: an unknown head or channel count.
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> seg = Segmenter(unet(depth=2, filters=4), {"head": "three_class"})
+        >>> seg.segment(np.zeros((40, 50), np.uint8)).shape
+        (40, 50)
+    """
+
+    def __init__(self, model, config: dict | None = None):
+        self.model = model
+        self.config = _merge(DEFAULT_CONFIG, config or {})
+        if self.config["head"] not in HEADS:
+            raise ValueError(f"unknown head {self.config['head']!r}; expected one of {HEADS}")
+        if self.config["input_channels"] not in (1, 3):
+            raise ValueError(f"input_channels must be 1 or 3, got {self.config['input_channels']}")
+        self._inferencer = None
+
+    # -- properties ---------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The model's name (e.g. ``"dsb-3class"``)."""
+        return self.config["name"]
+
+    @property
+    def head(self) -> str:
+        """``"three_class"`` or ``"binary"``."""
+        return self.config["head"]
+
+    def __repr__(self) -> str:
+        return (f"Segmenter(name={self.name!r}, head={self.head!r}, "
+                f"input_channels={self.config['input_channels']})")
+
+    # -- pipeline -----------------------------------------------------------
+    def preprocess(self, image) -> np.ndarray:
+        """Raw image → normalized float32 ``(H, W, input_channels)`` model input.
+
+        Raises:
+            ValueError: unusable shape, dtype, empty or non-finite image.
+        """
+        from nuclib.data.normalize import prepare_image
+
+        arr = np.asarray(image)
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"image has {arr.ndim} dimensions {arr.shape}; expected HxW or "
+                             "HxWxC (a single 2-D image; loop over stacks yourself)")
+        if min(arr.shape[:2]) < 1:
+            raise ValueError(f"image is empty (shape {arr.shape})")
+        norm = self.config["normalize"]
+        return prepare_image(arr, channels=self.config["input_channels"], low=norm["low"],
+                             high=norm["high"], invert=self.config["invert"])
+
+    def inferencer(self, **overrides):
+        """The ``TiledInferencer`` this segmenter predicts with (cached for the defaults)."""
+        from nuclib.postprocess.tiling import TiledInferencer
+
+        settings = {k: v for k, v in self.config["tiling"].items() if v is not None}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides:
+            return TiledInferencer(self.model, **settings)
+        if self._inferencer is None:
+            self._inferencer = TiledInferencer(self.model, **settings)
+        return self._inferencer
+
+    def predict(self, image, *, progress: bool = False, **tiling) -> np.ndarray:
+        """Probabilities for one image: ``(H, W, 3)`` (background, interior, boundary)
+        for three-class models, ``(H, W, 1)`` foreground for binary ones.
+
+        Args:
+            image: HxW or HxWxC image, any numeric dtype, any size.
+            progress: show a progress bar over tiles.
+            **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
+
+        Raises:
+            ValueError: unusable image.
+        """
+        x = self.preprocess(image)
+        return self.inferencer(progress=progress, **tiling).predict(x)
+
+    def postprocess(self, probs, **overrides) -> np.ndarray:
+        """Probabilities → uint32 instance labels with this model's thresholds."""
+        from nuclib.postprocess import binary_to_labels, three_class_to_labels
+
+        params = dict(self.config["postprocess"])
+        params.update(overrides)
+        if self.head == "three_class":
+            return three_class_to_labels(probs, **params)
+        return binary_to_labels(probs, **params)
+
+    def segment(self, image, *, progress: bool = False, **postprocess) -> np.ndarray:
+        """Instance labels (uint32 HxW, nuclei numbered 1..N) for one image.
+
+        Args:
+            image: HxW or HxWxC image, any numeric dtype, any size.
+            progress: show a progress bar over tiles.
+            **postprocess: override post-processing parameters.
+
+        Raises:
+            ValueError: unusable image.
+        """
+        return self.postprocess(self.predict(image, progress=progress), **postprocess)
+
+    def segment_many(self, images: Iterable | str | Path, *, progress: bool = True,
+                     **postprocess) -> list[np.ndarray]:
+        """Segment a list of arrays, a list of file paths, or every image in a folder.
+
+        Raises:
+            ValueError: an unreadable file (named) or unusable image.
+
+        Example:
+            >>> results = seg.segment_many("images/")   # doctest: +SKIP
+        """
+        from tqdm.auto import tqdm
+
+        from nuclib.data.io import list_images, read_image
+
+        if isinstance(images, (str, Path)):
+            images = list_images(images)
+        items = list(images)
+        out = []
+        for item in tqdm(items, desc="segmenting", disable=not progress):
+            image = read_image(item) if isinstance(item, (str, Path)) else item
+            out.append(self.segment(image, **postprocess))
+        return out
+
+    # -- persistence --------------------------------------------------------
+    def save(self, directory, *, card: str | None = None, overwrite: bool = False) -> Path:
+        """Write the model directory: Keras Hub layout + ``nuclib.json`` + model card.
+
+        Raises:
+            FileExistsError: the directory holds a model and ``overwrite`` is False.
+        """
+        from nuclib.zoo.export import write_model_dir
+
+        return write_model_dir(self.model, self.config, directory, card=card,
+                               overwrite=overwrite)
+
+    @classmethod
+    def from_directory(cls, directory, *, verify: bool = True) -> "Segmenter":
+        """Load a model directory written by ``save`` (``safe_mode=True``).
+
+        With ``verify``, files listed with a sha256 in ``nuclib.json`` are
+        checked before Keras reads them.
+
+        Raises:
+            FileNotFoundError: missing files.
+            ValueError: a checksum mismatch or a malformed ``nuclib.json``.
+        """
+        from nuclib.zoo.files import load_model_dir
+
+        model, config = load_model_dir(directory, verify=verify)
+        return cls(model, config)
+
+
+def read_config(directory) -> dict:
+    """Read and validate ``nuclib.json`` of a model directory."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; expected a nuclib model directory "
+                                "(config.json, metadata.json, model.weights.h5, nuclib.json)")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format_version "
+                         f"{config.get('format_version') if isinstance(config, dict) else None}; "
+                         f"expected {FORMAT_VERSION}")
+    return config

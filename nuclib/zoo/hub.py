@@ -1,0 +1,80 @@
+"""Downloading from and uploading to the Hugging Face Hub (``huggingface_hub``).
+
+Downloads go through the Hub cache (``HF_HOME`` / ``cache_dir``), honour
+``HF_HUB_OFFLINE=1`` and ``HF_ENDPOINT``, and are verified against pinned
+sha256 values by the caller before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nuclib.segmenter import CONFIG_FILE
+from nuclib.zoo.files import KERAS_FILES
+
+
+def download_files(repo_id: str, filenames, *, revision: str | None = None,
+                   cache_dir=None) -> Path:
+    """Download ``filenames`` of a Hub model repo into the cache; return the snapshot folder.
+
+    Raises:
+        RuntimeError: the Hub cannot be reached and the files are not cached
+            (the message says how to work offline).
+
+    Example:
+        >>> folder = download_files("nuclib/dsb-3class", ["nuclib.json"])   # doctest: +SKIP
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    from nuclib._version import __version__
+
+    # Read the environment at call time (huggingface_hub reads it once, at import).
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    folder = None
+    for name in filenames:
+        try:
+            path = hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,
+                                   endpoint=endpoint, local_files_only=offline,
+                                   library_name="nuclib", library_version=__version__)
+        except LocalEntryNotFoundError as err:
+            raise RuntimeError(f"cannot download {name} of {repo_id} (revision {revision}) and "
+                               "it is not in the cache: the Hub is unreachable or "
+                               "HF_HUB_OFFLINE=1 is set. Connect once, or use "
+                               "source='bundled' or a local directory.") from err
+        except HfHubHTTPError as err:
+            raise RuntimeError(f"the Hub refused {name} of {repo_id} (revision {revision}): "
+                               f"{err}") from err
+        folder = Path(path).parent
+    return folder
+
+
+def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None) -> Path:
+    """Download a model repo in nuclib's layout (Keras files + ``nuclib.json``).
+
+    Example:
+        >>> folder = download_model("someone/my-nuclei-model")   # doctest: +SKIP
+    """
+    return download_files(repo_id, (*KERAS_FILES, CONFIG_FILE), revision=revision,
+                          cache_dir=cache_dir)
+
+
+def push_model(directory, repo_id: str, *, private: bool = False, token: str | None = None,
+               commit_message: str = "Upload nuclib model") -> str:
+    """Upload a model directory to the Hub; return the new commit's revision.
+
+    Needs network access and a write token (``huggingface-cli login`` or ``HF_TOKEN``).
+    Put the returned revision and the file hashes into the registry to pin it.
+
+    Example:
+        >>> push_model("runs/dsb-3class/model", "nuclib/dsb-3class")   # doctest: +SKIP
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(directory), repo_id=repo_id,
+                             commit_message=commit_message)
+    return getattr(info, "oid", None) or str(info)

@@ -1,0 +1,78 @@
+"""The registry of pretrained models: name → Hub repo, pinned revision, file hashes.
+
+The table lives in ``registry.json`` beside this module (written by
+``nuclib zoo register`` after training) so hashes are data, not code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """One pretrained model.
+
+    Attributes:
+        name: canonical name, e.g. ``"dsb-3class"``.
+        description: one line for ``list_pretrained``.
+        repo_id: Hugging Face Hub repository, e.g. ``"nuclib/dsb-3class"``.
+        revision: pinned Hub revision (commit hash or tag).
+        files: ``{filename: sha256}`` of every file that is loaded.
+        aliases: other names that resolve to this entry.
+        architecture: model factory name.
+        scores: headline validation scores (for listings).
+    """
+
+    name: str
+    description: str
+    repo_id: str
+    revision: str
+    files: dict = field(default_factory=dict)
+    aliases: tuple = ()
+    architecture: str = ""
+    scores: dict = field(default_factory=dict)
+
+    @property
+    def bundled_dir(self) -> Path:
+        """Where the copy shipped inside the package lives (may not exist)."""
+        return Path(str(resources.files("nuclib.zoo"))) / "bundled" / self.name
+
+
+REGISTRY_FILE = "registry.json"
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> dict[str, PretrainedEntry]:
+    """``{name: PretrainedEntry}`` of all zoo models (read once)."""
+    text = (resources.files("nuclib.zoo") / REGISTRY_FILE).read_text()
+    entries = {}
+    for item in json.loads(text)["models"]:
+        item["aliases"] = tuple(item.get("aliases", ()))
+        entries[item["name"]] = PretrainedEntry(**item)
+    return entries
+
+
+def resolve_name(name: str) -> PretrainedEntry:
+    """Look a name or alias up in the registry.
+
+    Raises:
+        KeyError: unknown name; the message lists the known names and aliases.
+
+    Example:
+        >>> resolve_name("dsb-3class").repo_id   # doctest: +SKIP
+        'nuclib/dsb-3class'
+    """
+    table = load_registry()
+    if name in table:
+        return table[name]
+    for entry in table.values():
+        if name in entry.aliases:
+            return entry
+    known = sorted(list(table) + [a for e in table.values() for a in e.aliases])
+    raise KeyError(f"unknown pretrained model {name!r}; known names: {', '.join(known)}. "
+                   "Pass a local model directory or 'hf://owner/repo' for other models.")

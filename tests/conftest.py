@@ -1,0 +1,35 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+DSB = Path(os.environ.get("NUCLIB_DSB2018", REPO.parent / "shared" / "data" / "dsb2018"))
+EXAMPLES = REPO / "examples" / "data"
+
+
+@pytest.fixture(scope="session")
+def dsb_root() -> Path:
+    """Root of the shared DSB2018 copy (train/ and val/); tests need it present."""
+    if not (DSB / "val" / "images").is_dir():
+        raise FileNotFoundError(f"DSB2018 data not found at {DSB}; set NUCLIB_DSB2018")
+    return DSB
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The sample images bundled in examples/data."""
+    return EXAMPLES
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

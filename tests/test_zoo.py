@@ -1,0 +1,161 @@
+"""The zoo: model directories, verified loading, and the Hub path end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hub_server import COMMIT, FakeHub
+from nuclib import zoo
+from nuclib.segmenter import Segmenter
+from nuclib.zoo import files as zoo_files
+from nuclib.zoo.registry import PretrainedEntry
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from nuclib.models import unet
+
+    model = unet(depth=2, filters=4, name="tiny")
+    directory = tmp_path_factory.mktemp("models") / "tiny"
+    Segmenter(model, {"name": "tiny", "tiling": {"tile_size": 64}}).save(directory)
+    return directory
+
+
+@pytest.fixture
+def image(rng):
+    return (rng.random((40, 52)) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def registered(tiny_dir, monkeypatch):
+    """A registry with one Hub-only entry pinned to the tiny model's hashes."""
+    files = {name: zoo.sha256(tiny_dir / name)
+             for name in (*zoo_files.KERAS_FILES, "nuclib.json")}
+    entry = PretrainedEntry(name="tiny-test", description="a tiny test model",
+                            repo_id="nuclib-test/tiny", revision=COMMIT, files=files,
+                            aliases=("tiny-alias",))
+    from nuclib.zoo import registry
+
+    monkeypatch.setattr(registry, "load_registry", lambda: {"tiny-test": entry})
+    return entry
+
+
+@pytest.fixture
+def hub_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return tmp_path
+
+
+def test_saved_directory_has_the_hub_layout(tiny_dir):
+    names = sorted(p.name for p in tiny_dir.iterdir())
+    assert names == ["README.md", "config.json", "metadata.json", "model.weights.h5",
+                     "nuclib.json"]
+    config = json.loads((tiny_dir / "nuclib.json").read_text())
+    assert config["name"] == "tiny" and config["head"] == "three_class"
+    assert set(config["files"]) == set(zoo_files.KERAS_FILES)
+    assert (tiny_dir / "README.md").read_text().startswith("---\nlibrary_name: keras\n")
+
+
+def test_local_directory_round_trip(tiny_dir, image):
+    from nuclib.zoo.files import load_model_dir
+
+    model, _ = load_model_dir(tiny_dir)
+    seg = zoo.load_pretrained(tiny_dir)
+    again = Segmenter(model, seg.config)
+    np.testing.assert_array_equal(seg.predict(image), again.predict(image))
+    assert seg.segment(image).dtype == np.uint32
+
+
+def test_save_refuses_to_overwrite(tiny_dir):
+    seg = zoo.load_pretrained(tiny_dir)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        seg.save(tiny_dir)
+
+
+def test_hub_download_then_offline_cache(registered, tiny_dir, hub_env, monkeypatch, image):
+    with FakeHub({"nuclib-test/tiny": tiny_dir}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        seg = zoo.load_pretrained("tiny-test", source="hub")
+        fetched = [p for m, p in hub.requests if m == "GET" and "/resolve/" in p]
+        assert {p.rsplit("/", 1)[1] for p in fetched} == set(registered.files)
+        assert all(f"/resolve/{COMMIT}/" in p for p in fetched), "pinned revision not used"
+        expected = seg.predict(image)
+
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        before = len(hub.requests)
+        again = zoo.load_pretrained("tiny-alias", source="hub")
+        assert len(hub.requests) == before, "offline load must not touch the network"
+    np.testing.assert_array_equal(again.predict(image), expected)
+
+
+def test_hf_url_loads_any_repo_in_the_layout(tiny_dir, hub_env, monkeypatch):
+    with FakeHub({"someone/tiny": tiny_dir}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        seg = zoo.load_pretrained("hf://someone/tiny")
+    assert seg.name == "tiny"
+
+
+def test_tampered_download_raises_and_loads_nothing(registered, tiny_dir, hub_env, tmp_path,
+                                                    monkeypatch):
+    bad = tmp_path / "tampered"
+    shutil.copytree(tiny_dir, bad)
+    weights = bad / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("Keras was asked to load a file that failed its checksum")
+
+    monkeypatch.setattr(zoo_files, "_load_keras_dir", must_not_load)
+    with FakeHub({"nuclib-test/tiny": bad}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        with pytest.raises(zoo.ChecksumError, match="model.weights.h5"):
+            zoo.load_pretrained("tiny-test", source="hub")
+
+
+def test_local_directory_with_modified_file_is_rejected(tiny_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_dir, bad)
+    (bad / "config.json").write_text((bad / "config.json").read_text() + " ")
+    with pytest.raises(zoo.ChecksumError, match="config.json"):
+        zoo.load_pretrained(bad)
+
+
+def test_offline_without_cache_says_what_to_do(registered, hub_env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE"):
+        zoo.load_pretrained("tiny-test", source="hub")
+
+
+def test_unknown_name_lists_known_ones(registered):
+    with pytest.raises(KeyError, match="tiny-test"):
+        zoo.load_pretrained("no-such-model")
+
+
+def test_unknown_repo_on_the_hub(hub_env, tiny_dir, monkeypatch):
+    with FakeHub({"someone/tiny": tiny_dir}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        with pytest.raises(RuntimeError, match="nobody/nothing"):
+            zoo.load_pretrained("hf://nobody/nothing")
+
+
+def test_bad_source_and_missing_files(tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match="source"):
+        zoo.load_pretrained("dsb-3class", source="ftp")
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_dir, partial)
+    (partial / "model.weights.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="model.weights.h5"):
+        zoo.load_pretrained(partial)
+
+
+def test_list_pretrained_describes_registered_models(registered):
+    (item,) = zoo.list_pretrained()
+    assert item["name"] == "tiny-test" and item["description"] == "a tiny test model"
+    assert item["aliases"] == ["tiny-alias"] and item["bundled"] is False
