@@ -34,7 +34,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "normalize": {"low": 1.0, "high": 99.8},
     "invert": "auto",
     "postprocess": {},
-    "tiling": {"tile_size": 256, "overlap": None, "batch_size": 4, "blend": "crop"},
+    "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop"},
 }
 
 

@@ -1,22 +1,71 @@
 """Data: image and label I/O, normalization, training targets, augmentation, tf.data.
 
+Submodules: ``io`` (files and dataset layouts), ``normalize``, ``targets``,
+``augment`` (joint image / label layers; the layers themselves live in
+``geometric`` and ``intensity``), ``pipeline`` (``tf.data``). Names load on
+first use, so ``nuclib.data.io`` does not pull in TensorFlow.
+
 Example:
     >>> from nuclib import data
     >>> pairs = data.folder_pairs("../shared/data/dsb2018/train")   # doctest: +SKIP
+    >>> ds = data.make_dataset(pairs, augment=data.default_augment(seed=0))   # doctest: +SKIP
 """
 
-from nuclib.data.augment import JointAugment, default_augment
-from nuclib.data.io import (folder_pairs, list_images, read_image, read_labels, write_image,
-                            write_labels)
-from nuclib.data.normalize import (minmax_normalize, percentile_normalize, prepare_image,
-                                   standardize, to_grayscale)
-from nuclib.data.pipeline import load_pairs, make_dataset
-from nuclib.data.targets import binary, boundaries, remove_small, three_class
+from __future__ import annotations
 
-__all__ = [
-    "read_image", "read_labels", "write_image", "write_labels", "list_images", "folder_pairs",
-    "percentile_normalize", "standardize", "minmax_normalize", "to_grayscale", "prepare_image",
-    "three_class", "binary", "boundaries", "remove_small",
-    "JointAugment", "default_augment",
-    "make_dataset", "load_pairs",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "nuclib.data.io": [
+        "read_image", "read_labels", "read_pair", "read_mask_folder", "read_dsb_objects",
+        "write_image", "write_labels", "list_images", "folder_pairs", "file_list_pairs",
+        "dsb_object_pairs", "IMAGE_SUFFIXES"],
+    "nuclib.data.normalize": [
+        "percentile_normalize", "standardize", "minmax_normalize", "to_grayscale", "is_color",
+        "prepare_image"],
+    "nuclib.data.targets": [
+        "three_class", "binary", "boundaries", "remove_small", "expand_labels"],
+    "nuclib.data.augment": [
+        "JointAugment", "JointLayer", "default_augment", "strong_augment",
+        "RandomFlipRotate90", "RandomAffine", "RandomGridElastic", "RandomElastic",
+        "RandomCrop", "RandomGamma", "RandomGaussianBlur", "RandomGaussianNoise",
+        "RandomPoissonNoise"],
+    "nuclib.data.pipeline": [
+        "make_dataset", "make_validation_dataset", "load_pairs", "pad_to_multiple",
+        "labels_to_target_tf"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = {"io", "normalize", "targets", "augment", "geometric", "intensity", "joint",
+               "pipeline"}
+
+__all__ = sorted(_WHERE)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nuclib.data.augment import (JointAugment, JointLayer, RandomAffine, RandomCrop,
+                                     RandomElastic, RandomFlipRotate90, RandomGamma,
+                                     RandomGaussianBlur, RandomGaussianNoise, RandomGridElastic,
+                                     RandomPoissonNoise, default_augment, strong_augment)
+    from nuclib.data.io import (IMAGE_SUFFIXES, dsb_object_pairs, file_list_pairs,
+                                folder_pairs, list_images, read_dsb_objects, read_image,
+                                read_labels, read_mask_folder, read_pair, write_image,
+                                write_labels)
+    from nuclib.data.normalize import (is_color, minmax_normalize, percentile_normalize,
+                                       prepare_image, standardize, to_grayscale)
+    from nuclib.data.pipeline import (labels_to_target_tf, load_pairs, make_dataset,
+                                      make_validation_dataset, pad_to_multiple)
+    from nuclib.data.targets import (binary, boundaries, expand_labels, remove_small,
+                                     three_class)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy loading: reading files must not pay TensorFlow's start-up time.
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nuclib.data.{name}")
+    raise AttributeError(f"module 'nuclib.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | _SUBMODULES)

@@ -1,4 +1,24 @@
-"""Reading and writing microscopy images and instance label images."""
+"""Reading and writing microscopy images and instance label images, and finding datasets.
+
+Formats: PNG, JPEG, BMP (OpenCV) and TIFF (tifffile), 8 and 16 bit (TIFF also
+32-bit and float). Images come back channels-last in RGB order with any alpha
+channel dropped; labels come back as int32 HxW arrays (0 = background).
+
+Dataset layouts understood:
+
+- ``folder_pairs(root)``: ``root/images/<name>.*`` + ``root/labels/<name>.*``
+  matched by file stem (the layout of ``shared/data/dsb2018``);
+- ``file_list_pairs(list_file, image_dir, label_dir)``: one image name per
+  line, as unet4nuclei's ``training.txt``;
+- ``dsb_object_pairs(root)``: the Data Science Bowl per-object layout
+  ``<id>/images/<id>.png`` + ``<id>/masks/*.png``; ``read_labels`` merges a
+  masks folder into one label image.
+
+Example:
+    >>> from nuclib.data.io import folder_pairs, read_pair
+    >>> pairs = folder_pairs("../shared/data/dsb2018/val")     # doctest: +SKIP
+    >>> image, labels = read_pair(*pairs[0])                   # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
@@ -12,113 +32,333 @@ import tifffile
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 _TIFF = (".tif", ".tiff")
+# Which dtypes each writer stores losslessly (JPEG is lossy whatever the dtype).
+_WRITABLE = {".png": ("uint8", "uint16"), ".jpg": ("uint8",), ".jpeg": ("uint8",),
+             ".bmp": ("uint8",)}
+_LUMA = np.array([0.299, 0.587, 0.114])
+_INT32_MAX = np.iinfo(np.int32).max
 
 
-def read_image(path) -> np.ndarray:
-    """Read an image file as stored: HxW or HxWxC (RGB order, alpha dropped), any bit depth.
+# ----------------------------------------------------------------------------- reading
+
+def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np.ndarray:
+    """Read an image file: HxW or HxWxC, RGB order, alpha dropped, stored bit depth kept.
 
     Args:
         path: a PNG, JPEG, BMP or TIFF file.
+        as_gray: ``False`` returns channels as stored; ``"auto"`` returns an
+            RGB image whose three channels are equal (grayscale saved as RGB)
+            as HxW and leaves colour images alone; ``True`` always returns HxW
+            (equal channels: the first one; colour: luminance
+            0.299 R + 0.587 G + 0.114 B, rounded back to the stored integer dtype).
+        memmap: for uncompressed TIFF files, return a read-only memory map
+            instead of reading the pixels (for images larger than memory;
+            used by block-wise inference). Compressed TIFFs and other formats
+            are read into memory as usual, so the result is the same either way.
 
     Returns:
-        The pixel array with its stored dtype (uint8, uint16, float32, ...).
+        The pixel array with its stored dtype (uint8, uint16, uint32, float32, ...).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file cannot be decoded; the message names the file.
+        ValueError: the file cannot be decoded, or it holds a stack (Z or T
+            axes) or a shape that is not HxW or HxWxC; the message names the file.
 
     Example:
-        >>> img = read_image("examples/data/sample.png")   # doctest: +SKIP
+        >>> image = read_image("examples/data/histology.png")            # doctest: +SKIP
+        >>> gray = read_image("gray_saved_as_rgb.png", as_gray="auto")    # doctest: +SKIP
+        >>> gray.ndim
+        2
     """
+    if as_gray not in (False, True, "auto"):
+        raise ValueError(f"as_gray must be False, True or 'auto', got {as_gray!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        if path.suffix.lower() in _TIFF:
-            arr = tifffile.imread(path)
-        else:
-            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if arr is None:
-                raise ValueError("OpenCV could not decode it")
-            if arr.ndim == 3:
-                code = cv2.COLOR_BGRA2RGB if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
-                arr = cv2.cvtColor(arr, code)
-    except (ValueError, OSError, tifffile.TiffFileError) as err:
+        arr = _read_tiff(path, memmap) if path.suffix.lower() in _TIFF else _read_cv2(path)
+    except (ValueError, OSError, tifffile.TiffFileError, cv2.error) as err:
         raise ValueError(f"cannot read image {path}: {err}; expected a readable "
                          f"{'/'.join(s[1:] for s in IMAGE_SUFFIXES)} file") from err
-    arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
+        arr = arr[..., :3]  # RGBA: drop alpha
+    if arr.ndim == 3 and arr.shape[2] == 1 and as_gray:
+        arr = arr[..., 0]
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise ValueError(f"image {path} has shape {arr.shape}; expected HxW or HxWxC")
+    if as_gray and arr.ndim == 3 and arr.shape[2] == 3:
+        if _channels_equal(arr):
+            arr = arr[..., 0]
+        elif as_gray is True:
+            arr = _luminance(arr)
     return arr
+
+
+def _read_cv2(path: Path) -> np.ndarray:
+    # IMREAD_UNCHANGED keeps 16 bit and alpha; OpenCV returns None (no
+    # exception) for files it cannot decode.
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ValueError("OpenCV could not decode it (corrupt or unsupported file)")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        arr = arr[..., 2::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]  # BGR(A) → RGB(A)
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _read_tiff(path: Path, memmap: bool) -> np.ndarray:
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes
+        arr = None
+        if memmap:
+            try:
+                arr = tifffile.memmap(path, mode="r")
+            except ValueError:  # compressed or not contiguous: read into memory
+                arr = None
+        if arr is None:
+            arr = series.asarray()
+    # Drop singleton axes other than Y and X (ImageJ files often carry them).
+    keep = [i for i, a in enumerate(axes) if a in "YX" or arr.shape[i] > 1]
+    if len(keep) != arr.ndim:
+        arr = arr.reshape([arr.shape[i] for i in keep])
+        axes = "".join(axes[i] for i in keep)
+    stack_axes = [a for a in axes if a not in "YXSC"]
+    if stack_axes:
+        raise ValueError(f"it is a stack with axes {axes!r} and shape {arr.shape}; expected a "
+                         "single 2-D image (axes YX, YXS or CYX)")
+    if axes.startswith("C") and arr.ndim == 3:  # planar channels → channels-last
+        arr = np.moveaxis(arr, 0, -1)
+    return arr
+
+
+def _channels_equal(rgb: np.ndarray) -> bool:
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1])
+                and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    gray = rgb[..., :3].astype(np.float64) @ _LUMA
+    if np.issubdtype(rgb.dtype, np.integer):
+        info = np.iinfo(rgb.dtype)
+        return np.clip(np.rint(gray), info.min, info.max).astype(rgb.dtype)
+    return gray.astype(rgb.dtype)
 
 
 def read_labels(path) -> np.ndarray:
     """Read an instance label image (0 = background) as int32 HxW.
 
+    A directory is read as a DSB-style masks folder (one binary mask per
+    object, merged by ``read_mask_folder``).
+
+    Args:
+        path: a label image (PNG, TIFF, ...) or a folder of per-object masks.
+
+    Returns:
+        int32 HxW label image with the stored ids.
+
     Raises:
-        ValueError: unreadable file, not single-channel, or float values; the
-            message names the file.
+        FileNotFoundError: the file does not exist.
+        ValueError: unreadable file, several differing channels, float values,
+            negative ids or ids above 2**31 - 1; the message names the file.
 
     Example:
-        >>> labels = read_labels("labels/img1.png")   # doctest: +SKIP
+        >>> labels = read_labels("../shared/data/dsb2018/val/labels/<id>.png")   # doctest: +SKIP
     """
+    path = Path(path)
+    if path.is_dir():
+        return read_mask_folder(path)
     arr = read_image(path)
     if arr.ndim == 3:
-        if arr.shape[2] == 1 or np.all(arr == arr[..., :1]):
+        if arr.shape[2] == 1 or _channels_equal(arr):
             arr = arr[..., 0]
         else:
             raise ValueError(f"label image {path} has {arr.shape[2]} differing channels; "
                              "expected a single-channel integer label image")
     if not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"label image {path} has dtype {arr.dtype}; expected integer "
-                         "instance ids (0 = background)")
+                         "instance ids (0 = background). Save labels as 16-bit PNG or "
+                         "integer TIFF")
     if arr.min() < 0:
         raise ValueError(f"label image {path} has negative ids; expected ids >= 0")
+    if arr.max() > _INT32_MAX:
+        raise ValueError(f"label image {path} has ids up to {arr.max()}; expected ids "
+                         f"<= {_INT32_MAX} (relabel sequentially first)")
     return arr.astype(np.int32)
 
+
+def read_mask_folder(folder) -> np.ndarray:
+    """Merge a folder of per-object binary masks into one int32 label image.
+
+    Masks are taken in sorted file-name order; mask ``i`` gets id ``i + 1``
+    and, where masks overlap, later masks win (the DSB 2018 convention). Ids
+    are then renumbered 1..N so that objects hidden completely leave no gaps.
+
+    Args:
+        folder: a folder of same-sized mask images (any non-zero pixel is the object).
+
+    Returns:
+        int32 HxW label image, sequential ids 1..N.
+
+    Raises:
+        FileNotFoundError, ValueError: missing or empty folder, an unreadable
+            mask, or masks of different sizes (the mask file is named).
+
+    Example:
+        >>> labels = read_mask_folder("stage1_train/<id>/masks")   # doctest: +SKIP
+    """
+    files = list_images(folder)
+    labels = None
+    for i, mask_path in enumerate(files, start=1):
+        mask = read_image(mask_path, as_gray="auto")
+        if mask.ndim == 3:
+            mask = mask.any(axis=2)
+        if labels is None:
+            labels = np.zeros(mask.shape, np.int32)
+        elif mask.shape != labels.shape:
+            raise ValueError(f"mask {mask_path} is {mask.shape} but {files[0].name} in the same "
+                             f"folder is {labels.shape}; expected all masks of a sample to "
+                             "have the image's size")
+        labels[mask > 0] = i
+    ids, inverse = np.unique(labels, return_inverse=True)
+    if ids[0] != 0:
+        ids = np.concatenate([[0], ids])
+        inverse = inverse + 1
+    return inverse.reshape(labels.shape).astype(np.int32)
+
+
+def read_pair(image_path, label_path, *, as_gray: bool | str = False):
+    """Read an image and its labels and check that they have the same height and width.
+
+    Args:
+        image_path: the image file.
+        label_path: its label image (or DSB masks folder).
+        as_gray: passed to ``read_image``.
+
+    Returns:
+        ``(image, labels)``: the image as stored and int32 HxW labels.
+
+    Raises:
+        ValueError: unreadable files, or sizes that differ (both files named).
+
+    Example:
+        >>> image, labels = read_pair("images/a.png", "labels/a.png")   # doctest: +SKIP
+    """
+    image = read_image(image_path, as_gray=as_gray)
+    labels = read_labels(label_path)
+    if image.shape[:2] != labels.shape:
+        raise ValueError(f"image {image_path} is {image.shape[0]}x{image.shape[1]} but its "
+                         f"labels {label_path} are {labels.shape[0]}x{labels.shape[1]}; "
+                         "expected the same height and width")
+    return image, labels
+
+
+def read_dsb_objects(sample_dir):
+    """Read one sample of the DSB per-object layout: ``<id>/images/<id>.png`` + ``<id>/masks/``.
+
+    Args:
+        sample_dir: the ``<id>`` folder.
+
+    Returns:
+        ``(image, labels)``: the image as stored (alpha dropped) and int32 HxW
+        labels merged from the masks (later masks win on overlap).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing image or masks folder, or masks
+            whose size differs from the image (the files are named).
+
+    Example:
+        >>> image, labels = read_dsb_objects("stage1_train/00ae65c1c6631ae6")   # doctest: +SKIP
+    """
+    image_path, masks = _dsb_sample(Path(sample_dir))
+    return read_pair(image_path, masks)
+
+
+# ----------------------------------------------------------------------------- writing
 
 def write_labels(path, labels) -> Path:
     """Write instance labels losslessly and atomically (temporary file, then rename).
 
-    PNG stores up to 65535 ids (16 bit); TIFF stores uint32 ids.
+    PNG stores up to 65535 ids (16 bit); TIFF stores uint32 ids (zlib-compressed).
+
+    Args:
+        path: destination ending in ``.png``, ``.tif`` or ``.tiff``.
+        labels: 2-D integer (or bool) array, ids >= 0.
+
+    Returns:
+        The path written.
 
     Raises:
-        ValueError: non-integer labels, negative ids, or too many ids for PNG.
+        ValueError: non-integer labels, negative ids, too many ids for the
+            format, or an unsupported file type.
 
     Example:
         >>> write_labels("out/img1_labels.tif", labels)   # doctest: +SKIP
     """
     path = Path(path)
     arr = np.asarray(labels)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
     if not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 2:
         raise ValueError(f"labels for {path} must be a 2-D integer array, got "
                          f"{arr.dtype} {arr.shape}")
     if arr.size and arr.min() < 0:
-        raise ValueError(f"labels for {path} have negative ids")
+        raise ValueError(f"labels for {path} have negative ids; expected ids >= 0")
     suffix = path.suffix.lower()
+    top = int(arr.max()) if arr.size else 0
     if suffix == ".png":
-        if arr.size and arr.max() > 65535:
-            raise ValueError(f"{path}: {arr.max()} ids do not fit a 16-bit PNG; write a .tif")
+        if top > 65535:
+            raise ValueError(f"{path}: id {top} does not fit a 16-bit PNG; write a .tif")
         data = arr.astype(np.uint16)
     elif suffix in _TIFF:
+        if top > np.iinfo(np.uint32).max:
+            raise ValueError(f"{path}: id {top} does not fit 32 bits; relabel sequentially")
         data = arr.astype(np.uint32)
     else:
-        raise ValueError(f"cannot write labels to {path}: expected a .png, .tif or .tiff name")
+        raise ValueError(f"cannot write labels to {path}: expected a .png, .tif or .tiff name "
+                         "(lossless formats)")
     return _atomic_write(path, data)
 
 
-def write_image(path, image) -> Path:
+def write_image(path, image, *, compression: str | None = "zlib", quality: int = 95) -> Path:
     """Write an image atomically (PNG/JPEG/BMP via OpenCV, TIFF via tifffile), RGB order.
+
+    Args:
+        path: destination; the suffix picks the format.
+        image: HxW or HxWxC (C in 1, 3, 4) array. PNG takes uint8 or uint16,
+            JPEG and BMP uint8, TIFF any dtype.
+        compression: TIFF compression (``"zlib"``, or ``None`` for files that
+            ``read_image(..., memmap=True)`` can map without reading).
+        quality: JPEG quality 0-100.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: a dtype the format cannot store, a bad shape, or an
+            unknown suffix.
 
     Example:
         >>> write_image("overlay.png", rgb_uint8)   # doctest: +SKIP
     """
-    return _atomic_write(Path(path), np.asarray(image))
+    path = Path(path)
+    data = np.asarray(image)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"cannot write {path}: expected a name ending in "
+                         f"{', '.join(IMAGE_SUFFIXES)}")
+    if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image for {path} has shape {data.shape}; expected HxW or HxWxC "
+                         "with C in (1, 3, 4)")
+    allowed = _WRITABLE.get(suffix)
+    if allowed is not None and data.dtype.name not in allowed:
+        raise ValueError(f"cannot write {data.dtype} pixels to {path}; {suffix} stores "
+                         f"{' or '.join(allowed)} (use .tif for other dtypes)")
+    return _atomic_write(path, data, compression=compression, quality=quality)
 
 
-def _atomic_write(path: Path, data: np.ndarray) -> Path:
+def _atomic_write(path: Path, data: np.ndarray, *, compression: str | None = "zlib",
+                  quality: int = 95) -> Path:
     # Write to a temporary file in the same folder, then rename: a crash never
     # leaves a half-written output under the final name.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,12 +367,17 @@ def _atomic_write(path: Path, data: np.ndarray) -> Path:
     os.close(fd)
     try:
         if suffix in _TIFF:
-            tifffile.imwrite(tmp, data, compression="zlib")
+            if data.ndim == 3 and data.shape[2] == 1:
+                data = data[..., 0]  # an HxWx1 page would be read back as a stack
+            photometric = "rgb" if data.ndim == 3 and data.shape[2] in (3, 4) else "minisblack"
+            tifffile.imwrite(tmp, data, compression=compression, photometric=photometric)
         else:
             out = data
-            if data.ndim == 3 and data.shape[2] == 3:
-                out = cv2.cvtColor(data, cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(tmp, out):
+            if data.ndim == 3 and data.shape[2] in (3, 4):
+                code = cv2.COLOR_RGB2BGR if data.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+                out = cv2.cvtColor(data, code)
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+            if not cv2.imwrite(tmp, out, params):
                 raise ValueError(f"OpenCV could not encode {path} ({data.dtype} {data.shape})")
         os.replace(tmp, path)
     except BaseException:
@@ -142,43 +387,175 @@ def _atomic_write(path: Path, data: np.ndarray) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------- discovery
+
 def list_images(folder) -> list[Path]:
-    """Image files of a folder (sorted, hidden files skipped).
+    """Image files of a folder (sorted by name, hidden files skipped).
+
+    Args:
+        folder: a directory.
+
+    Returns:
+        Sorted paths of the files ending in one of ``IMAGE_SUFFIXES``.
 
     Raises:
         FileNotFoundError: the folder does not exist.
         ValueError: it holds no image files.
+
+    Example:
+        >>> files = list_images("../shared/data/dsb2018/val/images")   # doctest: +SKIP
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
     files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                   and p.is_file())
     if not files:
         raise ValueError(f"folder {folder} holds no images; expected files ending in "
                          f"{', '.join(IMAGE_SUFFIXES)}")
     return files
 
 
+def _by_stem(files: list[Path]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for f in files:
+        if f.stem in out:
+            raise ValueError(f"{out[f.stem]} and {f} have the same name; expected one file "
+                             "per image name")
+        out[f.stem] = f
+    return out
+
+
+def _listing(paths: list[Path]) -> str:
+    shown = ", ".join(str(p) for p in paths[:5])
+    return shown + (f" ... ({len(paths)} in all)" if len(paths) > 5 else "")
+
+
 def folder_pairs(root, images: str = "images", labels: str = "labels") -> list[tuple[Path, Path]]:
     """(image, label) file pairs from ``root/images`` and ``root/labels``, matched by stem.
 
+    Args:
+        root: dataset folder.
+        images, labels: names of its two sub-folders.
+
+    Returns:
+        ``[(image_path, label_path), ...]`` sorted by name.
+
     Raises:
+        FileNotFoundError: a missing folder.
         ValueError: an image without a label or a label without an image
-            (names listed), or empty folders.
+            (the files are named), two files with the same stem, or empty folders.
 
     Example:
         >>> pairs = folder_pairs("../shared/data/dsb2018/val")   # doctest: +SKIP
     """
     root = Path(root)
-    image_files = {p.stem: p for p in list_images(root / images)}
-    label_files = {p.stem: p for p in list_images(root / labels)}
-    missing_labels = sorted(set(image_files) - set(label_files))
-    missing_images = sorted(set(label_files) - set(image_files))
+    image_files = _by_stem(list_images(root / images))
+    label_files = _by_stem(list_images(root / labels))
+    missing_labels = [image_files[s] for s in sorted(set(image_files) - set(label_files))]
+    missing_images = [label_files[s] for s in sorted(set(label_files) - set(image_files))]
     if missing_labels:
-        raise ValueError(f"images without labels in {root / labels}: "
-                         f"{', '.join(missing_labels[:5])}" + (" ..." if len(missing_labels) > 5 else ""))
+        raise ValueError(f"images without a label file in {root / labels}: "
+                         f"{_listing(missing_labels)}; expected a label with the same name")
     if missing_images:
-        raise ValueError(f"labels without images in {root / images}: "
-                         f"{', '.join(missing_images[:5])}" + (" ..." if len(missing_images) > 5 else ""))
+        raise ValueError(f"label files without an image in {root / images}: "
+                         f"{_listing(missing_images)}; expected an image with the same name")
     return [(image_files[s], label_files[s]) for s in sorted(image_files)]
+
+
+def file_list_pairs(list_file, image_dir, label_dir) -> list[tuple[Path, Path]]:
+    """(image, label) pairs for the names listed in a text file, one per line.
+
+    This is unet4nuclei's ``training.txt`` / ``validation.txt`` format. A line
+    holds a file name (``img_01.png``) or a stem (``img_01``); blank lines and
+    lines starting with ``#`` are skipped. The label is the file in
+    ``label_dir`` with the same stem (its suffix may differ, e.g. ``.tif``).
+
+    Args:
+        list_file: the text file.
+        image_dir: folder holding the images.
+        label_dir: folder holding the label images.
+
+    Returns:
+        ``[(image_path, label_path), ...]`` in the order of the file.
+
+    Raises:
+        FileNotFoundError: a missing list file or folder.
+        ValueError: an empty list, or a listed name with no image or no label
+            (the list file, line and name are given).
+
+    Example:
+        >>> pairs = file_list_pairs("training.txt", "raw_images", "raw_annotations")   # doctest: +SKIP
+    """
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise FileNotFoundError(f"file list not found: {list_file}")
+    image_files = list_images(image_dir)
+    by_name = {p.name: p for p in image_files}
+    by_stem = _by_stem(image_files)
+    label_files = _by_stem(list_images(label_dir))
+    pairs = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        image = by_name.get(name) or by_stem.get(name)
+        if image is None:
+            raise ValueError(f"{list_file} line {number}: no image {name!r} in {image_dir}")
+        label = label_files.get(image.stem)
+        if label is None:
+            raise ValueError(f"{list_file} line {number}: image {image} has no label file "
+                             f"{image.stem}.* in {label_dir}")
+        pairs.append((image, label))
+    if not pairs:
+        raise ValueError(f"file list {list_file} names no images; expected one name per line")
+    return pairs
+
+
+def _dsb_sample(sample: Path) -> tuple[Path, Path]:
+    images = sample / "images"
+    masks = sample / "masks"
+    if not images.is_dir():
+        raise FileNotFoundError(f"DSB sample {sample} has no images/ folder; expected "
+                                f"{sample.name}/images/{sample.name}.png")
+    candidates = [p for p in list_images(images) if p.stem == sample.name] or list_images(images)
+    if len(candidates) != 1:
+        raise ValueError(f"DSB sample {sample} holds {len(candidates)} images and none is named "
+                         f"{sample.name}; expected {sample.name}/images/{sample.name}.png")
+    if not masks.is_dir():
+        raise ValueError(f"image {candidates[0]} has no masks/ folder at {masks}; expected one "
+                         "mask file per nucleus")
+    return candidates[0], masks
+
+
+def dsb_object_pairs(root) -> list[tuple[Path, Path]]:
+    """(image, masks folder) pairs for the DSB per-object layout under ``root``.
+
+    ``root/<id>/images/<id>.png`` with ``root/<id>/masks/*.png`` (one binary
+    mask per nucleus). ``read_labels`` (and so ``make_dataset``) reads a
+    masks folder as one merged label image.
+
+    Args:
+        root: folder holding one sub-folder per sample.
+
+    Returns:
+        ``[(image_path, masks_dir), ...]`` sorted by sample id.
+
+    Raises:
+        FileNotFoundError: ``root`` is missing, or a sample has no images/ folder.
+        ValueError: ``root`` holds no samples, or a sample has no masks folder
+            (the sample is named).
+
+    Example:
+        >>> pairs = dsb_object_pairs("stage1_train")          # doctest: +SKIP
+        >>> image, labels = read_pair(*pairs[0])              # doctest: +SKIP
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"folder not found: {root}")
+    samples = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not samples:
+        raise ValueError(f"folder {root} holds no samples; expected <id>/images/<id>.png and "
+                         "<id>/masks/*.png")
+    return [_dsb_sample(s) for s in samples]

@@ -23,10 +23,13 @@ def _as_float(image) -> np.ndarray:
         raise ValueError(f"image has dtype {arr.dtype}; expected an integer or float array")
     if arr.size == 0:
         raise ValueError(f"image is empty (shape {arr.shape})")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(arr)):
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise ValueError("image contains NaN or infinite values; expected finite intensities")
-    return arr
+    out = arr.astype(np.float32, copy=False)
+    if arr.dtype == np.float64 and not np.all(np.isfinite(out)):
+        raise ValueError(f"image values up to {np.abs(arr).max()} overflow float32; expected "
+                         "intensities below 3.4e38")
+    return out
 
 
 def percentile_normalize(image, low: float = 1.0, high: float = 99.8, *,
@@ -104,7 +107,18 @@ def to_grayscale(image) -> np.ndarray:
 
 
 def is_color(image) -> bool:
-    """True if an HxWx3/4 image has channels that differ (not gray stored as RGB)."""
+    """True if an HxWx3/4 image has channels that differ (not gray stored as RGB).
+
+    Args:
+        image: any array.
+
+    Returns:
+        False for HxW, HxWx1 and RGB(A) images whose R, G and B are equal.
+
+    Example:
+        >>> is_color(np.zeros((2, 2, 3))), is_color(np.eye(3)[None])
+        (False, True)
+    """
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] < 3:
         return False

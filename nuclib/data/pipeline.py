@@ -1,8 +1,15 @@
 """``tf.data`` pipelines that feed (image, target) batches to ``model.fit``.
 
-Images are decoded and normalized once, kept in memory, cropped in NumPy
-(cheap slicing) and augmented and turned into targets inside the TensorFlow
-graph, with parallel map and prefetch so both cores stay busy.
+Images are decoded and normalized once and kept in memory (``cache=True``),
+cropped in NumPy (cheap slicing), then augmented and turned into targets
+inside the TensorFlow graph, with parallel map and prefetch so both cores
+stay busy. ``make_validation_dataset`` yields every pixel exactly once, as
+whole images or as a fixed grid of tiles, without augmentation.
+
+Targets are integer class maps ``(N, H, W, 1)``: three-class 0 background,
+1 interior, 2 boundary (the inner one-pixel ring of each nucleus, equal to
+``targets.three_class(labels, boundary="inner")``); binary 0/1; and ``-1``
+on padded pixels, which every nuclib loss ignores.
 
 Example:
     >>> from nuclib import data
@@ -13,40 +20,73 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from nuclib.data.io import read_image, read_labels
+from nuclib.data.io import read_pair
 from nuclib.data.normalize import prepare_image
 
 TARGET_KINDS = ("three_class", "binary")
 IGNORE = -1
 
 
+def _preprocess(channels: int, preprocess: Callable | None) -> Callable:
+    return preprocess or (lambda im: prepare_image(im, channels=channels))
+
+
+def _load_one(image_path, label_path, prep: Callable, channels: int | None):
+    """Read, normalize and check one pair; errors name the files."""
+    image, labels = read_pair(image_path, label_path)
+    x = np.asarray(prep(image))
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[:2] != labels.shape:
+        raise ValueError(f"preprocessing {image_path} gave shape {x.shape}; expected "
+                         f"{labels.shape + (channels or 'C',)} (HxWxC, the labels' size)")
+    if channels is not None and x.shape[2] != channels:
+        raise ValueError(f"preprocessing {image_path} gave {x.shape[2]} channels; expected "
+                         f"{channels} like the other images")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"preprocessing {image_path} gave dtype {x.dtype}; expected float32")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"preprocessing {image_path} gave NaN or infinite values")
+    return x, labels
+
+
 def load_pairs(pairs, *, channels: int = 1, preprocess: Callable | None = None,
                progress: bool = False):
     """Read and normalize every (image, label) pair once.
+
+    Args:
+        pairs: (image_path, label_path) pairs, e.g. from ``folder_pairs``.
+        channels: model input channels (1 or 3), passed to ``prepare_image``.
+        preprocess: image → float32 HxWxC function; default ``prepare_image``.
+        progress: show a progress bar.
 
     Returns:
         Two lists: float32 HxWxC images and int32 HxW labels.
 
     Raises:
-        ValueError: unreadable files, or an image and its labels of different
-            sizes (both files named).
+        ValueError: unreadable files, an image and its labels of different
+            sizes, or a preprocessing result of the wrong shape, channel
+            count, dtype or with non-finite values (files named).
+
+    Example:
+        >>> images, labels = load_pairs(folder_pairs("dsb2018/val")[:4])   # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
-    prep = preprocess or (lambda im: prepare_image(im, channels=channels))
+    prep = _preprocess(channels, preprocess)
     images, labels = [], []
+    expected = channels if preprocess is None else None
     for image_path, label_path in tqdm(list(pairs), desc="loading", disable=not progress):
-        image = read_image(image_path)
-        lab = read_labels(label_path)
-        if image.shape[:2] != lab.shape:
-            raise ValueError(f"image {image_path} is {image.shape[:2]} but its labels "
-                             f"{label_path} are {lab.shape}; expected the same height and width")
-        images.append(prep(image))
+        x, lab = _load_one(image_path, label_path, prep, expected)
+        expected = x.shape[2]
+        images.append(x)
         labels.append(lab)
     return images, labels
 
@@ -64,11 +104,43 @@ def _random_crop(image, labels, size: int, rng: np.random.Generator):
     return image[y:y + size, x:x + size], labels[y:y + size, x:x + size]
 
 
+def pad_to_multiple(image, labels, multiple: int):
+    """Pad image (symmetric reflection) and labels (``-1``) at the bottom / right so that
+    height and width are multiples of ``multiple``.
+
+    Args:
+        image: HxWxC array.
+        labels: HxW array.
+        multiple: e.g. ``2 ** depth`` of a U-Net; 1 pads nothing.
+
+    Returns:
+        ``(image, labels)``, padded.
+
+    Example:
+        >>> im, lab = pad_to_multiple(np.zeros((5, 6, 1)), np.ones((5, 6), np.int32), 4)
+        >>> im.shape, int(lab[-1, -1])
+        ((8, 8, 1), -1)
+    """
+    h, w = labels.shape
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return image, labels
+    image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+    labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
+    return image, labels
+
+
 def inner_boundary_tf(labels):
     """TF twin of ``targets.boundaries(labels, mode="inner")`` for ``(N, H, W, 1)`` labels.
 
     A labelled pixel is boundary if a 4-neighbour has another id; ignored
     (negative) neighbours and the image border do not count.
+
+    Args:
+        labels: int ``(N, H, W, 1)`` instance labels.
+
+    Returns:
+        bool tensor of the same shape.
     """
     padded = tf.pad(labels, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     h, w = tf.shape(labels)[1], tf.shape(labels)[2]
@@ -80,7 +152,15 @@ def inner_boundary_tf(labels):
 
 
 def labels_to_target_tf(labels, target: str):
-    """Integer class targets (``-1`` = ignore) from ``(N, H, W, 1)`` instance labels."""
+    """Integer class targets (``-1`` = ignore) from ``(N, H, W, 1)`` instance labels.
+
+    Args:
+        labels: int ``(N, H, W, 1)`` instance labels, ``-1`` for padding.
+        target: ``"three_class"`` (inner boundaries) or ``"binary"``.
+
+    Returns:
+        int32 ``(N, H, W, 1)`` classes.
+    """
     labels = tf.cast(labels, tf.int32)
     if target == "binary":
         out = tf.cast(labels > 0, tf.int32)
@@ -90,21 +170,61 @@ def labels_to_target_tf(labels, target: str):
     return tf.where(labels < 0, IGNORE, out)
 
 
+class _Source:
+    """Images and labels by index: all in memory (cache) or read on demand."""
+
+    def __init__(self, pairs, data, channels, preprocess, progress, cache):
+        self.prep = _preprocess(channels, preprocess)
+        self.expected = channels if preprocess is None else None
+        if data is not None:
+            self.images, self.labels = data
+            if len(self.images) != len(self.labels):
+                raise ValueError(f"data holds {len(self.images)} images but "
+                                 f"{len(self.labels)} label images; expected one per image")
+            self.pairs = None
+        elif cache:
+            self.images, self.labels = load_pairs(pairs, channels=channels,
+                                                  preprocess=preprocess, progress=progress)
+            self.pairs = None
+        else:
+            self.pairs = [(Path(a), Path(b)) for a, b in pairs]
+            first, _ = _load_one(*self.pairs[0], self.prep, self.expected) if self.pairs else (
+                None, None)
+            self.channels = None if first is None else first.shape[2]
+        if self.pairs is None:
+            self.channels = self.images[0].shape[-1] if self.images else None
+            for i, (im, lab) in enumerate(zip(self.images, self.labels)):
+                if (np.ndim(im) != 3 or im.shape[:2] != np.shape(lab)
+                        or im.shape[2] != self.channels):
+                    raise ValueError(f"data item {i}: image {np.shape(im)} and labels "
+                                     f"{np.shape(lab)}; expected HxW{self.channels} and HxW")
+
+    def __len__(self):
+        return len(self.pairs) if self.pairs is not None else len(self.images)
+
+    def __getitem__(self, i):
+        if self.pairs is None:
+            return self.images[i], self.labels[i]
+        return _load_one(*self.pairs[i], self.prep, self.channels)
+
+
 def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: int = 8,
                  target: str = "three_class", augment: Callable | None = None,
                  shuffle: bool = True, repeat: bool = True, channels: int = 1,
                  preprocess: Callable | None = None, seed: int | None = None,
-                 data=None, progress: bool = False) -> tf.data.Dataset:
+                 data=None, progress: bool = False, cache: bool = True,
+                 pad_multiple: int = 1) -> tf.data.Dataset:
     """Build a ``tf.data.Dataset`` of ``(images, targets)`` batches.
 
-    Targets are integer class maps ``(N, H, W, 1)`` (three-class: 0 background,
-    1 interior, 2 boundary; binary: 0/1) with ``-1`` marking padded pixels
-    that the losses ignore.
+    Images are float32 ``(N, H, W, C)`` (in [0, 1] with the default
+    ``prepare_image``); targets int32 ``(N, H, W, 1)`` classes (three-class:
+    0 background, 1 interior, 2 boundary; binary: 0/1) with ``-1`` marking
+    padded pixels that the losses ignore.
 
     Args:
         pairs: (image_path, label_path) pairs, e.g. from ``folder_pairs``.
         crop_size: random crop side; images smaller than it are padded. ``None``
-            yields whole images one at a time (validation; ``batch_size`` is 1).
+            yields whole images one at a time (``batch_size`` is then 1).
         batch_size: images per batch.
         target: ``"three_class"`` or ``"binary"``.
         augment: a joint augmentation (e.g. ``default_augment()``) or None.
@@ -114,36 +234,59 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         preprocess: image → float32 HxWxC function; default ``prepare_image``.
         seed: makes crops and order reproducible.
         data: already loaded ``(images, labels)`` lists, to skip reading.
+        progress: show a progress bar while loading.
+        cache: decode and normalize every image once and keep it in memory
+            (fast); ``False`` reads each image when it is used (for datasets
+            larger than memory).
+        pad_multiple: with ``crop_size=None``, pad whole images (reflection,
+            labels ``-1``) to multiples of this, e.g. 16 for a depth-4 U-Net.
 
     Returns:
         A batched, prefetched ``tf.data.Dataset``.
 
     Raises:
-        ValueError: unknown target, no pairs, or bad files.
+        ValueError: unknown target, no pairs, bad sizes, or bad files (named).
+
+    Example:
+        >>> ds = make_dataset(folder_pairs("dsb2018/train"), crop_size=128, batch_size=4,
+        ...                   augment=default_augment(seed=0), seed=0)   # doctest: +SKIP
+        >>> images, targets = next(iter(ds))                             # doctest: +SKIP
     """
     if target not in TARGET_KINDS:
         raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
-    images, labels = data if data is not None else load_pairs(
-        pairs, channels=channels, preprocess=preprocess, progress=progress)
-    if not images:
+    if crop_size is not None and int(crop_size) < 1:
+        raise ValueError(f"crop_size must be a positive int or None, got {crop_size}")
+    if int(batch_size) < 1 or int(pad_multiple) < 1:
+        raise ValueError(f"batch_size and pad_multiple must be >= 1, got {batch_size}, "
+                         f"{pad_multiple}")
+    if data is None and not len(pairs):
         raise ValueError("no (image, label) pairs given; expected at least one")
-    c = images[0].shape[-1]
+    source = _Source(pairs, data, channels, preprocess, progress, cache)
+    if not len(source):
+        raise ValueError("no (image, label) pairs given; expected at least one")
+    c = source.channels
 
     if crop_size is None:
         def whole():
-            for im, lab in zip(images, labels):
-                yield im, lab[..., None]
+            rng = np.random.default_rng(seed)
+            while True:
+                order = rng.permutation(len(source)) if shuffle else range(len(source))
+                for i in order:
+                    im, lab = pad_to_multiple(*source[i], pad_multiple)
+                    yield im, lab[..., None]
+                if not repeat:
+                    return
         ds = tf.data.Dataset.from_generator(whole, output_signature=(
             tf.TensorSpec((None, None, c), tf.float32), tf.TensorSpec((None, None, 1), tf.int32)))
         ds = ds.batch(1)
     else:
         def crops():
             rng = np.random.default_rng(seed)
-            n = len(images)
+            n = len(source)
             while True:
                 order = rng.permutation(n) if shuffle else np.arange(n)
                 for i in order:
-                    im, lab = _random_crop(images[i], labels[i], crop_size, rng)
+                    im, lab = _random_crop(*source[i], crop_size, rng)
                     yield im, lab[..., None]
                 if not repeat:
                     return
@@ -158,4 +301,65 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target)),
                 num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _tiles(image, labels, size: int):
+    """Non-overlapping ``size`` tiles covering the image; the last row / column padded."""
+    image, labels = pad_to_multiple(image, labels, size)
+    h, w = labels.shape
+    for y in range(0, h, size):
+        for x in range(0, w, size):
+            yield image[y:y + size, x:x + size], labels[y:y + size, x:x + size]
+
+
+def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
+                            batch_size: int = 8, target: str = "three_class",
+                            channels: int = 1, preprocess: Callable | None = None,
+                            pad_multiple: int = 16, data=None,
+                            progress: bool = False) -> tf.data.Dataset:
+    """A deterministic, unaugmented dataset that covers every labelled pixel exactly once.
+
+    Args:
+        pairs: (image_path, label_path) pairs.
+        tile_size: ``None`` yields whole images one per batch, padded to
+            multiples of ``pad_multiple``; an int cuts each image into
+            non-overlapping tiles of that size (edge tiles padded) and batches them.
+        batch_size: tiles per batch (tile mode).
+        target, channels, preprocess, data, progress: as ``make_dataset``.
+        pad_multiple: whole-image padding multiple (16 suits a depth-4 U-Net).
+
+    Returns:
+        A finite ``tf.data.Dataset`` of ``(images, targets)``; padded pixels
+        have target ``-1``.
+
+    Raises:
+        ValueError: as ``make_dataset``.
+
+    Example:
+        >>> val = make_validation_dataset(folder_pairs("dsb2018/val"), tile_size=256)  # doctest: +SKIP
+        >>> model.fit(train, validation_data=val, ...)                                   # doctest: +SKIP
+    """
+    if tile_size is None:
+        return make_dataset(pairs, crop_size=None, target=target, shuffle=False, repeat=False,
+                            channels=channels, preprocess=preprocess, data=data,
+                            progress=progress, pad_multiple=pad_multiple)
+    if target not in TARGET_KINDS:
+        raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
+    if int(tile_size) < 1:
+        raise ValueError(f"tile_size must be a positive int or None, got {tile_size}")
+    if data is None and not len(pairs):
+        raise ValueError("no (image, label) pairs given; expected at least one")
+    source = _Source(pairs, data, channels, preprocess, progress, cache=True)
+
+    def tiles():
+        for i in range(len(source)):
+            for im, lab in _tiles(*source[i], tile_size):
+                yield im, lab[..., None]
+
+    ds = tf.data.Dataset.from_generator(tiles, output_signature=(
+        tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
+        tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
+    ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target)),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

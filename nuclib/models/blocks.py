@@ -133,3 +133,157 @@ def check_input_shape(input_shape, *, divisor: int | None = None) -> tuple:
             raise ValueError(f"input_shape {shape}: side {side} is not a positive multiple of "
                              f"{divisor}; use None for any size or a multiple of {divisor}")
     return shape
+
+
+def pix2pix_upsample(x, filters: int, *, size: int = 3, dropout: float = 0.0, name: str):
+    """The pix2pix decoder block: stride-2 Conv2DTranspose → BatchNorm → Dropout → ReLU.
+
+    Written after ``tensorflow_examples.models.pix2pix.upsample`` (not on PyPI):
+    the transposed convolution has no bias (batch norm follows) and a
+    N(0, 0.02) kernel initializer, as in the pix2pix paper.
+
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: output channels.
+        size: kernel size of the transposed convolution.
+        dropout: dropout rate; 0 adds no Dropout layer.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, 2H, 2W, filters)`` tensor.
+
+    Example:
+        >>> x = keras.Input((8, 8, 32))
+        >>> tuple(pix2pix_upsample(x, 16, dropout=0.5, name="m_up").shape)
+        (None, 16, 16, 16)
+    """
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    x = layers.Conv2DTranspose(filters, size, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=init, name=f"{name}_tconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_drop")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def attention_gate(skip, gating, inter_filters: int, *, gating_stride: int = 2, name: str):
+    """Additive attention gate (Oktay et al. 2018): re-weights ``skip`` pixel by pixel.
+
+    ``alpha = sigmoid(psi(relu(theta(skip) + up(phi(gating)))))`` with 1x1
+    convolutions ``theta``, ``phi`` (to ``inter_filters`` channels) and ``psi``
+    (to 1 channel); the gate returns ``skip * alpha`` (alpha broadcast over
+    channels). The gating signal comes from the coarser decoder level, so its
+    projection is bilinearly up-sampled by ``gating_stride`` to the skip's size
+    (1x1 convolution and bilinear up-sampling commute, so projecting first is
+    the cheap order).
+
+    Args:
+        skip: ``(N, H, W, C)`` encoder features.
+        gating: ``(N, H / s, W / s, G)`` decoder features, ``s = gating_stride``.
+        inter_filters: channels of the intermediate (attention) space.
+        gating_stride: how much coarser ``gating`` is than ``skip`` (1 = same size).
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, C)`` tensor: the gated skip.
+
+    Example:
+        >>> skip = keras.Input((16, 16, 8))
+        >>> gating = keras.Input((8, 8, 16))
+        >>> tuple(attention_gate(skip, gating, 4, name="m_att").shape)
+        (None, 16, 16, 8)
+    """
+    theta = layers.Conv2D(inter_filters, 1, use_bias=False, name=f"{name}_theta")(skip)
+    phi = layers.Conv2D(inter_filters, 1, name=f"{name}_phi")(gating)
+    if gating_stride != 1:
+        phi = layers.UpSampling2D(gating_stride, interpolation="bilinear",
+                                  name=f"{name}_phi_up")(phi)
+    act = layers.Add(name=f"{name}_add")([theta, phi])
+    act = layers.Activation("relu", name=f"{name}_relu")(act)
+    psi = layers.Conv2D(1, 1, name=f"{name}_psi")(act)
+    alpha = layers.Activation("sigmoid", name=f"{name}_alpha")(psi)
+    return layers.Multiply(name=f"{name}_gate")([skip, alpha])
+
+
+def multires_split(filters: int, alpha: float = 1.67) -> tuple[int, int, int]:
+    """Channels of the three chained 3x3 convolutions of a MultiRes block.
+
+    ``W = alpha * filters`` split as W/6, W/3, W/2 (the original code's
+    ``int(W*0.167)``, ``int(W*0.333)``, ``int(W*0.5)``), each at least 1.
+
+    Example:
+        >>> multires_split(32)
+        (8, 17, 26)
+    """
+    width = alpha * filters
+    return tuple(max(1, int(width * f)) for f in (0.167, 0.333, 0.5))
+
+
+def multires_block(x, filters: int, *, alpha: float = 1.67, name: str):
+    """MultiRes block (Ibtehaz & Rahman 2020): a cheap stand-in for 3x3/5x5/7x7 convs.
+
+    Three chained 3x3 conv-BN-ReLU layers (receptive fields 3, 5, 7) with
+    ``multires_split(filters, alpha)`` channels are concatenated, batch
+    normalized, added to a 1x1 conv-BN shortcut, then ReLU and BatchNorm.
+
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: the U-Net-equivalent filter count ``U``.
+        alpha: width multiplier ``W = alpha * U`` (1.67 in the paper).
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, sum(multires_split(filters, alpha)))`` tensor.
+
+    Example:
+        >>> x = keras.Input((None, None, 1))
+        >>> multires_block(x, 32, name="m_mres0").shape[-1]
+        51
+    """
+    c3, c5, c7 = multires_split(filters, alpha)
+    shortcut = conv_bn_act(x, c3 + c5 + c7, kernel_size=1, activation=None,
+                           name=f"{name}_shortcut")
+    a = conv_bn_act(x, c3, name=f"{name}_3x3")
+    b = conv_bn_act(a, c5, name=f"{name}_5x5")
+    c = conv_bn_act(b, c7, name=f"{name}_7x7")
+    out = layers.Concatenate(name=f"{name}_concat")([a, b, c])
+    out = layers.BatchNormalization(name=f"{name}_concat_bn")(out)
+    out = layers.Add(name=f"{name}_add")([shortcut, out])
+    out = layers.Activation("relu", name=f"{name}_relu")(out)
+    return layers.BatchNormalization(name=f"{name}_bn")(out)
+
+
+def res_path(x, filters: int, length: int, *, name: str):
+    """Res path (Ibtehaz & Rahman 2020): ``length`` residual 3x3 units on a skip connection.
+
+    Each unit is ``BN(ReLU(conv3x3-BN-ReLU(x) + conv1x1-BN(x)))``; the chain
+    narrows the semantic gap between encoder and decoder features, so shallow
+    skips get longer paths.
+
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: channels of every unit.
+        length: number of residual units (>= 1).
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, filters)`` tensor.
+
+    Raises:
+        ValueError: ``length < 1``.
+
+    Example:
+        >>> x = keras.Input((None, None, 51))
+        >>> res_path(x, 32, 4, name="m_path0").shape[-1]
+        32
+    """
+    if length < 1:
+        raise ValueError(f"res_path length must be >= 1, got {length}")
+    for i in range(length):
+        shortcut = conv_bn_act(x, filters, kernel_size=1, activation=None,
+                               name=f"{name}_{i}_shortcut")
+        out = conv_bn_act(x, filters, name=f"{name}_{i}_conv")
+        out = layers.Add(name=f"{name}_{i}_add")([shortcut, out])
+        out = layers.Activation("relu", name=f"{name}_{i}_relu")(out)
+        x = layers.BatchNormalization(name=f"{name}_{i}_bn")(out)
+    return x

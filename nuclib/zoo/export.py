@@ -236,7 +236,7 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "input_channels": recipe["model"]["input_channels"],
         "normalize": {"low": low, "high": high},
         "invert": "auto",
-        "tiling": {"tile_size": 256, "batch_size": 4, "blend": "crop"},
+        "tiling": {"tile_size": 1024, "batch_size": 1, "blend": "crop"},
     }
     segmenter = Segmenter(model, config)
     val_pairs = folder_pairs(recipe["data"]["val"])
@@ -265,3 +265,53 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     out = write_model_dir(model, segmenter.config, out_dir, overwrite=True)
     report.to_csv(Path(out).parent / f"{recipe['name']}_val_report.csv")
     return {"model_dir": str(out), "scores": scores}
+
+
+def register_model(model_dir, *, name: str, repo_id: str, revision: str, description: str,
+                   aliases=(), bundle: bool = True, registry_file=None) -> dict:
+    """Add (or replace) a registry entry for a finished model directory.
+
+    Computes the sha256 of every loaded file, optionally copies the directory
+    into the package (``nuclib/zoo/bundled/<name>``) as the offline copy, and
+    rewrites ``registry.json``. A maintainer step after training and
+    ``nuclib zoo push``.
+
+    Returns:
+        The new entry as a dict.
+
+    Example:
+        >>> register_model("runs/dsb-3class/model", name="dsb-3class",
+        ...                repo_id="nuclib/dsb-3class", revision="main",
+        ...                description="...")   # doctest: +SKIP
+    """
+    from importlib import resources
+
+    from nuclib.segmenter import CONFIG_FILE, read_config
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    package = Path(str(resources.files("nuclib.zoo")))
+    registry_path = Path(registry_file) if registry_file else package / "registry.json"
+    files = {f: sha256(model_dir / f) for f in (*KERAS_FILES, CONFIG_FILE)}
+    scores = config.get("scores", {})
+    headline = {}
+    for group, row in scores.get("groups", {}).items():
+        for key in ("ap50", "dsb_score"):
+            if key in row:
+                headline[f"{group}_{key}"] = row[key]
+    entry = {"name": name, "description": description, "repo_id": repo_id,
+             "revision": revision, "files": files, "aliases": list(aliases),
+             "architecture": config.get("architecture", ""), "scores": headline}
+    table = json.loads(registry_path.read_text()) if registry_path.is_file() else {"models": []}
+    table["models"] = [m for m in table["models"] if m["name"] != name] + [entry]
+    table["models"].sort(key=lambda m: m["name"])
+    registry_path.write_text(json.dumps(table, indent=2) + "\n")
+    if bundle:
+        target = package / "bundled" / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(model_dir, target)
+    from nuclib.zoo.registry import load_registry
+
+    load_registry.cache_clear()
+    return entry

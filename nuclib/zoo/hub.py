@@ -33,6 +33,7 @@ def download_files(repo_id: str, filenames, *, revision: str | None = None,
     # Read the environment at call time (huggingface_hub reads it once, at import).
     endpoint = os.environ.get("HF_ENDPOINT") or None
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    cache_dir = cache_dir or _cache_dir_from_env()
     folder = None
     for name in filenames:
         try:
@@ -49,6 +50,14 @@ def download_files(repo_id: str, filenames, *, revision: str | None = None,
                                f"{err}") from err
         folder = Path(path).parent
     return folder
+
+
+def _cache_dir_from_env():
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None  # huggingface_hub's default (~/.cache/huggingface/hub)
 
 
 def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None) -> Path:

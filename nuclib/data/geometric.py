@@ -1,0 +1,363 @@
+"""Geometric joint augmentations: images and labels move together with one draw.
+
+Images are resampled bilinearly (or nearest), labels always by nearest
+neighbour, so label ids survive exactly and keep their dtype. Every layer
+takes ``{"images", "labels"}`` (or ``"segmentation_masks"``), batched or not,
+and runs eagerly and inside ``tf.data.Dataset.map``.
+
+Example:
+    >>> import numpy as np
+    >>> layer = RandomAffine(rotation=180, scale=(0.8, 1.25), seed=0)
+    >>> out = layer({"images": np.random.rand(64, 64, 1).astype("float32"),
+    ...              "labels": np.zeros((64, 64, 1), np.int32)})
+    >>> tuple(out["images"].shape), out["labels"].dtype.name
+    ((64, 64, 1), 'int32')
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from nuclib.data import _tf_image as ti
+from nuclib.data.joint import JointLayer, check_probability, check_range
+
+IGNORE_LABEL = -1
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
+    return value
+
+
+class _Warp(JointLayer):
+    """Shared by the layers that resample through source coordinates."""
+
+    def __init__(self, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 label_fill_value=0, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.interpolation = _check_choice("interpolation", interpolation, ti.INTERPOLATIONS)
+        self.fill_mode = _check_choice("fill_mode", fill_mode, ti.FILL_MODES)
+        self.fill_value = float(fill_value)
+        self.label_fill_value = int(label_fill_value)
+
+    def _resample(self, images, labels, ys, xs):
+        images = ti.sample(images, ys, xs, interpolation=self.interpolation,
+                           fill_mode=self.fill_mode, fill_value=self.fill_value)
+        if labels is not None:
+            # Labels follow the image's fill so that reflected nuclei stay
+            # labelled; with constant fill they get ``label_fill_value``.
+            labels = ti.sample(labels, ys, xs, interpolation="nearest", fill_mode=self.fill_mode,
+                               fill_value=self.label_fill_value)
+        return images, labels
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(interpolation=self.interpolation, fill_mode=self.fill_mode,
+                      fill_value=self.fill_value, label_fill_value=self.label_fill_value)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomFlipRotate90(JointLayer):
+    """Random flips and 90-degree rotations (the 8 symmetries of a square), exact.
+
+    Square images get each of the 8 with equal probability; non-square images
+    one of the 4 that keep the shape (identity, vertical flip, horizontal
+    flip, 180-degree rotation). No interpolation, so images and labels are
+    permuted pixel for pixel.
+
+    Args:
+        seed: int seed or None.
+        **kwargs: Keras layer arguments.
+
+    Example:
+        >>> out = RandomFlipRotate90(seed=1)({"images": images, "labels": labels})   # doctest: +SKIP
+    """
+
+    def transform(self, images, labels, seed, training):
+        n = tf.shape(images)[0]
+        bits = tf.random.stateless_uniform(tf.stack([n, 3]), seed, 0, 2, dtype=tf.int32) > 0
+        flip_rows = bits[:, 0, None, None, None]
+        flip_cols = bits[:, 1, None, None, None]
+        swap = bits[:, 2, None, None, None]
+
+        def flips(x):
+            x = tf.where(flip_rows, tf.reverse(x, [1]), x)
+            return tf.where(flip_cols, tf.reverse(x, [2]), x)
+
+        def with_transpose(x):
+            # Transposing (plus the flips) yields the four odd symmetries.
+            return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x)
+
+        h, w = images.shape[1], images.shape[2]
+        tensors = [images] if labels is None else [images, labels]
+        if h is not None and w is not None:
+            square = h == w
+            out = [flips(with_transpose(x) if square else x) for x in tensors]
+        else:
+            dyn = tf.shape(images)
+            out = tf.cond(tf.equal(dyn[1], dyn[2]),
+                          lambda: [flips(with_transpose(x)) for x in tensors],
+                          lambda: [flips(x) for x in tensors])
+        return (out[0], None) if labels is None else (out[0], out[1])
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomAffine(_Warp):
+    """Random rotation, scaling, shear and translation in one resampling step.
+
+    One affine transform per sample about the image centre: rotate by an
+    angle drawn uniformly from ``rotation`` (degrees, counter-clockwise as
+    displayed), scale by a factor drawn log-uniformly from ``scale`` (> 1
+    enlarges), shear along x by an angle from ``shear`` (degrees) and shift by
+    a fraction of the image size drawn from ``translation``. Doing it in one
+    step interpolates the image once instead of once per transform.
+
+    Args:
+        rotation: degrees; ``r`` means ``(-r, r)``, or a ``(min, max)`` pair.
+        scale: ``(min, max)`` scale factors (> 0), or one factor.
+        shear: degrees; ``s`` means ``(-s, s)``, or a pair.
+        translation: fraction of height/width; ``t`` means ``(-t, t)``.
+        interpolation: ``"bilinear"`` or ``"nearest"`` for images (labels are
+            always nearest).
+        fill_mode: ``"reflect"``, ``"constant"``, ``"nearest"`` or ``"wrap"``
+            for pixels that come from outside the image.
+        fill_value: image value for ``fill_mode="constant"``.
+        label_fill_value: label for ``fill_mode="constant"`` (0 background,
+            or -1 so that losses ignore those pixels).
+        seed: int seed or None.
+
+    Raises:
+        ValueError: bad ranges or an unknown mode.
+
+    Example:
+        >>> layer = RandomAffine(rotation=180, scale=(0.7, 1.4), shear=10, seed=0)
+    """
+
+    def __init__(self, rotation=180.0, scale=(0.75, 1.33), shear=0.0, translation=0.0,
+                 interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 label_fill_value=0, seed=None, **kwargs):
+        super().__init__(interpolation=interpolation, fill_mode=fill_mode,
+                         fill_value=fill_value, label_fill_value=label_fill_value,
+                         seed=seed, **kwargs)
+        self.rotation = check_range("rotation", rotation, symmetric=True)
+        self.scale = check_range("scale", scale)
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale factors must be > 0, got {self.scale}")
+        self.shear = check_range("shear", shear, symmetric=True)
+        if max(abs(v) for v in self.shear) >= 90:
+            raise ValueError(f"shear must stay within (-90, 90) degrees, got {self.shear}")
+        self.translation = check_range("translation", translation, symmetric=True)
+
+    def transform(self, images, labels, seed, training):
+        shape = tf.shape(images)
+        n, h, w = shape[0], shape[1], shape[2]
+        seeds = tf.random.experimental.stateless_split(seed, 5)
+        deg = math.pi / 180.0
+        theta = tf.random.stateless_uniform(tf.stack([n]), seeds[0], *self.rotation) * deg
+        s = ti.log_uniform(seeds[1], n, *self.scale)
+        k = tf.tan(tf.random.stateless_uniform(tf.stack([n]), seeds[2], *self.shear) * deg)
+        tx = tf.random.stateless_uniform(tf.stack([n]), seeds[3], *self.translation)
+        ty = tf.random.stateless_uniform(tf.stack([n]), seeds[4], *self.translation)
+        tx = tx * tf.cast(w, tf.float32)
+        ty = ty * tf.cast(h, tf.float32)
+        # Forward map (centred, x right, y down): M = R(theta) @ Shear(k) @ s.
+        # A counter-clockwise turn on screen is x' = x cos + y sin, y' = -x sin + y cos.
+        cos, sin = tf.cos(theta), tf.sin(theta)
+        a, b = s * cos, s * (cos * k + sin)
+        c, d = -s * sin, s * (-sin * k + cos)
+        det = a * d - b * c
+        ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+        # source = M^-1 (out - t)
+        inverse = tf.stack([
+            tf.stack([ia, ib, -(ia * tx + ib * ty)], axis=1),
+            tf.stack([ic, id_, -(ic * tx + id_ * ty)], axis=1)], axis=1)
+        ys, xs = ti.affine_source(inverse, h, w, n)
+        return self._resample(images, labels, ys, xs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rotation=list(self.rotation), scale=list(self.scale),
+                      shear=list(self.shear), translation=list(self.translation))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomGridElastic(_Warp):
+    """Elastic deformation from a random grid of control points (unet4nuclei's form).
+
+    A ``points x points`` grid spans the image; each control point moves by
+    ``normal() * uniform(0, distortion)`` pixels along each axis (as
+    unet4nuclei's ``deform(points=16, distort=5)``), and displacements are
+    interpolated bilinearly in between (unet4nuclei used a piecewise-affine
+    triangulation of the same grid, which is nearly the same field).
+
+    Args:
+        points: control points per side (>= 2).
+        distortion: displacement scale in pixels (>= 0).
+        probability: fraction of samples deformed.
+        interpolation, fill_mode, fill_value, label_fill_value: as ``RandomAffine``.
+        seed: int seed or None.
+
+    Raises:
+        ValueError: ``points < 2``, negative distortion, bad probability or modes.
+
+    Example:
+        >>> layer = RandomGridElastic(points=16, distortion=5.0, seed=0)
+    """
+
+    def __init__(self, points=16, distortion=5.0, probability=1.0, interpolation="bilinear",
+                 fill_mode="reflect", fill_value=0.0, label_fill_value=0, seed=None, **kwargs):
+        super().__init__(interpolation=interpolation, fill_mode=fill_mode,
+                         fill_value=fill_value, label_fill_value=label_fill_value,
+                         seed=seed, **kwargs)
+        if int(points) < 2:
+            raise ValueError(f"points must be >= 2, got {points}")
+        if distortion < 0:
+            raise ValueError(f"distortion must be >= 0 pixels, got {distortion}")
+        self.points = int(points)
+        self.distortion = float(distortion)
+        self.probability = check_probability(probability)
+
+    def transform(self, images, labels, seed, training):
+        shape = tf.shape(images)
+        n, h, w = shape[0], shape[1], shape[2]
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        grid_shape = tf.stack([n, self.points, self.points, 2])
+        grid = (tf.random.stateless_normal(grid_shape, seeds[0])
+                * tf.random.stateless_uniform(grid_shape, seeds[1], 0.0, self.distortion))
+        grid = tf.ensure_shape(grid, [None, self.points, self.points, 2])
+        disp = ti.grid_displacement(grid, h, w)
+        yy, xx = ti.pixel_grid(n, h, w)
+        return self._resample(images, labels, yy + disp[..., 0], xx + disp[..., 1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(points=self.points, distortion=self.distortion,
+                      probability=self.probability)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomElastic(_Warp):
+    """Elastic deformation in the alpha / sigma form (Simard et al. 2003).
+
+    A random field uniform in [-1, 1] per pixel and axis is smoothed by a
+    Gaussian of ``sigma`` pixels and multiplied by ``alpha`` (drawn per
+    sample from a range), giving the displacement in pixels.
+
+    Args:
+        alpha: displacement strength; a number or a ``(min, max)`` range.
+        sigma: smoothness in pixels (> 0); images must be at least
+            ``4 * sigma`` pixels on each side.
+        probability: fraction of samples deformed.
+        interpolation, fill_mode, fill_value, label_fill_value: as ``RandomAffine``.
+        seed: int seed or None.
+
+    Raises:
+        ValueError: negative alpha, ``sigma <= 0``, bad probability or modes.
+
+    Example:
+        >>> layer = RandomElastic(alpha=(0.0, 40.0), sigma=5.0, seed=0)
+    """
+
+    def __init__(self, alpha=(0.0, 40.0), sigma=5.0, probability=1.0,
+                 interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 label_fill_value=0, seed=None, **kwargs):
+        super().__init__(interpolation=interpolation, fill_mode=fill_mode,
+                         fill_value=fill_value, label_fill_value=label_fill_value,
+                         seed=seed, **kwargs)
+        self.alpha = check_range("alpha", alpha, low=0.0)
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0 pixels, got {sigma}")
+        self.sigma = float(sigma)
+        self.probability = check_probability(probability)
+
+    def transform(self, images, labels, seed, training):
+        shape = tf.shape(images)
+        n, h, w = shape[0], shape[1], shape[2]
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        noise = tf.random.stateless_uniform(tf.stack([n, h, w, 2]), seeds[0], -1.0, 1.0)
+        sigma = tf.fill(tf.stack([n]), self.sigma)
+        field = ti.gaussian_blur(noise, sigma, ti.radius_for(self.sigma))
+        alpha = tf.random.stateless_uniform(tf.stack([n]), seeds[1], *self.alpha)
+        field = field * alpha[:, None, None, None]
+        yy, xx = ti.pixel_grid(n, h, w)
+        return self._resample(images, labels, yy + field[..., 0], xx + field[..., 1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha=list(self.alpha), sigma=self.sigma, probability=self.probability)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomCrop(JointLayer):
+    """Crop the same random window from images and labels (joint, per sample).
+
+    Inputs smaller than the crop are padded at the bottom / right: images by
+    reflection, labels with ``label_pad_value`` (-1, the label losses
+    ignore). Without training (``training=False``) the centre is cropped, so
+    the output size is the same either way.
+
+    Args:
+        height, width: crop size in pixels.
+        label_pad_value: label for padded pixels (use 0 for unsigned labels).
+        seed: int seed or None.
+
+    Raises:
+        ValueError: non-positive size; at call time, a negative pad value for
+            unsigned labels.
+
+    Example:
+        >>> crop = RandomCrop(256, 256, seed=0)
+    """
+
+    acts_in_inference = True
+
+    def __init__(self, height, width, label_pad_value=IGNORE_LABEL, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if int(height) < 1 or int(width) < 1:
+            raise ValueError(f"crop size must be positive, got {height}x{width}")
+        self.height = int(height)
+        self.width = int(width)
+        self.label_pad_value = int(label_pad_value)
+
+    def transform(self, images, labels, seed, training):
+        shape = tf.shape(images)
+        n, h, w = shape[0], shape[1], shape[2]
+        room_y = tf.maximum(h - self.height, 0)
+        room_x = tf.maximum(w - self.width, 0)
+        if training:
+            u = tf.random.stateless_uniform(tf.stack([n, 2]), seed)
+            oy = tf.cast(tf.floor(u[:, 0] * tf.cast(room_y + 1, tf.float32)), tf.int32)
+            ox = tf.cast(tf.floor(u[:, 1] * tf.cast(room_x + 1, tf.float32)), tf.int32)
+            oy, ox = tf.minimum(oy, room_y), tf.minimum(ox, room_x)
+        else:
+            oy = tf.fill(tf.stack([n]), room_y // 2)
+            ox = tf.fill(tf.stack([n]), room_x // 2)
+        rows = oy[:, None, None] + tf.range(self.height)[None, :, None]
+        cols = ox[:, None, None] + tf.range(self.width)[None, None, :]
+        rows = tf.broadcast_to(rows, tf.stack([n, self.height, self.width]))
+        cols = tf.broadcast_to(cols, tf.stack([n, self.height, self.width]))
+        images = ti.gather_pixels(images, rows, cols, fill_mode="reflect")
+        if labels is not None:
+            if self.label_pad_value < 0 and labels.dtype.is_unsigned:
+                raise ValueError(f"labels of dtype {labels.dtype.name} cannot hold the pad value "
+                                 f"{self.label_pad_value}; use label_pad_value=0 or signed labels")
+            labels = ti.gather_pixels(labels, rows, cols, fill_mode="constant",
+                                      fill_value=self.label_pad_value)
+        return images, labels
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(height=self.height, width=self.width,
+                      label_pad_value=self.label_pad_value)
+        return config

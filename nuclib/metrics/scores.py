@@ -1,0 +1,254 @@
+"""Dataset and error scores for instance segmentations: DSB score, AJI, splits and
+merges, missed nuclei by size.
+
+All of them read the sparse overlap table of ``nuclib.metrics.matching``,
+so each costs one pass over the pixels.
+
+Example:
+    >>> import numpy as np
+    >>> y = np.zeros((8, 8), np.uint8); y[1:4, 1:4] = 1; y[5:8, 5:8] = 2
+    >>> dsb_score(y, y), aggregated_jaccard_index(y, y)
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from nuclib.metrics.matching import Overlap, label_overlap, match_overlap
+
+# Kaggle DSB2018: IoU thresholds 0.50, 0.55, ..., 0.95, kept as exact hundredths
+DSB_THRESHOLDS = tuple(k / 100 for k in range(50, 100, 5))
+_DSB_HUNDREDTHS = np.arange(50, 100, 5)
+
+# unet4nuclei (Caicedo et al. 2019) nucleus size classes: name, area upper bound (exclusive)
+AREA_BINS = (("tiny", 250), ("small", 625), ("normal", 900), ("large", math.inf))
+
+
+class SplitsAndMerges(NamedTuple):
+    """Counts of over- and under-segmented nuclei (see ``splits_and_merges``)."""
+
+    splits: int
+    merges: int
+
+
+def _pairs(ys_true, ys_pred) -> list[tuple]:
+    """One (truth, prediction) pair for arrays, or the zipped pairs of two sequences."""
+    if isinstance(ys_true, np.ndarray) or isinstance(ys_pred, np.ndarray):
+        if not (isinstance(ys_true, np.ndarray) and isinstance(ys_pred, np.ndarray)):
+            raise ValueError("pass either one label image for both y_true and y_pred, or a "
+                             "list of label images for both")
+        return [(ys_true, ys_pred)]
+    ys_true, ys_pred = list(ys_true), list(ys_pred)
+    if len(ys_true) != len(ys_pred):
+        raise ValueError(f"{len(ys_true)} true label images but {len(ys_pred)} predicted "
+                         "ones; expected one prediction per image")
+    if not ys_true:
+        raise ValueError("no images given; expected at least one (truth, prediction) pair")
+    return list(zip(ys_true, ys_pred))
+
+
+# ---------------------------------------------------------------------------
+# Per-image scores on an overlap table (shared with the report)
+
+
+def _dsb(overlap: Overlap) -> float:
+    if overlap.n_true == 0 and overlap.n_pred == 0:
+        return 1.0
+    # IoU > t (strictly, as in Kaggle's definition) in integer arithmetic:
+    # 100 * intersection > k * union. Above 0.5 such pairs are one-to-one.
+    hits = 100 * overlap.intersection[:, None] > _DSB_HUNDREDTHS * overlap.union[:, None]
+    tp = hits.sum(axis=0)
+    return float(np.mean(tp / (overlap.n_true + overlap.n_pred - tp)))
+
+
+def _aji(overlap: Overlap) -> float:
+    union_all = overlap.union
+    if len(overlap.rows):
+        iou = overlap.intersection / union_all
+        # per true object its best prediction: highest IoU, then lowest pred id
+        order = np.lexsort((overlap.cols, -iou, overlap.rows))
+        first = order[np.r_[True, np.diff(overlap.rows[order]) > 0]]
+    else:
+        first = np.zeros(0, np.intp)
+    intersection = int(overlap.intersection[first].sum())
+    union = int(union_all[first].sum())
+    paired_true = np.zeros(overlap.n_true, bool)
+    paired_true[overlap.rows[first]] = True
+    used_pred = np.zeros(overlap.n_pred, bool)
+    used_pred[overlap.cols[first]] = True
+    union += int(overlap.area_true[~paired_true].sum()) + int(overlap.area_pred[~used_pred].sum())
+    return 1.0 if union == 0 else intersection / union
+
+
+def _splits_and_merges(overlap: Overlap, thresh: float) -> SplitsAndMerges:
+    inter = overlap.intersection
+    inside_true = inter >= thresh * overlap.area_pred[overlap.cols]  # pred mostly in true
+    covers_true = inter >= thresh * overlap.area_true[overlap.rows]  # true mostly in pred
+    pieces = np.bincount(overlap.rows[inside_true], minlength=overlap.n_true)
+    covered = np.bincount(overlap.cols[covers_true], minlength=overlap.n_pred)
+    return SplitsAndMerges(int((pieces > 1).sum()), int((covered > 1).sum()))
+
+
+def _check_fraction(thresh: float, name: str = "thresh") -> float:
+    thresh = float(thresh)
+    if not 0.0 < thresh <= 1.0:
+        raise ValueError(f"{name} is {thresh}; expected an overlap fraction in (0, 1]")
+    return thresh
+
+
+def _check_bins(bins) -> tuple[tuple[str, float], ...]:
+    bins = tuple(dict(bins).items()) if hasattr(bins, "items") else tuple(bins)
+    if not bins or any(len(b) != 2 for b in bins):
+        raise ValueError(f"bins {bins!r} are not (name, upper area) pairs; expected e.g. "
+                         f"{AREA_BINS}")
+    uppers = [float(b[1]) for b in bins]
+    if any(b <= a for a, b in zip(uppers, uppers[1:])) or uppers[0] <= 0:
+        raise ValueError(f"bin upper bounds {uppers} must be positive and increasing")
+    return tuple((str(name), float(upper)) for name, upper in bins)
+
+
+# ---------------------------------------------------------------------------
+# Public scores
+
+
+def dsb_score(ys_true, ys_pred) -> float:
+    """The Kaggle Data Science Bowl 2018 score.
+
+    Per image, the mean over IoU thresholds t = 0.50, 0.55, ..., 0.95 of
+    tp / (tp + fp + fn), where a prediction hits a true nucleus when their
+    IoU is strictly greater than t (Kaggle's wording); then the mean over
+    images. An image with no nuclei and no predictions scores 1 (the
+    competition's test set had none). ``matching`` counts IoU >= t instead,
+    so ``matching(...).accuracy`` can differ when an IoU equals t exactly.
+
+    Args:
+        ys_true: one ground-truth label image (numpy array), or a sequence of them.
+        ys_pred: the matching prediction(s): an array, or a sequence of the same length.
+
+    Returns:
+        The score in [0, 1] as a float.
+
+    Raises:
+        ValueError: mismatched inputs or invalid labels (see ``matching``).
+
+    Example:
+        >>> y = np.zeros((4, 8), np.uint8); y[:, :4] = 1; y[:, 4:] = 2
+        >>> dsb_score(y, np.where(y == 2, 0, y))                # 1 hit, 1 miss
+        0.5
+    """
+    return float(np.mean([_dsb(label_overlap(t, p)) for t, p in _pairs(ys_true, ys_pred)]))
+
+
+def aggregated_jaccard_index(y_true, y_pred) -> float:
+    """Aggregated Jaccard Index, in the ORIGINAL definition of Kumar et al. (2017).
+
+    Kumar et al., "A dataset and a technique for generalized nuclear
+    segmentation for computational pathology", IEEE TMI 36(7), 2017,
+    Algorithm 1: every true nucleus G is paired with the prediction S of
+    highest IoU (ties: the lowest predicted id); C sums |G ∩ S| and U sums
+    |G ∪ S| over these pairs; then U adds the area of every prediction never
+    paired. A prediction may be paired with several true nuclei (not the
+    one-to-one AJI+ of Graham et al. 2019). A true nucleus overlapping no
+    prediction adds its own area to U (as in the MoNuSeg / HoVer-Net code).
+    AJI = C / U; 1 when both images are empty.
+
+    Args:
+        y_true: ground-truth label image (integers >= 0).
+        y_pred: predicted label image of the same shape.
+
+    Returns:
+        AJI in [0, 1].
+
+    Raises:
+        ValueError: invalid labels (see ``matching``).
+
+    Example:
+        >>> y_true = np.array([[1, 1, 1, 1, 0, 0]])
+        >>> y_pred = np.array([[0, 2, 2, 2, 2, 0]])
+        >>> aggregated_jaccard_index(y_true, y_pred)             # 3 / 5
+        0.6
+    """
+    return _aji(label_overlap(y_true, y_pred))
+
+
+def splits_and_merges(y_true, y_pred, thresh: float = 0.5) -> SplitsAndMerges:
+    """Count true nuclei split into several predictions and predictions merging several nuclei.
+
+    A prediction P is a *piece* of a true nucleus T when at least ``thresh``
+    of P's pixels lie in T (|T ∩ P| >= thresh |P|); T is *split* when it has
+    two or more pieces. Symmetrically, P *covers* T when at least ``thresh``
+    of T's pixels lie in P; P is a *merge* when it covers two or more true
+    nuclei. Swapping truth and prediction swaps the two counts.
+    (unet4nuclei counted IoU > 0.1 instead, which misses nuclei cut in many
+    small fragments.)
+
+    Args:
+        y_true: ground-truth label image (integers >= 0).
+        y_pred: predicted label image of the same shape.
+        thresh: overlap fraction in (0, 1].
+
+    Returns:
+        ``SplitsAndMerges(splits, merges)``.
+
+    Raises:
+        ValueError: ``thresh`` outside (0, 1], or invalid labels.
+
+    Example:
+        >>> y_true = np.array([[1, 1, 1, 1, 0, 2, 2]])
+        >>> y_pred = np.array([[3, 3, 4, 4, 0, 5, 5]])
+        >>> splits_and_merges(y_true, y_pred)
+        SplitsAndMerges(splits=1, merges=0)
+    """
+    thresh = _check_fraction(thresh)
+    return _splits_and_merges(label_overlap(y_true, y_pred), thresh)
+
+
+def false_negatives_by_area(ys_true, ys_pred, thresh: float = 0.5,
+                            bins: Sequence = AREA_BINS) -> dict[str, dict]:
+    """Missed true nuclei per size class (unet4nuclei's error breakdown).
+
+    A true nucleus is missed when ``matching`` at IoU ``thresh`` leaves it
+    unmatched. Size classes are by area in pixels; the default follows
+    unet4nuclei: tiny < 250, small < 625, normal < 900, large otherwise.
+
+    Args:
+        ys_true: one ground-truth label image (numpy array), or a sequence of them.
+        ys_pred: the matching prediction(s).
+        thresh: IoU threshold in [0, 1] for a nucleus to count as found.
+        bins: ``(name, upper_area)`` pairs with increasing exclusive upper
+            bounds (the last usually ``math.inf``), or a dict of them.
+
+    Returns:
+        ``{name: {"n_true": int, "missed": int, "missed_fraction": float}}``
+        in bin order; nuclei at least as large as the last bound are not
+        counted. ``missed_fraction`` is 0 for an empty class.
+
+    Raises:
+        ValueError: malformed bins, a threshold outside [0, 1], or invalid labels.
+
+    Example:
+        >>> y = np.zeros((40, 40), np.uint16); y[:5, :5] = 1; y[10:40, 10:40] = 2
+        >>> out = false_negatives_by_area(y, np.where(y == 1, 0, y))
+        >>> out["tiny"], out["large"]["missed"]
+        ({'n_true': 1, 'missed': 1, 'missed_fraction': 1.0}, 0)
+    """
+    bins = _check_bins(bins)
+    uppers = np.array([upper for _, upper in bins])
+    n_true = np.zeros(len(bins), np.int64)
+    missed = np.zeros(len(bins), np.int64)
+    for y_true, y_pred in _pairs(ys_true, ys_pred):
+        overlap = label_overlap(y_true, y_pred)
+        found_ids = [t for t, _ in match_overlap(overlap, thresh, report_matches=True)
+                     .matched_pairs]
+        found = np.isin(overlap.ids_true, found_ids)
+        which = np.searchsorted(uppers, overlap.area_true, side="right")
+        inside = which < len(bins)
+        n_true += np.bincount(which[inside], minlength=len(bins))
+        missed += np.bincount(which[inside & ~found], minlength=len(bins))
+    return {name: {"n_true": int(n), "missed": int(m),
+                   "missed_fraction": float(m / n) if n else 0.0}
+            for (name, _), n, m in zip(bins, n_true, missed)}

@@ -1,0 +1,605 @@
+"""Tiled inference: run a model on images of any size, seamlessly, in bounded memory.
+
+``TiledInferencer`` cuts an image into overlapping tiles, predicts them in
+batches and puts the probabilities back together. Its default overlap is the
+model's receptive-field radius (``receptive_field_radius``), computed once
+from the Keras layer graph (or measured with a one-pixel perturbation probe
+for other callables) and cached, so that with ``blend="crop"`` the tiled
+output equals whole-image prediction up to float round-off.
+
+Why this is exact: a pixel of a fully convolutional network depends only on
+input pixels within its receptive-field radius ``r``; if that whole window
+lies inside a tile, the tile computes the same value as the whole image --
+provided the tile's feature maps sit on the same grid as the whole image's,
+i.e. tile origins are multiples of the model's total stride (16 for a depth-4
+U-Net). Tiles are therefore placed on stride multiples of the image padded
+(reflect, bottom/right) to a stride multiple, and each tile contributes only
+the pixels at least ``overlap`` away from its inner edges. For the zoo's
+U-Net (depth 4, 3x3 convolutions) ``r`` is 107 px, so a tile must be at
+least ``2 * 107 + 16 = 230`` px, and a 256 px tile keeps only a 32 px core
+(1.6% of its work); 1024 px tiles keep 800 px (61%). Choose the largest
+tile that fits in memory (see ``benchmarks/tiling.py``).
+
+Big images that do not fit in memory are segmented block by block with
+``segment_large`` (or ``segment_dask``), defined in
+``nuclib.postprocess.stitching`` and re-exported here.
+
+Example:
+    >>> import numpy as np
+    >>> from nuclib.models import unet
+    >>> inferencer = TiledInferencer(unet(depth=2, filters=4), tile_size=64, progress=False)
+    >>> inferencer.predict(np.random.rand(100, 150).astype("float32")).shape
+    (100, 150, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable
+
+import numpy as np
+
+from nuclib.postprocess.stitching import segment_dask, segment_large
+
+__all__ = ["TiledInferencer", "receptive_field_radius", "segment_large", "segment_dask"]
+
+BLENDS = ("crop", "gaussian", "linear")
+
+# Layers that act on each pixel independently (they do not widen the receptive field).
+_POINTWISE = frozenset({
+    "InputLayer", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
+    "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
+    "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "ActivityRegularization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+    "Concatenate", "Rescaling", "Normalization", "Dense", "Identity", "Masking",
+})
+_CONVS = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D"})
+_POOLS = frozenset({"MaxPooling2D", "AveragePooling2D"})
+_GLOBAL = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape",
+                     "Resizing", "Attention", "MultiHeadAttention"})
+
+# Receptive fields are cached per model object (weakly, so models can be freed).
+_RADIUS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class _NotAnalyzable(Exception):
+    """The layer graph holds something whose spatial footprint is unknown."""
+
+
+# --------------------------------------------------------------------------- receptive field
+# A feature-map pixel ``i`` of a layer with cumulative stride ("jump") ``J``
+# depends on input pixels ``J * i + [lo, hi]``. Each layer maps (lo, hi, J)
+# per axis; the radius is max(-lo, hi) at the output.
+_IDENTITY = ((0.0, 0.0, 1.0), (0.0, 0.0, 1.0))
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _conv_axis(state, k, s, d, padding):
+    lo, hi, jump = state
+    span = d * (k - 1)
+    if padding == "same":
+        pad_max = span // 2
+        pad_min = pad_max if s == 1 else max(span + 1 - s, 0) // 2
+    else:
+        pad_max = pad_min = 0
+    return lo - jump * pad_max, hi + jump * (span - pad_min), jump * s
+
+
+def _transpose_axis(state, k, s, d, padding):
+    lo, hi, jump = state
+    span = d * (k - 1)
+    pad = max(span + 1 - s, 0) // 2 if padding == "same" else 0
+    out_jump = jump / s
+    return lo + out_jump * (pad - span), hi + out_jump * pad, out_jump
+
+
+def _upsample_axis(state, s, interpolation):
+    lo, hi, jump = state
+    out_jump = jump / s
+    if interpolation == "nearest":
+        return lo - out_jump * (s - 1), hi, out_jump
+    if interpolation == "bilinear":
+        return lo - out_jump * 2 * s, hi + out_jump * s, out_jump
+    return lo - out_jump * 3 * s, hi + out_jump * 3 * s, out_jump
+
+
+def _union(states):
+    return tuple((min(s[a][0] for s in states), max(s[a][1] for s in states),
+                  max(s[a][2] for s in states)) for a in range(2))
+
+
+def _apply_layer(layer, state):
+    kind = type(layer).__name__
+    if kind in _POINTWISE:
+        return state
+    if kind in _CONVS:
+        return tuple(_conv_axis(state[a], _pair(layer.kernel_size)[a], _pair(layer.strides)[a],
+                                _pair(layer.dilation_rate)[a], layer.padding) for a in range(2))
+    if kind in _POOLS:
+        strides = layer.strides if layer.strides is not None else layer.pool_size
+        return tuple(_conv_axis(state[a], _pair(layer.pool_size)[a], _pair(strides)[a], 1,
+                                layer.padding) for a in range(2))
+    if kind == "Conv2DTranspose":
+        return tuple(_transpose_axis(state[a], _pair(layer.kernel_size)[a],
+                                     _pair(layer.strides)[a], _pair(layer.dilation_rate)[a],
+                                     layer.padding) for a in range(2))
+    if kind == "UpSampling2D":
+        return tuple(_upsample_axis(state[a], _pair(layer.size)[a], layer.interpolation)
+                     for a in range(2))
+    if kind in ("ZeroPadding2D", "Cropping2D"):
+        amounts = layer.padding if kind == "ZeroPadding2D" else layer.cropping
+        sign = -1 if kind == "ZeroPadding2D" else 1
+        return tuple((lo + sign * jump * amounts[a][0], hi + sign * jump * amounts[a][0], jump)
+                     for a, (lo, hi, jump) in enumerate(state))
+    if kind in _GLOBAL:
+        raise ValueError(f"layer {layer.name!r} ({kind}) mixes information across the whole "
+                         "image, so tiles cannot reproduce whole-image predictions; pass "
+                         "overlap= explicitly to tile anyway")
+    if hasattr(layer, "operations") and hasattr(layer, "outputs"):  # a nested functional model
+        inner = _model_transform(layer)
+        return tuple((lo + jump * inner[a][0], hi + jump * inner[a][1], jump * inner[a][2])
+                     for a, (lo, hi, jump) in enumerate(state))
+    raise _NotAnalyzable(kind)
+
+
+def _model_transform(model):
+    """(lo, hi, jump) per spatial axis from the model's input to its outputs."""
+    if not hasattr(model, "outputs"):
+        raise _NotAnalyzable(type(model).__name__)
+    states: dict[int, tuple] = {}
+    for op in getattr(model, "operations", None) or model.layers:
+        inbound = []
+        for node in getattr(op, "_inbound_nodes", []):
+            for tensor in node.input_tensors:
+                history = getattr(tensor, "_keras_history", None)
+                if history is not None and id(history[0]) in states:
+                    inbound.append(states[id(history[0])])
+        states[id(op)] = _apply_layer(op, _union(inbound) if inbound else _IDENTITY)
+    outputs = [states.get(id(t._keras_history[0]), _IDENTITY) for t in model.outputs]
+    return _union(outputs)
+
+
+def _graph_radius(model) -> int:
+    transform = _model_transform(model)
+    return int(math.ceil(max(max(-lo, hi) for lo, hi, _ in transform) - 1e-9))
+
+
+def _probe_radius(fn: Callable, channels: int, multiple: int, *, limit: int = 2048) -> int:
+    """Measure the receptive-field radius by perturbing single pixels.
+
+    One pixel at each offset modulo ``multiple`` (along the diagonal) is
+    changed on a random image; the radius is the farthest output pixel that
+    changes. The image grows until the change no longer reaches its border.
+    """
+    rng = np.random.default_rng(0)
+    size = max(64, 4 * multiple)
+    size = -(-size // multiple) * multiple
+    while size <= limit:
+        base = rng.normal(size=(1, size, size, channels)).astype(np.float32)
+        centre = (size // 2) // multiple * multiple
+        offsets = range(min(multiple, size // 4))
+        batch = np.repeat(base, len(offsets) + 1, axis=0)
+        for i, r in enumerate(offsets, start=1):
+            batch[i, centre + r, centre + r] += 1.0
+        out = np.asarray(fn(batch), dtype=np.float32)
+        radius, touches_border = 0, False
+        for i, r in enumerate(offsets, start=1):
+            changed = np.any(out[i] != out[0], axis=-1)
+            rows, cols = np.nonzero(changed)
+            if rows.size == 0:
+                continue
+            touches_border |= bool(rows.min() == 0 or cols.min() == 0
+                                   or rows.max() == size - 1 or cols.max() == size - 1)
+            radius = max(radius, int(np.max(np.abs(rows - centre - r))),
+                         int(np.max(np.abs(cols - centre - r))))
+        if not touches_border:
+            return radius
+        size *= 2
+    raise ValueError(f"the model's output changes more than {limit // 2} px away from a "
+                     "perturbed pixel, so its receptive field cannot be measured; pass "
+                     "overlap= explicitly")
+
+
+def _is_keras_model(model) -> bool:
+    return hasattr(model, "predict_on_batch") and hasattr(model, "layers")
+
+
+def _model_channels(model) -> int | None:
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 4 and isinstance(shape[-1], int):
+        return shape[-1]
+    return None
+
+
+def _model_multiple(model) -> int:
+    if _is_keras_model(model):
+        from nuclib.models.utils import required_multiple
+
+        return required_multiple(model)
+    return 1
+
+
+def receptive_field_radius(model, *, channels: int | None = None, method: str = "auto") -> int:
+    """How many pixels of context each side an output pixel of ``model`` depends on.
+
+    For Keras functional models the radius is computed from the layer graph
+    (convolutions, pooling, transposed convolutions, up-sampling, nested
+    models), exactly for stride-1 'same' convolutions and conservatively for
+    the rest; anything else is measured once by perturbing single input
+    pixels. Results are cached per model object.
+
+    Args:
+        model: a Keras model or any callable mapping ``(N, h, w, C)`` float32
+            batches to ``(N, h, w, K)`` outputs.
+        channels: input channels for the probe (default: the model's).
+        method: ``"auto"`` (graph, else probe), ``"graph"`` or ``"probe"``.
+
+    Returns:
+        The radius in pixels; a tile overlap of at least this makes tiled
+        prediction equal to whole-image prediction.
+
+    Raises:
+        ValueError: the model has global layers (no finite receptive field),
+            its graph cannot be analysed with ``method="graph"``, or the
+            probe needs the channel count and it is unknown.
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> receptive_field_radius(unet(depth=2, filters=4))
+        23
+    """
+    if method not in ("auto", "graph", "probe"):
+        raise ValueError(f"unknown method {method!r}; expected 'auto', 'graph' or 'probe'")
+    key = (method, channels)
+    try:
+        cached = _RADIUS_CACHE.get(model, {})
+    except TypeError:  # not weak-referenceable (e.g. a builtin): no caching
+        cached = {}
+    if key in cached:
+        return cached[key]
+    radius = None
+    if method in ("auto", "graph") and _is_keras_model(model):
+        try:
+            radius = _graph_radius(model)
+        except _NotAnalyzable as err:
+            if method == "graph":
+                raise ValueError(f"cannot compute the receptive field of layer type {err} "
+                                 "from the graph; use method='probe'") from None
+    elif method == "graph":
+        raise ValueError(f"{type(model).__name__} is not a Keras functional model; "
+                         "use method='probe'")
+    if radius is None:
+        channels = channels or _model_channels(model)
+        if channels is None:
+            raise ValueError("the model's input channels are unknown; pass channels= "
+                             "to measure its receptive field")
+        radius = _probe_radius(_batch_predictor(model), channels, _model_multiple(model))
+    try:
+        _RADIUS_CACHE.setdefault(model, {})[key] = radius
+    except TypeError:
+        pass
+    return radius
+
+
+def _batch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    if _is_keras_model(model):
+        # predict_on_batch runs a compiled graph in inference mode (batch norm
+        # uses its moving statistics) and stops re-tracing after a few shapes.
+        return model.predict_on_batch
+    return model
+
+
+# --------------------------------------------------------------------------- tile layout
+def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+    """Source index of each padded index under ``np.pad(mode="reflect")``."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    r = np.mod(index, period)
+    return np.where(r < size, r, period - r)
+
+
+def _axis_tiles(padded: int, tile: int, overlap: int, multiple: int):
+    """Tile starts along one axis and the [lo, hi) range each tile owns (crop mode).
+
+    Consecutive tiles share at least ``2 * overlap`` pixels; the boundary
+    between owners sits in the middle of the shared part, so every owned
+    pixel is at least ``overlap`` away from the owner's inner edges.
+    """
+    if padded <= tile:
+        return [0], [(0, padded)]
+    step = (tile - 2 * overlap) // multiple * multiple
+    starts = list(range(0, padded - tile, step)) + [padded - tile]
+    bounds = [0] + [(a + b + tile) // 2 for a, b in zip(starts[1:], starts[:-1])] + [padded]
+    return starts, list(zip(bounds[:-1], bounds[1:]))
+
+
+def _axis_tile_size(padded: int, tile: int, overlap: int, multiple: int) -> int:
+    """The smallest tile side (a stride multiple, at most ``tile``) that covers
+    ``padded`` pixels with no more tiles than ``tile`` itself needs.
+
+    A 2048 px side with 1024 px tiles and a 107 px overlap needs 3 tiles;
+    832 px tiles also need 3, and do 35% less work.
+    """
+    if padded <= tile:
+        return padded
+
+    def count(side: int) -> int:
+        step = (side - 2 * overlap) // multiple * multiple
+        return -(-(padded - side) // step) + 1
+
+    best, side = tile, tile - multiple
+    while side >= 2 * overlap + multiple and count(side) <= count(tile):
+        best, side = side, side - multiple
+    return best
+
+
+def _axis_weights(length: int, overlap: int, blend: str, inner_start: bool,
+                  inner_end: bool) -> np.ndarray:
+    """1-D blending weights of a tile; sides at the image border are not tapered."""
+    pos = np.arange(length, dtype=np.float64) + 0.5
+    if blend == "gaussian":
+        centre, sigma = length / 2, length / 8  # nnU-Net's choice: sigma = tile / 8
+        w = np.exp(-((pos - centre) ** 2) / (2 * sigma**2))
+        if not inner_start:
+            w[pos < centre] = 1.0
+        if not inner_end:
+            w[pos >= centre] = 1.0
+    else:  # linear: a ramp across the 2 * overlap pixels shared with the neighbour
+        ramp = max(2 * overlap, 1)
+        w = np.ones(length)
+        if inner_start:
+            w = np.minimum(w, pos / ramp)
+        if inner_end:
+            w = np.minimum(w, (length - pos) / ramp)
+    return np.maximum(w, 1e-6).astype(np.float32)
+
+
+class TiledInferencer:
+    """Predict probabilities for images of any size by overlapping, batched tiles.
+
+    The image is padded (reflect, bottom/right) to a multiple of the model's
+    stride, covered by tiles whose origins are stride multiples and which
+    share ``2 * overlap`` pixels with their neighbours, predicted
+    ``batch_size`` tiles at a time, and reassembled:
+
+    * ``"crop"``: each pixel comes from the one tile where it is farthest
+      from an inner tile edge. With ``overlap`` at least the receptive-field
+      radius (the default) this equals whole-image prediction (of the image
+      padded the same way) to float round-off.
+    * ``"linear"``: tiles are cross-faded with a linear ramp over the shared
+      pixels; ``"gaussian"``: weighted by a Gaussian (sigma = tile / 8)
+      centred on each tile. Both hide seams when you choose an overlap
+      smaller than the receptive field to go faster.
+
+    Memory: the output array (H x W x K float32), a weight map for the
+    blends, and one batch of tiles; nothing else grows with the image.
+
+    Args:
+        model: a ``keras.Model`` (called through ``predict_on_batch``, i.e.
+            in inference mode) or any callable mapping a float32 batch
+            ``(N, h, w, C)`` to ``(N, h, w, K)`` probabilities.
+        tile_size: largest tile side in pixels (int, or ``(height, width)``);
+            a multiple of ``multiple`` and at least ``2 * overlap + multiple``.
+            Tiles shrink to the smallest size that covers the image with as
+            few tiles; images smaller than a tile are predicted in one piece.
+        overlap: context pixels kept on each inner side of a tile. Default:
+            the model's receptive-field radius (``receptive_field_radius``),
+            computed once per model.
+        batch_size: tiles per model call; memory grows with it.
+        blend: ``"crop"``, ``"linear"`` or ``"gaussian"``.
+        progress: show a tqdm progress bar over tiles.
+        multiple: the model's total stride (tile origins and sizes are
+            multiples of it). Default: ``nuclib.models.required_multiple``
+            for Keras models, 1 for other callables.
+
+    Raises:
+        ValueError: unknown blend, non-positive sizes, a tile size that is not
+            a multiple of the stride or leaves no room inside the overlap.
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> model = unet(depth=3, filters=4)
+        >>> inferencer = TiledInferencer(model, tile_size=128, progress=False)
+        >>> inferencer.overlap, inferencer.multiple
+        (51, 8)
+        >>> inferencer.predict(np.zeros((300, 200, 1), np.float32)).shape
+        (300, 200, 3)
+    """
+
+    def __init__(self, model, *, tile_size=256, overlap: int | None = None,
+                 batch_size: int = 8, blend: str = "crop", progress: bool = True,
+                 multiple: int | None = None):
+        if not callable(model):
+            raise ValueError(f"model must be callable (a keras.Model or a function), got "
+                             f"{type(model).__name__}")
+        if blend not in BLENDS:
+            raise ValueError(f"unknown blend {blend!r}; expected one of {BLENDS}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tile_size = tuple(int(t) for t in _pair(tile_size))
+        self.batch_size = int(batch_size)
+        self.blend = blend
+        self.progress = progress
+        self.multiple = int(multiple) if multiple is not None else _model_multiple(model)
+        if self.multiple < 1:
+            raise ValueError(f"multiple must be >= 1, got {multiple}")
+        for side in self.tile_size:
+            if side < 1 or side % self.multiple:
+                raise ValueError(f"tile_size {tile_size} must be a positive multiple of "
+                                 f"{self.multiple} (the model's total stride), e.g. "
+                                 f"{max(self.multiple, side // self.multiple * self.multiple)}")
+        self._predict_batch = _batch_predictor(model)
+        self._overlap = None
+        if overlap is not None:
+            if int(overlap) < 0:
+                raise ValueError(f"overlap must be >= 0, got {overlap}")
+            self._set_overlap(int(overlap), explicit=True)
+        elif _model_channels(model) is not None or _is_keras_model(model):
+            self._set_overlap(receptive_field_radius(model), explicit=False)
+        # Otherwise a plain callable: its receptive field is probed on first use,
+        # with the channel count of the first image.
+
+    @property
+    def overlap(self) -> int | None:
+        """Context pixels per inner tile side (None until probed for plain callables)."""
+        return self._overlap
+
+    def _set_overlap(self, overlap: int, *, explicit: bool) -> None:
+        need = 2 * overlap + self.multiple
+        if min(self.tile_size) < need:
+            origin = "" if explicit else " (the model's receptive-field radius)"
+            raise ValueError(
+                f"tile_size {self.tile_size} is too small for overlap {overlap}{origin}: tiles "
+                f"must be at least 2 * overlap + {self.multiple} = {need} px so that each tile "
+                f"keeps a core; use a larger tile_size or a smaller overlap")
+        self._overlap = overlap
+
+    def __repr__(self) -> str:
+        return (f"TiledInferencer(tile_size={self.tile_size}, overlap={self.overlap}, "
+                f"batch_size={self.batch_size}, blend={self.blend!r}, "
+                f"multiple={self.multiple})")
+
+    # -- helpers ------------------------------------------------------------
+    @staticmethod
+    def _check_image(image) -> tuple[int, int, int]:
+        shape = tuple(image.shape)
+        if len(shape) not in (2, 3):
+            raise ValueError(f"image has {len(shape)} dimensions {shape}; expected HxW or HxWxC "
+                             "(a single 2-D image; loop over stacks yourself)")
+        if min(shape) < 1:
+            raise ValueError(f"image is empty (shape {shape})")
+        return shape[0], shape[1], (shape[2] if len(shape) == 3 else 1)
+
+    @staticmethod
+    def _read_tile(image, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """The tile at padded rows ``ys`` / cols ``xs``, reflected into the image."""
+        rows, cols = _reflect(ys, image.shape[0]), _reflect(xs, image.shape[1])
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        window = np.asarray(image[r0:r1, c0:c1], dtype=np.float32)
+        if len(rows) != r1 - r0 or np.any(np.diff(rows) != 1):
+            window = window[rows - r0]
+        if len(cols) != c1 - c0 or np.any(np.diff(cols) != 1):
+            window = window[:, cols - c0]
+        return window if window.ndim == 3 else window[..., None]
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        out = np.asarray(self._predict_batch(batch), dtype=np.float32)
+        if out.ndim != 4 or out.shape[:3] != batch.shape[:3]:
+            raise ValueError(
+                f"the model mapped tiles of shape {batch.shape} to {out.shape}; expected "
+                f"(N, h, w, K) with the same N, h, w as its input (a fully convolutional "
+                f"model with 'same' padding)")
+        return out
+
+    def _layout(self, height: int, width: int):
+        m = self.multiple
+        padded = (-(-height // m) * m, -(-width // m) * m)
+        tile = tuple(_axis_tile_size(padded[a], self.tile_size[a], self._overlap, m)
+                     for a in range(2))
+        return (tile, _axis_tiles(padded[0], tile[0], self._overlap, m),
+                _axis_tiles(padded[1], tile[1], self._overlap, m))
+
+    def tile_origins(self, shape) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+        """The tile shape and the (row, col) origin of every tile ``predict`` runs.
+
+        Args:
+            shape: the image's shape, ``(H, W)`` or ``(H, W, C)``.
+
+        Returns:
+            ``((tile_height, tile_width), [(row, col), ...])``; tiles past the
+            image's bottom/right edge read reflected pixels.
+
+        Raises:
+            ValueError: the overlap is still unknown (a plain callable that
+                has not predicted yet and was given no ``overlap``).
+
+        Example:
+            >>> TiledInferencer(np.tanh, tile_size=64, overlap=8).tile_origins((100, 50))
+            ((58, 50), [(0, 0), (42, 0)])
+        """
+        if self._overlap is None:
+            raise ValueError("the overlap is not known yet: pass overlap= or predict once")
+        tile, (y_starts, _), (x_starts, _) = self._layout(int(shape[0]), int(shape[1]))
+        return tile, [(y, x) for y in y_starts for x in x_starts]
+
+    # -- prediction ---------------------------------------------------------
+    def predict(self, image) -> np.ndarray:
+        """Probabilities for one image of any size.
+
+        Args:
+            image: HxW or HxWxC array (NumPy, memmap, zarr, anything with
+                ``.shape`` and slicing), already normalized as the model
+                expects; cast to float32 tile by tile.
+
+        Returns:
+            float32 array ``(H, W, K)``.
+
+        Raises:
+            ValueError: the image is not 2-D/3-D or empty, its channels do not
+                match the model, or the model changes the spatial size.
+
+        Example:
+            >>> probs = TiledInferencer(model, progress=False).predict(image)  # doctest: +SKIP
+        """
+        from tqdm.auto import tqdm
+
+        if not hasattr(image, "shape"):  # lists and other sequences
+            image = np.asarray(image)
+        height, width, channels = self._check_image(image)
+        expected = _model_channels(self.model)
+        if expected is not None and channels != expected:
+            raise ValueError(f"image has {channels} channel(s) (shape {tuple(image.shape)}); "
+                             f"the model expects {expected}")
+        if self._overlap is None:
+            self._set_overlap(receptive_field_radius(self.model, channels=channels),
+                              explicit=False)
+        tile, (y_starts, y_own), (x_starts, x_own) = self._layout(height, width)
+        tiles = [(i, j) for i in range(len(y_starts)) for j in range(len(x_starts))]
+
+        out = weight_sum = None
+        weights = {}
+        bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not self.progress)
+        try:
+            for first in range(0, len(tiles), self.batch_size):
+                chunk = tiles[first:first + self.batch_size]
+                batch = np.stack([self._read_tile(image,
+                                                  np.arange(y_starts[i], y_starts[i] + tile[0]),
+                                                  np.arange(x_starts[j], x_starts[j] + tile[1]))
+                                  for i, j in chunk])
+                pred = self._run(batch)
+                if out is None:
+                    out = np.zeros((height, width, pred.shape[-1]), np.float32)
+                    if self.blend != "crop":
+                        weight_sum = np.zeros((height, width), np.float32)
+                for (i, j), p in zip(chunk, pred):
+                    y0, x0 = y_starts[i], x_starts[j]
+                    if self.blend == "crop":
+                        (a, b), (c, d) = y_own[i], x_own[j]
+                        b, d = min(b, height), min(d, width)
+                        out[a:b, c:d] = p[a - y0:b - y0, c - x0:d - x0]
+                        continue
+                    key = (i > 0, i < len(y_starts) - 1, j > 0, j < len(x_starts) - 1)
+                    if key not in weights:
+                        wy = _axis_weights(tile[0], self._overlap, self.blend, key[0], key[1])
+                        wx = _axis_weights(tile[1], self._overlap, self.blend, key[2], key[3])
+                        weights[key] = np.outer(wy, wx)
+                    h, w = min(tile[0], height - y0), min(tile[1], width - x0)
+                    wt = weights[key][:h, :w]
+                    out[y0:y0 + h, x0:x0 + w] += p[:h, :w] * wt[..., None]
+                    weight_sum[y0:y0 + h, x0:x0 + w] += wt
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        if weight_sum is not None:
+            out /= weight_sum[..., None]
+        return out
+
+    def __call__(self, image) -> np.ndarray:
+        """Same as ``predict``."""
+        return self.predict(image)

@@ -1,0 +1,222 @@
+"""Tiled inference: tiled == whole-image, blending, receptive field, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nuclib.models import unet
+from nuclib.postprocess.tiling import TiledInferencer, receptive_field_radius
+
+STRIDE = 8  # 2**depth of the test U-Net
+
+
+def _randomize_batch_norm(model, seed: int) -> None:
+    # Non-trivial moving statistics: tiles only match the whole image if batch
+    # norm runs in inference mode (per-tile batch statistics would differ).
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        if "moving_variance" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape))
+        elif "moving_mean" in weight.path:
+            weight.assign(rng.normal(0.0, 0.3, weight.shape))
+
+
+@pytest.fixture(scope="module")
+def models():
+    out = {}
+    for channels in (1, 3):
+        model = unet(input_shape=(None, None, channels), depth=3, filters=4, batch_norm=True)
+        _randomize_batch_norm(model, seed=channels)
+        out[channels] = model
+    return out
+
+
+def _whole_image(model, image: np.ndarray) -> np.ndarray:
+    """Reference: the whole image, reflect-padded (bottom/right) to the stride."""
+    height, width = image.shape[:2]
+    pad = [(0, -height % STRIDE), (0, -width % STRIDE), (0, 0)]
+    return model.predict_on_batch(np.pad(image, pad, mode="reflect")[None])[0][:height, :width]
+
+
+def _pointwise(batch: np.ndarray) -> np.ndarray:
+    """A per-pixel 'model' with two outputs in [0, 1]."""
+    p = 1 / (1 + np.exp(-batch[..., :1]))
+    return np.concatenate([p, 1 - p], axis=-1)
+
+
+# -- tiled == whole image -------------------------------------------------------
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("shape", [(1000, 777), (37, 1500), (256, 256), (64, 64)])
+def test_crop_tiling_equals_whole_image(models, shape, channels):
+    model = models[channels]
+    image = np.random.default_rng(sum(shape)).random((*shape, channels), dtype=np.float32)
+    tiled = TiledInferencer(model, tile_size=256, blend="crop", progress=False).predict(image)
+    assert tiled.shape == (*shape, 3) and tiled.dtype == np.float32
+    np.testing.assert_array_less(np.abs(tiled - _whole_image(model, image)), 1e-4)
+
+
+def test_grayscale_hxw_input_equals_hxwx1(models):
+    image = np.random.default_rng(1).random((90, 130), dtype=np.float32)
+    inferencer = TiledInferencer(models[1], tile_size=128, progress=False)
+    np.testing.assert_array_equal(inferencer.predict(image), inferencer.predict(image[..., None]))
+
+
+def test_batch_size_does_not_change_the_result(models):
+    image = np.random.default_rng(2).random((300, 260, 1), dtype=np.float32)
+    one = TiledInferencer(models[1], tile_size=128, batch_size=1, progress=False).predict(image)
+    many = TiledInferencer(models[1], tile_size=128, batch_size=5, progress=False).predict(image)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_reads_memmap_input(models, tmp_path):
+    image = np.random.default_rng(3).random((200, 150, 1), dtype=np.float32)
+    stored = np.lib.format.open_memmap(tmp_path / "img.npy", mode="w+", dtype=np.float32,
+                                       shape=image.shape)
+    stored[:] = image
+    inferencer = TiledInferencer(models[1], tile_size=128, progress=False)
+    np.testing.assert_array_equal(inferencer.predict(stored), inferencer.predict(image))
+
+
+def test_crop_constant_image_has_no_seams(models):
+    # Away from the image border (where zero padding acts), a constant image
+    # gives an output that repeats with the stride (pooling and transposed
+    # convolutions make it periodic); a seam would break the repetition.
+    inferencer = TiledInferencer(models[1], tile_size=128, progress=False)
+    probs = inferencer.predict(np.full((400, 400, 1), 0.7, np.float32))
+    r = inferencer.overlap
+    interior = probs[r:-r, r:-r]
+    assert interior.shape[0] > 2 * 128  # spans several tile borders
+    np.testing.assert_allclose(interior[STRIDE:], interior[:-STRIDE], atol=1e-5)
+    np.testing.assert_allclose(interior[:, STRIDE:], interior[:, :-STRIDE], atol=1e-5)
+
+
+# -- blending ---------------------------------------------------------------------
+@pytest.mark.parametrize("blend", ["gaussian", "linear"])
+def test_blends_stay_in_unit_interval_and_near_whole_image(models, blend):
+    image = np.random.default_rng(4).random((300, 230, 1), dtype=np.float32)
+    probs = TiledInferencer(models[1], tile_size=128, blend=blend, progress=False).predict(image)
+    assert probs.shape == (300, 230, 3)
+    assert probs.min() >= 0 and probs.max() <= 1
+    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)  # softmax rows stay normalised
+    assert np.abs(probs - _whole_image(models[1], image)).mean() < 1e-2
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear"])
+@pytest.mark.parametrize("shape", [(70, 300), (333, 129), (20, 20)])
+def test_blend_weights_reassemble_a_pointwise_model_exactly(blend, shape):
+    # Every tile predicts the true value, so any weighting error (a seam, a
+    # hole, a missing normalisation) would show up.
+    image = np.random.default_rng(5).normal(size=(*shape, 1)).astype(np.float32)
+    probs = TiledInferencer(_pointwise, tile_size=64, overlap=12, blend=blend,
+                            progress=False).predict(image)
+    np.testing.assert_allclose(probs, _pointwise(image[None])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear", "crop"])
+def test_constant_image_gives_constant_output(blend):
+    probs = TiledInferencer(_pointwise, tile_size=32, overlap=6, blend=blend,
+                            progress=False).predict(np.full((150, 97), 0.25, np.float32))
+    expected = 1 / (1 + np.exp(-0.25))
+    np.testing.assert_allclose(probs[..., 0], expected, rtol=1e-6)
+
+
+# -- receptive field ----------------------------------------------------------------
+def _probed_radius(model, size: int = 160) -> int:
+    """Farthest output pixel that changes when one input pixel is perturbed."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, size, size, 1)).astype(np.float32)
+    reference = model.predict_on_batch(base)[0]
+    radius = 0
+    for offset in range(STRIDE):  # every position relative to the pooling grid
+        y = x = size // 2 + offset
+        poked = base.copy()
+        poked[0, y, x] += 1.0
+        changed = np.any(model.predict_on_batch(poked)[0] != reference, axis=-1)
+        rows, cols = np.nonzero(changed)
+        assert rows.size and rows.min() > 0 and rows.max() < size - 1  # image large enough
+        radius = max(radius, np.abs(rows - y).max(), np.abs(cols - x).max())
+    return int(radius)
+
+
+def test_default_overlap_covers_the_true_receptive_field(models):
+    inferencer = TiledInferencer(models[1], tile_size=256, progress=False)
+    true_radius = _probed_radius(models[1])
+    assert true_radius > 3 * STRIDE  # a deep U-Net sees far
+    assert true_radius <= inferencer.overlap <= true_radius + STRIDE  # safe and not wasteful
+    assert inferencer.multiple == STRIDE
+
+
+def test_graph_and_probe_radius_agree():
+    model = unet(depth=2, filters=4)
+    assert receptive_field_radius(model, method="graph") == 23
+    assert receptive_field_radius(model, method="probe") == 23
+
+
+def test_plain_callable_overlap_is_probed_once_and_tiling_is_exact():
+    calls = []
+
+    def box_filter(batch):  # 5x5 mean with zero padding: receptive-field radius 2
+        calls.append(batch.shape)
+        return ndimage.uniform_filter(batch, size=(1, 5, 5, 1), mode="constant")
+
+    inferencer = TiledInferencer(box_filter, tile_size=16, progress=False)
+    assert inferencer.overlap is None and inferencer.multiple == 1  # probed on first use
+    image = np.random.default_rng(6).random((45, 61), dtype=np.float32)
+    tiled = inferencer.predict(image)
+    assert inferencer.overlap == 2
+    np.testing.assert_allclose(tiled, box_filter(image[None, ..., None])[0], atol=1e-6)
+    n_calls = len(calls)
+    assert receptive_field_radius(box_filter, channels=1) == 2
+    assert len(calls) == n_calls  # measured once, then cached per model
+
+
+# -- errors ------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(1, 64, 64, 1), (64,)])
+def test_rejects_wrong_number_of_dimensions(models, shape):
+    inferencer = TiledInferencer(models[1], tile_size=128, progress=False)
+    with pytest.raises(ValueError, match=rf"{len(shape)} dimensions .*expected HxW or HxWxC"):
+        inferencer.predict(np.zeros(shape, np.float32))
+
+
+def test_rejects_tile_smaller_than_twice_the_overlap(models):
+    with pytest.raises(ValueError, match=r"too small for overlap 51 .*at least 2 \* overlap"):
+        TiledInferencer(models[1], tile_size=96)  # needs 2 * 51 + 8 = 110
+    with pytest.raises(ValueError, match="too small for overlap 40"):
+        TiledInferencer(models[1], tile_size=64, overlap=40)
+
+
+def test_rejects_tile_size_off_the_stride(models):
+    with pytest.raises(ValueError, match="multiple of 8"):
+        TiledInferencer(models[1], tile_size=250)
+
+
+def test_rejects_model_that_changes_the_size():
+    def shrinking(batch):
+        return batch[:, 1:-1, 1:-1]
+
+    inferencer = TiledInferencer(shrinking, tile_size=32, overlap=4, progress=False)
+    with pytest.raises(ValueError, match=r"mapped tiles of shape .* same N, h, w"):
+        inferencer.predict(np.zeros((50, 50), np.float32))
+
+
+def test_rejects_channel_mismatch_and_bad_settings(models):
+    with pytest.raises(ValueError, match="3 channel.*expects 1"):
+        TiledInferencer(models[1], tile_size=128, progress=False).predict(
+            np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="unknown blend"):
+        TiledInferencer(models[1], blend="average")
+    with pytest.raises(ValueError, match="batch_size"):
+        TiledInferencer(models[1], batch_size=0)
+    with pytest.raises(ValueError, match="empty"):
+        TiledInferencer(_pointwise, overlap=2, tile_size=16).predict(np.zeros((0, 5)))
+
+
+# -- progress bar --------------------------------------------------------------------
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_bar_can_be_switched_off(capsys, progress):
+    TiledInferencer(_pointwise, tile_size=16, overlap=2, progress=progress).predict(
+        np.zeros((40, 40), np.float32))
+    err = capsys.readouterr().err
+    assert ("tiles" in err) is progress
