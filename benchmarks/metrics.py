@@ -9,14 +9,19 @@ Sections (one function each, run in order by ``main``):
   thresholds 0.5:0.05:0.95 in one call;
 * ``bench_matching_large``: the same on a synthetic 2048x2048 label image with
   ~3,000 nuclei (target: nuclib at least as fast as StarDist; the overlap
-  table is sparse and built in one pass, so it scores in well under a second).
+  table is sparse and built in one pass, so it scores in well under a second);
+* ``bench_postprocess``: ``nuclib.postprocess.three_class_to_labels`` (and the
+  binary and Otsu routes) in megapixels per second on synthetic probability
+  maps of 520x696 and 2048x2048, as a multiple of the time of
+  ``skimage.measure.label`` on the thresholded interior in the same run.
 
 Figures are StarDist's time divided by nuclib's (> 1: nuclib is faster), plus
 the absolute times; every timed call is also checked to give identical counts.
 
 Run ``python benchmarks/metrics.py`` (about a minute on 2 cores; StarDist's
 dense Hungarian matching on the large image takes most of it) or ``--quick``
-for a seconds-long smoke run on 5 validation images and a 512x512 image.
+for a seconds-long smoke run on 5 validation images and a 512x512 image
+(the post-processing section adds about a minute at full size).
 Needs ``stardist`` (in the ``test`` extra) and ``../shared/data/dsb2018``
 (or ``NUCLIB_DSB2018``).
 """
@@ -166,9 +171,77 @@ def bench_matching_large(quick: bool = False, repeats: int | None = None) -> lis
     return rows
 
 
+def _three_class_probs(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A plausible network output: the exact inner-boundary three-class map,
+    blurred (sigma 1) and noised (sd 0.05), renormalized to sum to 1."""
+    from scipy import ndimage as ndi
+
+    from nuclib.data.targets import three_class
+
+    rng = np.random.default_rng(seed)
+    probs = ndi.gaussian_filter(three_class(labels, boundary="inner", one_hot=True), (1, 1, 0))
+    probs = np.clip(probs + rng.normal(0, 0.05, probs.shape).astype(np.float32), 1e-3, None)
+    return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float32)
+
+
+def bench_postprocess(quick: bool = False, repeats: int | None = None) -> list[dict]:
+    """``three_class_to_labels`` (and the binary / Otsu routes) in megapixels per second.
+
+    On synthetic probability maps of DSB size (520x696) and 2048x2048 (~3,000
+    nuclei); the baseline is the cheapest instance step, ``skimage.measure.label``
+    of the thresholded interior. The seed growth is also timed against
+    skimage's watershed started from the full seeds. AP@0.5 (pooled
+    tp / (tp + fp + fn) against the true labels) checks speed is not bought
+    with wrong answers.
+    """
+    from skimage.measure import label
+    from skimage.segmentation import watershed
+
+    from nuclib.metrics import matching
+    from nuclib.postprocess import binary_to_labels, otsu_labels, three_class_to_labels
+    from nuclib.postprocess.instances import _grow_seeds
+
+    sizes = [(128, 160), (256, 256)] if quick else [(520, 696), (2048, 2048)]
+    repeats = repeats or (1 if quick else 3)
+    rows = []
+    for shape in sizes:
+        # the density of bench_matching_large: 3,000 nuclei per 2048x2048
+        truth = synthetic_labels(shape, n=max(int(3000 * shape[0] * shape[1] / 2048 ** 2), 1))
+        probs = _three_class_probs(truth)
+        interior, boundary = probs[..., 1], probs[..., 2]
+        seeds = label(interior > 0.5, connectivity=1)
+        foreground = probs[..., 0] < 0.5
+        rng = np.random.default_rng(1)
+        image = np.clip(np.where(truth > 0, 150.0, 20.0) + rng.normal(0, 15, shape), 0, 255)
+        methods = [
+            ("baseline: skimage label(p_interior > 0.5)",
+             lambda: label(interior > 0.5, connectivity=1)),
+            ("three_class_to_labels (defaults)", lambda: three_class_to_labels(probs)),
+            ("seed growth from seed rims (nuclib)", lambda: _grow_seeds(boundary, seeds,
+                                                                        foreground)),
+            ("seed growth from full seeds (skimage watershed)",
+             lambda: watershed(boundary, markers=seeds, mask=foreground, connectivity=1)),
+            ("binary_to_labels(1 - p_background)", lambda: binary_to_labels(1 - probs[..., 0])),
+            ("otsu_labels(synthetic fluorescence)", lambda: otsu_labels(image.astype(np.uint8))),
+        ]
+        megapixels = shape[0] * shape[1] / 1e6
+        baseline = None
+        for name, fn in methods:
+            fn()  # untimed: imports and first-call costs
+            seconds, result = best_time(fn, repeats)
+            baseline = baseline or seconds
+            rows.append({"image": f"{shape[0]}x{shape[1]}",
+                         "nuclei": int(len(np.unique(truth)) - 1),
+                         "method": name, "seconds": seconds, "MP/s": megapixels / seconds,
+                         "time / baseline": seconds / baseline,
+                         "AP@0.5": matching(truth, result, thresh=0.5).accuracy})
+    return rows
+
+
 SECTIONS = [
     ("matching on DSB2018 validation images", bench_matching_dsb),
     ("matching on a large synthetic image", bench_matching_large),
+    ("post-processing: probabilities to labels", bench_postprocess),
 ]
 
 

@@ -5,7 +5,8 @@ The building blocks of ``nuclib train`` used by hand, step by step:
 1. ``data.folder_pairs`` finds (image, labels) pairs; ``data.make_dataset``
    crops, augments (``data.default_augment``: images and labels together) and
    turns labels into three-class targets (background, interior, boundary)
-   inside ``tf.data``;
+   inside ``tf.data``; ``data.make_validation_dataset`` covers the validation
+   images tile by tile;
 2. ``models.unet`` builds the network, ``losses.WeightedCategoricalCrossentropy``
    weighs the thin boundary class up;
 3. ``model.fit`` trains; ``postprocess.optimize_thresholds`` then tunes the
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 
 import numpy as np
 
@@ -59,9 +61,9 @@ def train_small(ex: Example) -> dict:
     train_ds = data.make_dataset(train_pairs, crop_size=size["crop"], batch_size=size["batch"],
                                  target="three_class", augment=data.default_augment(seed=0),
                                  seed=0)
-    # validation: fixed crops, no augmentation, one pass per epoch
-    val_ds = data.make_dataset(val_pairs, crop_size=size["crop"], batch_size=size["batch"],
-                               target="three_class", shuffle=False, repeat=False, seed=1)
+    # validation: every labelled pixel once per epoch, in tiles, no augmentation
+    val_ds = data.make_validation_dataset(val_pairs, tile_size=size["crop"],
+                                          batch_size=size["batch"], target="three_class")
 
     model = models.unet(input_shape=(None, None, 1), head="three_class",
                         depth=size["depth"], filters=size["filters"], name="example_unet")
@@ -70,10 +72,11 @@ def train_small(ex: Example) -> dict:
                   metrics=[DiceCoefficient()])
     print(f"U-Net: depth {size['depth']}, {size['filters']} filters, "
           f"{model.count_params():,} parameters")
+    # Keras warns when the (finite, by design) validation set ends; that is expected here.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     started = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=size["epochs"],
                         steps_per_epoch=size["steps"],
-                        validation_steps=-(-len(val_pairs) // size["batch"]),
                         shuffle=False,  # make_dataset shuffles; this silences Keras' warning
                         verbose=2)
     seconds = time.perf_counter() - started

@@ -198,6 +198,11 @@ def _figure_and_axes(ax, figsize):
     return fig, fig.add_subplot()
 
 
+def _image_figsize(shape, width: float) -> tuple[float, float]:
+    """Figure size that fits an image of ``shape`` at ``width`` inches, plus a title line."""
+    return width, width * shape[0] / shape[1] + 0.4
+
+
 def _show(ax, rgb: np.ndarray, title: str | None) -> None:
     ax.imshow(rgb, interpolation="nearest")
     ax.set_axis_off()
@@ -206,7 +211,7 @@ def _show(ax, rgb: np.ndarray, title: str | None) -> None:
 
 
 def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
-            normalize: bool = True, title: str | None = None, figsize=(6, 6)):
+            normalize: bool = True, title: str | None = None, figsize=None):
     """Instance outlines drawn as vector contours on the image.
 
     Args:
@@ -218,7 +223,8 @@ def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
         linewidth: outline width in points.
         normalize: stretch the image contrast (see ``display_image``).
         title: axes title; default ``"<N> nuclei"``.
-        figsize: size of a new figure in inches.
+        figsize: size of a new figure in inches; default 6 inches wide with
+            the image's aspect ratio.
 
     Returns:
         The ``matplotlib.figure.Figure`` (one image and one ``LineCollection``
@@ -235,7 +241,7 @@ def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
 
     arr = _check_image(image)
     lab = _check_labels(labels, arr.shape[:2])
-    fig, ax = _figure_and_axes(ax, figsize)
+    fig, ax = _figure_and_axes(ax, figsize or _image_figsize(arr.shape, 6.0))
     n_objects = len(np.unique(lab[lab > 0]))
     _show(ax, display_image(arr, normalize=normalize),
           f"{n_objects} nuclei" if title is None else title)
@@ -257,7 +263,7 @@ def _fill(rgb: np.ndarray, mask: np.ndarray, color, alpha: float) -> None:
 
 def error_map(image, y_true, y_pred, *, thresh: float = 0.5, ax=None, alpha: float = 0.45,
               colors: Mapping[str, str] | None = None, normalize: bool = True,
-              title: str | None = None, figsize=(7, 7)):
+              title: str | None = None, figsize=None):
     """Where a prediction goes wrong: missed, extra and matched nuclei in three colours.
 
     True and predicted objects are matched one-to-one at IoU >= ``thresh``
@@ -278,7 +284,8 @@ def error_map(image, y_true, y_pred, *, thresh: float = 0.5, ax=None, alpha: flo
             ``"missed"``, ``"extra"``).
         normalize: stretch the image contrast.
         title: axes title; default the counts and accuracy.
-        figsize: size of a new figure in inches.
+        figsize: size of a new figure in inches; default 7 inches wide with
+            the image's aspect ratio.
 
     Returns:
         The ``matplotlib.figure.Figure``.
@@ -315,7 +322,7 @@ def error_map(image, y_true, y_pred, *, thresh: float = 0.5, ax=None, alpha: flo
     edges = find_boundaries(np.where(matched, pred, 0), mode="inner")
     rgb[edges] = _rgb_tuple(palette["matched"])
 
-    fig, ax = _figure_and_axes(ax, figsize)
+    fig, ax = _figure_and_axes(ax, figsize or _image_figsize(arr.shape, 7.0))
     if title is None:
         title = (f"IoU ≥ {thresh:g}: accuracy {result.accuracy:.3f} "
                  f"(tp {result.tp}, fp {result.fp}, fn {result.fn})")

@@ -40,17 +40,36 @@ def gather_pixels(images, rows, cols, *, fill_mode="reflect", fill_value=0):
     Returns:
         ``(N, Ho, Wo, C)`` tensor of the images' dtype.
     """
-    shape = tf.shape(images)
-    n, h, w, c = shape[0], shape[1], shape[2], shape[3]
-    rows, valid_r = _fold_index(rows, h, fill_mode)
-    cols, valid_c = _fold_index(cols, w, fill_mode)
-    batch = tf.range(n)[:, None, None]
-    flat = tf.reshape(images, tf.stack([-1, c]))
-    out = tf.gather(flat, (batch * h + rows) * w + cols)
-    if fill_mode == "constant":
-        valid = (valid_r & valid_c)[..., None]
-        out = tf.where(valid, out, tf.cast(fill_value, images.dtype))
-    return out
+    return _Gatherer(images, fill_mode, fill_value)(rows, cols)
+
+
+class _Gatherer:
+    """Looks up pixels of one batch by (row, col); folds indices once per coordinate."""
+
+    def __init__(self, images, fill_mode, fill_value):
+        shape = tf.shape(images)
+        self.n, self.h, self.w, self.c = shape[0], shape[1], shape[2], shape[3]
+        self.flat = tf.reshape(images, tf.stack([-1, self.c]))
+        self.fill_mode = fill_mode
+        self.fill = tf.cast(fill_value, images.dtype)
+        self.row_base = (tf.range(self.n) * self.h)[:, None, None]
+
+    def fold_rows(self, rows):
+        rows, valid = _fold_index(rows, self.h, self.fill_mode)
+        return (self.row_base + rows) * self.w, valid
+
+    def fold_cols(self, cols):
+        return _fold_index(cols, self.w, self.fill_mode)
+
+    def take(self, row, col):
+        (offset, valid_r), (col, valid_c) = row, col
+        out = tf.gather(self.flat, offset + col)
+        if self.fill_mode == "constant":
+            out = tf.where((valid_r & valid_c)[..., None], out, self.fill)
+        return out
+
+    def __call__(self, rows, cols):
+        return self.take(self.fold_rows(rows), self.fold_cols(cols))
 
 
 def sample(images, ys, xs, *, interpolation="bilinear", fill_mode="reflect", fill_value=0):
@@ -65,23 +84,22 @@ def sample(images, ys, xs, *, interpolation="bilinear", fill_mode="reflect", fil
     Returns:
         ``(N, Ho, Wo, C)`` tensor of the images' dtype.
     """
+    gather = _Gatherer(images, fill_mode, fill_value)
     if interpolation == "nearest":
-        rows = tf.cast(tf.floor(ys + 0.5), tf.int32)
-        cols = tf.cast(tf.floor(xs + 0.5), tf.int32)
-        return gather_pixels(images, rows, cols, fill_mode=fill_mode, fill_value=fill_value)
+        return gather(tf.cast(tf.floor(ys + 0.5), tf.int32), tf.cast(tf.floor(xs + 0.5), tf.int32))
     y0 = tf.floor(ys)
     x0 = tf.floor(xs)
     dy = (ys - y0)[..., None]
     dx = (xs - x0)[..., None]
     r0 = tf.cast(y0, tf.int32)
     c0 = tf.cast(x0, tf.int32)
-
-    def at(r, c):
-        return gather_pixels(images, r, c, fill_mode=fill_mode, fill_value=fill_value)
-
-    top = at(r0, c0) * (1.0 - dx) + at(r0, c0 + 1) * dx
-    bottom = at(r0 + 1, c0) * (1.0 - dx) + at(r0 + 1, c0 + 1) * dx
-    return top * (1.0 - dy) + bottom * dy
+    top, bottom = gather.fold_rows(r0), gather.fold_rows(r0 + 1)
+    left, right = gather.fold_cols(c0), gather.fold_cols(c0 + 1)
+    v00, v01 = gather.take(top, left), gather.take(top, right)
+    v10, v11 = gather.take(bottom, left), gather.take(bottom, right)
+    upper = v00 + (v01 - v00) * dx
+    lower = v10 + (v11 - v10) * dx
+    return upper + (lower - upper) * dy
 
 
 def pixel_grid(n, h, w):

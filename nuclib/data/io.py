@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         arr = _read_tiff(path, memmap) if path.suffix.lower() in _TIFF else _read_cv2(path)
-    except (ValueError, OSError, tifffile.TiffFileError, cv2.error) as err:
+    except (ValueError, OSError, IndexError, KeyError, struct.error, tifffile.TiffFileError,
+            cv2.error) as err:  # what decoders raise on corrupt data
         raise ValueError(f"cannot read image {path}: {err}; expected a readable "
                          f"{'/'.join(s[1:] for s in IMAGE_SUFFIXES)} file") from err
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -108,6 +110,8 @@ def _read_cv2(path: Path) -> np.ndarray:
 
 def _read_tiff(path: Path, memmap: bool) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ValueError("the file holds no image (corrupt or empty TIFF)")
         series = tif.series[0]
         axes = series.axes
         arr = None

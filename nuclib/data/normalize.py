@@ -25,7 +25,8 @@ def _as_float(image) -> np.ndarray:
         raise ValueError(f"image is empty (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise ValueError("image contains NaN or infinite values; expected finite intensities")
-    out = arr.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # overflow is reported below, with the value
+        out = arr.astype(np.float32, copy=False)
     if arr.dtype == np.float64 and not np.all(np.isfinite(out)):
         raise ValueError(f"image values up to {np.abs(arr).max()} overflow float32; expected "
                          "intensities below 3.4e38")

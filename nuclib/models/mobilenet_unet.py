@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import keras
 from keras import layers
@@ -54,8 +55,14 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
         backbone = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha,
                                                   include_top=False, weights=weights)
     except ValueError as err:
+        # Keras' message can print whole weight tensors: keep its first line and the shapes.
+        detail = str(err).splitlines()[0]
+        shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)",
+                           str(err))
+        if shapes:
+            detail += " " + shapes.group(0)
         raise ValueError(f"could not load encoder_weights {weights!r} into a MobileNetV2 "
-                         f"encoder with alpha={alpha}: {err}. Expected weights of "
+                         f"encoder with alpha={alpha}: {detail}. Expected weights of "
                          f"keras.applications.MobileNetV2(include_top=False, "
                          f"alpha={alpha})") from err
     outputs = [backbone.get_layer(n).output for n in (*SKIP_LAYERS, BOTTLENECK_LAYER)]

@@ -36,7 +36,7 @@ _CROSS = ndi.generate_binary_structure(2, 1)
 _FULL = ndi.generate_binary_structure(2, 2)
 # Rounding in float16 models and tile blending can push values a hair outside [0, 1].
 _RANGE_TOLERANCE = 1e-3
-SPLIT_METHODS = (False, True, "h_maxima", "peak_local_max")
+SPLIT_METHODS = (False, True, "distance", "h_maxima", "peak_local_max")
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _holes(foreground: np.ndarray) -> tuple[np.ndarray, int]:
     """Label the holes of a mask: background components that do not touch the border.
 
     Same holes as ``ndi.binary_fill_holes`` (4-connected background), found by
-    one labelling pass instead of an iterated dilation (10x faster on big images).
+    one labelling pass instead of an iterated dilation (several times faster).
     """
     background, n = ndi.label(~foreground, structure=_CROSS)
     if n == 0:
@@ -387,11 +387,13 @@ def three_class_to_labels(probs, *, seed_threshold: float = 0.5, boundary_boost:
 def _split_by_dynamics(distance: np.ndarray, mask: np.ndarray, height: float) -> np.ndarray:
     """Watershed of the distance map with one region per maximum of dynamic >= ``height``.
 
-    Gives the split of a watershed from ``skimage.morphology.h_maxima`` markers,
-    but 5-10x faster (h_maxima's grey reconstruction sorts every pixel):
+    The h-maxima split computed from the maxima's dynamics (Grimaud 1992):
     flood from every local maximum, then merge basins in order of falling
     saddle height; a basin whose peak rises less than ``height`` above the
-    saddle to a higher basin joins that basin (its dynamic is too small).
+    saddle to a higher basin joins that basin. Compared with a watershed from
+    ``skimage.morphology.h_maxima`` markers it is 3-4x faster (no grey
+    reconstruction sorting every pixel) and, on the DSB2018 masks, does not
+    over-split (skimage's float h_maxima gives ~10% more markers than nuclei).
     """
     from skimage.segmentation import watershed
 
@@ -459,7 +461,7 @@ def _split_mask(mask: np.ndarray, *, split, split_height: float,
     if not split or not mask.any():
         return ndi.label(mask, structure=_CROSS)[0]
     distance = ndi.distance_transform_edt(mask)
-    if split in (True, "h_maxima"):
+    if split in (True, "distance", "h_maxima"):
         if not split_height > 0:
             raise ValueError(f"split_height must be > 0, got {split_height}")
         return _split_by_dynamics(distance, mask, split_height)
@@ -482,18 +484,24 @@ def _mask_to_labels(mask: np.ndarray, *, min_size, split, split_height, min_dist
                     fill_holes: bool, dilation) -> np.ndarray:
     min_size = _check_size("min_size", min_size)
     dilation = _check_dilation(dilation)
+    holes = None
     if fill_holes:
-        # holes filled before splitting, so the distance transform sees solid nuclei
+        # Split the filled mask, so the distance transform sees solid nuclei; then
+        # hand each hole back only to an object that encloses it alone (a gap
+        # between three touching nuclei is background, not a nucleus).
         hole_ids, n_holes = _holes(mask)
         if n_holes:
-            mask = mask | (hole_ids > 0)
+            holes = hole_ids > 0
+            mask = mask | holes
     labels = _split_mask(mask, split=split, split_height=split_height,
                          min_distance=min_distance)
-    return _finish(labels, fill_holes=False, dilation=dilation, min_size=min_size)
+    if holes is not None:
+        labels[holes] = 0
+    return _finish(labels, fill_holes=holes is not None, dilation=dilation, min_size=min_size)
 
 
 def binary_to_labels(prob, *, threshold: float = 0.5, min_size: int = 16, split=True,
-                     split_height: float = 2.0, min_distance: int = 5, fill_holes: bool = True,
+                     split_height: float = 1.0, min_distance: int = 7, fill_holes: bool = True,
                      dilation: int = 0, from_logits: bool = False) -> np.ndarray:
     """Instance labels from a foreground probability map.
 
@@ -505,14 +513,18 @@ def binary_to_labels(prob, *, threshold: float = 0.5, min_size: int = 16, split=
         prob: HxW or HxWx1 float foreground probability in [0, 1].
         threshold: a pixel is foreground when its probability exceeds this.
         min_size: objects with fewer pixels are removed.
-        split: ``False`` (connected components only), ``True`` or
-            ``"h_maxima"`` (one seed per distance maximum that rises at least
-            ``split_height`` pixels above the saddle to its neighbour; robust
-            for elongated nuclei), or ``"peak_local_max"`` (one seed per
-            distance peak at least ``min_distance`` pixels from the next).
-        split_height: see ``split``; larger values split less.
+        split: ``False`` (connected components only); ``True``,
+            ``"distance"`` or ``"h_maxima"`` (the same method: one seed per
+            distance maximum that rises at least ``split_height`` pixels
+            above the saddle to its neighbour; robust for elongated nuclei);
+            or ``"peak_local_max"`` (one seed per distance peak at least
+            ``min_distance`` pixels from the next).
+        split_height: see ``split``; larger values split less. The default
+            (1 px) scored best on the DSB2018 training masks (pooled AP at IoU 0.5
+            0.925 against 0.897 for 2 px and 0.784 without splitting).
         min_distance: see ``split``.
-        fill_holes: fill holes in the mask before labelling.
+        fill_holes: fill holes that lie inside a single object (gaps enclosed
+            by several touching nuclei stay background).
         dilation: grow (> 0) or shrink (< 0) each object by this many pixels.
         from_logits: ``prob`` holds logits; a sigmoid is applied first.
 
@@ -537,7 +549,7 @@ def binary_to_labels(prob, *, threshold: float = 0.5, min_size: int = 16, split=
 
 
 def otsu_labels(image, *, invert="auto", sigma: float = 1.0, min_size: int = 16, split=True,
-                split_height: float = 2.0, min_distance: int = 5,
+                split_height: float = 1.0, min_distance: int = 7,
                 fill_holes: bool = True) -> np.ndarray:
     """The classical baseline: Otsu threshold, connected components, distance watershed.
 

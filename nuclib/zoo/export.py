@@ -248,7 +248,11 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     report, _ = evaluate_segmenter(segmenter, val_pairs, progress=progress, probs=probs)
     # End-to-end speed measured separately on a few images (tiling + post-processing).
     scores = summarize(report)
-    scores["data"] = "DSB2018 val/ (67 images)"
+    scores["data"] = f"DSB2018 val/ ({len(val_pairs)} images)"
+    # Per-image rows let anyone (and the tests) re-check a few images cheaply.
+    scores["per_image"] = [{k: row[k] for k in ("name", "group", "n_true", "n_pred", "ap50",
+                                                 "dsb_score") if k in row}
+                           for row in report.rows]
     scores["n_images"] = len(val_pairs)
     history_file = Path(checkpoint).parent / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else {}
