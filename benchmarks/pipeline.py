@@ -28,6 +28,8 @@ import os
 import time
 from pathlib import Path
 
+from _common import conv3x3_gflops, markdown_table, median_seconds
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DSB = Path(os.environ.get("NUCLIB_DSB2018",
@@ -67,12 +69,12 @@ def train_steps_per_second(batches, depth: int, filters: int, policy: str, n: in
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_model(depth, filters)
-        for i in range(warmup):
-            model.train_on_batch(*batches[i % len(batches)])
-        start = time.perf_counter()
-        for i in range(n):
-            model.train_on_batch(*batches[i % len(batches)])
-        return n / (time.perf_counter() - start)
+        step = iter(range(10**9))
+
+        def train_step():
+            model.train_on_batch(*batches[next(step) % len(batches)])
+
+        return 1.0 / median_seconds(train_step, warmup=warmup, repeats=n)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -84,13 +86,6 @@ def fit_steps_per_second(dataset, depth: int, filters: int, steps: int) -> float
     start = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps / (time.perf_counter() - start)
-
-
-def table(rows, headers) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
@@ -143,26 +138,34 @@ def main(argv=None) -> None:
     fit_pipeline = fit_steps_per_second(pipeline(data.default_augment(2)), depth, filters,
                                         n_steps * 2)
 
+    gflops = conv3x3_gflops(size=32, channels=16, batch=2, repeats=2) if q else conv3x3_gflops()
+
     print(f"\n## Input pipeline vs training step ({'quick' if q else 'full'} run)\n")
     print(f"{len(pairs)} DSB2018 training images ({megapixels:.1f} Mpx) decoded and "
           f"normalized once in {load_seconds:.1f} s ({load_seconds / len(pairs) * 1e3:.0f} ms "
           f"per image). Batches of {batch} crops of {crop}x{crop}; model "
-          f"unet(depth={depth}, filters={filters}); {os.cpu_count()} CPU cores; "
-          f"TensorFlow {tf.__version__}.\n")
-    rows = [[f"training step, {p} (in-memory batches)", f"{r:.2f} steps/s",
-             f"{r / baseline:.2f}x"] for p, r in steps.items()]
-    rows += [[f"pipeline, {name}", f"{r:.1f} batches/s", f"**{r / baseline:.1f}x**"
-              if name == "default_augment()" else f"{r / baseline:.1f}x"]
+          f"unet(depth={depth}, filters={filters}); {os.cpu_count()} CPU cores "
+          f"({gflops:.3g} GFLOP/s on a 3x3 convolution); TensorFlow {tf.__version__}.\n")
+    ratio_column = f"ratio to training step ({baseline_policy})"
+    rows = [{"measurement": f"training step, {p} (in-memory batches)",
+             "rate": f"{r:.2f} steps/s", ratio_column: f"{r / baseline:.2f}x"}
+            for p, r in steps.items()]
+    rows += [{"measurement": f"pipeline, {name}", "rate": f"{r:.1f} batches/s",
+              ratio_column: (f"**{r / baseline:.1f}x**" if name == "default_augment()"
+                             else f"{r / baseline:.1f}x")}
              for name, r in rates.items()]
-    print(table(rows, ["measurement", "rate", f"ratio to training step ({baseline_policy})"]))
+    print(markdown_table(rows))
     ratio = rates["default_augment()"] / baseline
     print(f"\nPipeline with default_augment() / training step rate: {ratio:.1f}x "
           f"(target >= 2x: {'met' if ratio >= 2 else 'NOT met'}).\n")
-    print(table([
-        ["model.fit fed from in-memory batches", f"{fit_memory:.2f} steps/s", "1.00"],
-        ["model.fit fed by make_dataset + default_augment()", f"{fit_pipeline:.2f} steps/s",
-         f"{fit_pipeline / fit_memory:.2f}"],
-    ], ["end-to-end (float32, both on the same cores)", "rate", "ratio to in-memory"]))
+    column = "end-to-end (float32, both on the same cores)"
+    print(markdown_table([
+        {column: "model.fit fed from in-memory batches", "rate": f"{fit_memory:.2f} steps/s",
+         "ratio to in-memory": "1.00"},
+        {column: "model.fit fed by make_dataset + default_augment()",
+         "rate": f"{fit_pipeline:.2f} steps/s",
+         "ratio to in-memory": f"{fit_pipeline / fit_memory:.2f}"},
+    ]))
 
 
 if __name__ == "__main__":

@@ -50,38 +50,41 @@ def build_mosaic(pairs, rows: int, cols: int, size: tuple[int, int] | None = Non
     return mosaic.astype(np.float32), truth
 
 
-def tile_layout(length: int, tile: int, overlap: int, multiple: int):
-    """Tile starts along one axis and the part of each tile that is kept.
+def kept_cores(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
+    """The part of each tile that is kept along one axis (``blend="crop"``).
 
-    The layout ``TiledInferencer`` uses with ``blend="crop"``: the axis is
-    padded to a multiple of the model's stride, tiles start on stride
-    multiples and overlap by at least ``2 * overlap`` pixels, the last one is
-    flush with the end, and each pixel is kept from the tile where it lies
-    farthest from an inner edge.
+    Neighbouring tiles share at least twice the overlap; the border between
+    what each keeps lies in the middle of the shared part, so every kept pixel
+    is at least ``overlap`` pixels from its tile's inner edges.
     """
-    padded = -(-length // multiple) * multiple
-    if padded <= tile:
-        return [0], [(0, length)]
-    step = (tile - 2 * overlap) // multiple * multiple
-    starts = list(range(0, padded - tile, step)) + [padded - tile]
     bounds = [0] + [(a + b + tile) // 2 for a, b in zip(starts[1:], starts[:-1])] + [length]
-    return starts, list(zip(bounds[:-1], bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
-def draw_tiles(ax, shape, tile: int, overlap: int, multiple: int, *, colors=("#00d5ff", "#ff9f1c")):
+def tile_grid(inferencer, shape):
+    """Tile shape, the tiles' (row, col) origins, and each axis' kept cores."""
+    (tile_h, tile_w), origins = inferencer.tile_origins(shape)
+    rows = sorted({y for y, _ in origins})
+    cols = sorted({x for _, x in origins})
+    return (tile_h, tile_w), origins, kept_cores(rows, tile_h, shape[0]), \
+        kept_cores(cols, tile_w, shape[1])
+
+
+def draw_tiles(ax, inferencer, shape, *, colors=("#00d5ff", "#ff9f1c")) -> int:
+    """Draw every tile (dashed) and the core kept from it (solid); return the tile count."""
     from matplotlib.patches import Rectangle
 
-    y_starts, y_kept = tile_layout(shape[0], tile, overlap, multiple)
-    x_starts, x_kept = tile_layout(shape[1], tile, overlap, multiple)
-    for i, y0 in enumerate(y_starts):
-        for j, x0 in enumerate(x_starts):
-            color = colors[(i + j) % 2]
-            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), tile, tile, fill=False, lw=0.8,
-                                   ls="--", ec=color, alpha=0.7))
-            (a, b), (c, d) = y_kept[i], x_kept[j]
-            ax.add_patch(Rectangle((c - 0.5, a - 0.5), d - c, b - a, fill=False, lw=1.6,
-                                   ec=color))
-    return len(y_starts) * len(x_starts)
+    (tile_h, tile_w), origins, y_cores, x_cores = tile_grid(inferencer, shape)
+    rows = sorted({y for y, _ in origins})
+    cols = sorted({x for _, x in origins})
+    for y0, x0 in origins:
+        i, j = rows.index(y0), cols.index(x0)
+        color = colors[(i + j) % 2]
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), tile_w, tile_h, fill=False, lw=0.8,
+                               ls="--", ec=color, alpha=0.7))
+        (a, b), (c, d) = y_cores[i], x_cores[j]
+        ax.add_patch(Rectangle((c - 0.5, a - 0.5), d - c, b - a, fill=False, lw=1.6, ec=color))
+    return len(origins)
 
 
 def main(argv=None) -> None:
@@ -134,18 +137,28 @@ def main(argv=None) -> None:
     left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
     viz.overlay(mosaic, labels, ax=left, color="yellow", linewidth=0.6,
                 title=f"{int(labels.max())} nuclei, tiled: max |tiled - whole| = {difference:.1e}")
-    n_tiles = draw_tiles(left, mosaic.shape, tile, overlap, multiple)
+    tiled = segmenter.inferencer(tile_size=tile)
+    n_tiles = draw_tiles(left, tiled, mosaic.shape)
     left.set_title(f"{left.get_title()}\n{n_tiles} tiles of {tile} px (dashed), kept cores "
                    f"(solid), {overlap} px context", fontsize="medium")
-    # close-up around the first interior tile corner
-    y_starts, y_kept = tile_layout(mosaic.shape[0], tile, overlap, multiple)
-    x_starts, x_kept = tile_layout(mosaic.shape[1], tile, overlap, multiple)
-    cy = y_kept[0][1] if len(y_kept) > 1 else mosaic.shape[0] // 2
-    cx = x_kept[0][1] if len(x_kept) > 1 else mosaic.shape[1] // 2
-    half = min(32 if ex.fast else 96, cy, cx, mosaic.shape[0] - cy, mosaic.shape[1] - cx)
+    # close-up of the tile corner whose seams cross the most nuclei
+    _, _, y_cores, x_cores = tile_grid(tiled, mosaic.shape)
+    corners = [(b, d) for _, b in y_cores[:-1] for _, d in x_cores[:-1]] or \
+        [(mosaic.shape[0] // 2, mosaic.shape[1] // 2)]
+    half = 32 if ex.fast else 80
+
+    def crossing(corner):
+        y, x = corner
+        seams = np.concatenate([labels[y, max(x - half, 0):x + half],
+                                labels[max(y - half, 0):y + half, x]])
+        return len(np.unique(seams[seams > 0]))
+
+    cy, cx = max(corners, key=crossing)
+    half = min(half, cy, cx, mosaic.shape[0] - cy, mosaic.shape[1] - cx)
     window = (slice(cy - half, cy + half), slice(cx - half, cx + half))
     viz.overlay(mosaic[window], labels[window], ax=right, color="instances", linewidth=1.2,
-                title="close-up of a tile corner: nuclei on the seams are whole")
+                title="close-up of a tile corner (dotted: where kept cores meet)\n"
+                      "nuclei on the seams come out whole")
     right.axhline(half - 0.5, color="white", lw=0.8, ls=":")
     right.axvline(half - 0.5, color="white", lw=0.8, ls=":")
     ex.save(fig, "tiled_inference")

@@ -43,7 +43,7 @@ NUCLIB_LAYERS = ["flip_rotate90", "affine", "grid_elastic", "elastic", "crop", "
 
 
 def _blobs(centres, radii, size=SIZE):
-    """Bright discs with soft (about half-pixel) edges on a dark background, values in [0.1, 0.9]."""
+    """Bright discs with soft (half-pixel) edges on a dark background, values in [0.1, 0.9]."""
     yy, xx = np.mgrid[:size, :size]
     image = np.zeros((size, size))
     for (cy, cx), r in zip(centres, radii):
@@ -211,7 +211,8 @@ def test_flip_rotate90_is_an_exact_square_symmetry_and_draws_all_eight():
     for i in range(64):
         matches = [j for j, (im, lab) in enumerate(zip(_dihedral(images[i]),
                                                        _dihedral(labels[i])))
-                   if np.array_equal(out["images"][i], im) and np.array_equal(out["labels"][i], lab)]
+                   if np.array_equal(out["images"][i], im)
+                   and np.array_equal(out["labels"][i], lab)]
         assert matches, f"sample {i} is not a flip/rotation of its input"
         seen.add(matches[0])
     assert seen == set(range(8))
@@ -246,7 +247,7 @@ def test_affine_translation_and_scale_known_answers():
     # A shift of a quarter of the size: 8 rows down, 10 columns right.
     np.testing.assert_allclose(shifted[0, 8:, 10:], images[0, :-8, :-10], atol=1e-6)
     zoomed = RandomAffine(rotation=0, scale=2.0, interpolation="nearest", seed=0)(images)
-    # Doubling about the centre (15.5, 19.5): output (y, x) shows input (15.5 + (y - 15.5) / 2, ...).
+    # Doubling about the centre (15.5, 19.5): output row y shows input row 15.5 + (y - 15.5) / 2.
     np.testing.assert_array_equal(zoomed[0, 14:18:2, 18:22:2], images[0, 15:17, 19:21])
 
 
@@ -374,7 +375,8 @@ def test_strong_augment_contains_elastic_noise_gamma_blur():
     kinds = {type(t) for t in strong_augment(0).transforms}
     assert {RandomGridElastic, RandomGaussianNoise, RandomPoissonNoise, RandomGamma,
             RandomGaussianBlur, RandomAffine, RandomFlipRotate90} <= kinds
-    assert all(isinstance(t, (JointLayer, keras.layers.Layer)) for t in strong_augment(0).transforms)
+    transforms = strong_augment(0).transforms
+    assert all(isinstance(t, (JointLayer, keras.layers.Layer)) for t in transforms)
 
 
 def test_bad_inputs_and_arguments_raise_clear_errors(batch):
@@ -395,3 +397,21 @@ def test_bad_inputs_and_arguments_raise_clear_errors(batch):
         RandomGaussianBlur(probability=1.5)
     with pytest.raises(ValueError, match="points"):
         RandomGridElastic(points=1)
+
+
+def test_chains_accept_unbatched_images_with_plain_label_images(batch):
+    images, labels = batch
+    for make in (default_augment, strong_augment):
+        out = make(1)({"images": images[0], "labels": labels[0, ..., 0]})
+        assert tuple(out["images"].shape) == (SIZE, SIZE, 1)
+        assert tuple(out["labels"].shape) == (SIZE, SIZE)
+        assert _agreement(out["images"][None], out["labels"][None, ..., None]) >= 0.98
+
+
+def test_integer_images_are_accepted_and_come_back_as_float32():
+    image = (np.arange(36, dtype=np.uint16) * 1000).reshape(1, 6, 6, 1)
+    out = RandomFlipRotate90(seed=0)(image)
+    assert out.dtype == tf.float32
+    assert sorted(np.asarray(out).ravel().tolist()) == list(range(0, 36000, 1000))
+    gamma = RandomGamma(gamma=(2.0, 2.0), value_range=(0, 35000), seed=0)(image)
+    np.testing.assert_allclose(gamma[0, 0, 1, 0], 35000 * (1000 / 35000) ** 2, rtol=1e-5)

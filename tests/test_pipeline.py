@@ -168,3 +168,19 @@ def test_errors_name_the_files(tmp_path):
 def _one_then_two_channels():
     calls = itertools.count(1)
     return lambda im: np.zeros(im.shape[:2] + (next(calls),), np.float32)
+
+
+def test_make_dataset_reads_the_dsb_per_object_layout(tmp_path):
+    from nuclib.data.io import dsb_object_pairs
+
+    for sample in ("a", "b"):
+        write_image(tmp_path / sample / "images" / f"{sample}.png",
+                    np.full((24, 20, 4), 90, np.uint8))
+        for i, (y, x) in enumerate([(2, 2), (12, 8)]):
+            mask = np.zeros((24, 20), np.uint8)
+            mask[y:y + 8, x:x + 8] = 255
+            write_image(tmp_path / sample / "masks" / f"{i}.png", mask)
+    ds = make_dataset(dsb_object_pairs(tmp_path), crop_size=16, batch_size=2, seed=0)
+    images, targets = next(iter(ds))
+    _check_batch(images, targets, 2, 16)
+    assert {1, 2} <= set(np.unique(targets))

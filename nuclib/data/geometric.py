@@ -75,7 +75,8 @@ class RandomFlipRotate90(JointLayer):
         **kwargs: Keras layer arguments.
 
     Example:
-        >>> out = RandomFlipRotate90(seed=1)({"images": images, "labels": labels})   # doctest: +SKIP
+        >>> layer = RandomFlipRotate90(seed=1)
+        >>> out = layer({"images": images, "labels": labels})   # doctest: +SKIP
     """
 
     def transform(self, images, labels, seed, training):
@@ -354,7 +355,17 @@ class RandomCrop(JointLayer):
         return images, labels
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        def cropped(shape, batched):
+            shape = list(shape)
+            first = 1 if batched else 0
+            shape[first:first + 2] = [self.height, self.width]
+            return tuple(shape)
+
+        if isinstance(input_shape, dict):
+            batched = len(input_shape["images"]) == 4
+            return {k: cropped(v, batched) if k in ("images", "labels", "segmentation_masks")
+                    else v for k, v in input_shape.items()}
+        return cropped(input_shape, len(input_shape) == 4)
 
     def get_config(self):
         config = super().get_config()

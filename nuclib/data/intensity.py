@@ -9,7 +9,7 @@ Example:
     >>> import numpy as np
     >>> noisy = RandomGaussianNoise(stddev=(0.0, 0.05), seed=0)(
     ...     {"images": np.full((8, 8, 1), 0.5, "float32"), "labels": np.ones((8, 8), "int32")})
-    >>> noisy["labels"].numpy().min()
+    >>> int(noisy["labels"].numpy().min())
     1
 """
 

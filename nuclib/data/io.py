@@ -68,7 +68,7 @@ def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np
     Example:
         >>> image = read_image("examples/data/histology.png")            # doctest: +SKIP
         >>> gray = read_image("gray_saved_as_rgb.png", as_gray="auto")    # doctest: +SKIP
-        >>> gray.ndim
+        >>> gray.ndim                                                     # doctest: +SKIP
         2
     """
     if as_gray not in (False, True, "auto"):
@@ -490,7 +490,7 @@ def file_list_pairs(list_file, image_dir, label_dir) -> list[tuple[Path, Path]]:
             (the list file, line and name are given).
 
     Example:
-        >>> pairs = file_list_pairs("training.txt", "raw_images", "raw_annotations")   # doctest: +SKIP
+        >>> pairs = file_list_pairs("training.txt", "images", "labels")   # doctest: +SKIP
     """
     list_file = Path(list_file)
     if not list_file.is_file():

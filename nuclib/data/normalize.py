@@ -69,6 +69,15 @@ def percentile_normalize(image, low: float = 1.0, high: float = 99.8, *,
 def standardize(image) -> np.ndarray:
     """Zero mean, unit variance (per channel for HxWxC); constant input gives zeros.
 
+    Args:
+        image: HxW or HxWxC array of any numeric dtype.
+
+    Returns:
+        float32 array of the same shape.
+
+    Raises:
+        ValueError: empty, non-numeric or non-finite image.
+
     Example:
         >>> float(standardize(np.array([[1.0, 3.0]])).std())
         1.0
@@ -83,6 +92,15 @@ def standardize(image) -> np.ndarray:
 def minmax_normalize(image) -> np.ndarray:
     """Scale to [0, 1] by the minimum and maximum (per channel); constant input gives zeros.
 
+    Args:
+        image: HxW or HxWxC array of any numeric dtype.
+
+    Returns:
+        float32 array of the same shape.
+
+    Raises:
+        ValueError: empty, non-numeric or non-finite image.
+
     Example:
         >>> minmax_normalize(np.array([[2, 4]], dtype=np.uint8)).tolist()
         [[0.0, 1.0]]
@@ -92,6 +110,15 @@ def minmax_normalize(image) -> np.ndarray:
 
 def to_grayscale(image) -> np.ndarray:
     """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped) → HxW float32 (luminance for RGB).
+
+    Args:
+        image: the image, any numeric dtype.
+
+    Returns:
+        HxW float32 array (0.299 R + 0.587 G + 0.114 B for colour).
+
+    Raises:
+        ValueError: another shape, or an empty, non-numeric or non-finite image.
 
     Example:
         >>> to_grayscale(np.ones((2, 2, 3))).shape

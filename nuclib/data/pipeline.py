@@ -96,7 +96,8 @@ def _random_crop(image, labels, size: int, rng: np.random.Generator):
     h, w = labels.shape
     ph, pw = max(size - h, 0), max(size - w, 0)
     if ph or pw:
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
         labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
         h, w = labels.shape
     y = rng.integers(0, h - size + 1)
@@ -337,8 +338,8 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
         ValueError: as ``make_dataset``.
 
     Example:
-        >>> val = make_validation_dataset(folder_pairs("dsb2018/val"), tile_size=256)  # doctest: +SKIP
-        >>> model.fit(train, validation_data=val, ...)                                   # doctest: +SKIP
+        >>> val = make_validation_dataset(folder_pairs("val"), tile_size=256)  # doctest: +SKIP
+        >>> model.fit(train, validation_data=val, ...)                         # doctest: +SKIP
     """
     if tile_size is None:
         return make_dataset(pairs, crop_size=None, target=target, shuffle=False, repeat=False,

@@ -48,13 +48,19 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
         >>> [s.shape[-1] for s in skips], bottom.shape[-1]
         ([96, 144, 192, 576], 112)
     """
-    if weights is not None and not os.path.isfile(weights):
-        raise FileNotFoundError(f"encoder_weights file {weights!r} does not exist; expected a "
-                                "MobileNetV2(include_top=False) weights file or None")
+    if weights is not None:
+        weights = os.fspath(weights)
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"encoder_weights file {weights!r} does not exist; expected the path of a "
+                "MobileNetV2(include_top=False) weights file, or None (nuclib does not "
+                "download 'imagenet' weights)")
     try:
         backbone = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha,
                                                   include_top=False, weights=weights)
     except ValueError as err:
+        if weights is None:
+            raise
         # Keras' message can print whole weight tensors: keep its first line and the shapes.
         detail = str(err).splitlines()[0]
         shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)",
