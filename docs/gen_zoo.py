@@ -85,6 +85,9 @@ def _model_section(entry: dict) -> list[str]:
         ("Aliases", ", ".join(f"`{a}`" for a in entry.get("aliases", [])) or "–"),
         ("Bundled", "yes (offline default)" if folder.is_dir() else "no (downloaded)"),
     ]
+    if not config:  # not bundled: only the registry's facts are known here
+        facts = [f for f in facts if f[0] in ("Architecture", "Hub", "Aliases", "Bundled")]
+        facts.append(("Details", f"the model card on the Hub: `{entry.get('repo_id', '?')}`"))
     training = config.get("training", {})
     if training:
         minutes = (training.get("seconds") or 0) / 60

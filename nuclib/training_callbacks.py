@@ -30,17 +30,22 @@ class SamplePrediction(keras.callbacks.Callback):
         from nuclib.data.io import read_image
 
         self.out_dir = Path(out_dir)
-        x = preprocess(read_image(image_path))
-        h, w = (s // 16 * 16 for s in x.shape[:2])
-        self.x = x[:h, :w]
+        self.x = preprocess(read_image(image_path))
+        self._cropped = None
 
     def on_epoch_end(self, epoch, logs=None):
         from nuclib.data.io import write_image
+        from nuclib.models.utils import required_multiple
 
-        probs = np.asarray(self.model(self.x[None], training=False))[0].astype(np.float32)
+        if self._cropped is None:
+            # Crop once to the model's stride (16 for a depth-4 U-Net, 32 for MobileNetV2).
+            m = required_multiple(self.model)
+            h, w = (s // m * m for s in self.x.shape[:2])
+            self._cropped = self.x[:h, :w]
+        probs = np.asarray(self.model(self._cropped[None], training=False))[0].astype(np.float32)
         if probs.shape[-1] == 1:
             probs = np.repeat(probs, 3, axis=-1)
-        left = np.repeat(self.x[..., :1], 3, axis=-1)
+        left = np.repeat(self._cropped[..., :1], 3, axis=-1)
         panel = np.concatenate([left, probs], axis=1)
         write_image(self.out_dir / f"epoch_{epoch + 1:03d}.png",
                     (np.clip(panel, 0, 1) * 255).astype(np.uint8))

@@ -18,6 +18,15 @@ def attention_unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: in
     decoder features one level coarser (the gating signal), with half the
     skip's channels as the attention space (as in the paper's code).
 
+    Args:
+        x: ``(N, H, W, C)`` input tensor, H and W multiples of ``2**depth`` or None.
+        depth, filters, kernel_size, batch_norm, dropout, upsampling: as in
+            ``attention_unet``.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, filters)`` tensor: the last decoder stage, before the head.
+
     Example:
         >>> x = keras.Input((None, None, 1))
         >>> attention_unet_base(x, depth=2, filters=8, name="m").shape[-1]

@@ -211,6 +211,13 @@ def multires_split(filters: int, alpha: float = 1.67) -> tuple[int, int, int]:
     ``W = alpha * filters`` split as W/6, W/3, W/2 (the original code's
     ``int(W*0.167)``, ``int(W*0.333)``, ``int(W*0.5)``), each at least 1.
 
+    Args:
+        filters: the U-Net-equivalent filter count ``U``.
+        alpha: width multiplier.
+
+    Returns:
+        The three channel counts, smallest first.
+
     Example:
         >>> multires_split(32)
         (8, 17, 26)

@@ -46,7 +46,7 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
         >>> x = keras.Input((None, None, 3))
         >>> skips, bottom, _ = mobilenet_encoder(x, alpha=0.35, name="m_encoder")
         >>> [s.shape[-1] for s in skips], bottom.shape[-1]
-        ([96, 144, 192, 576], 112)
+        ([48, 48, 96, 192], 112)
     """
     if weights is not None:
         weights = os.fspath(weights)

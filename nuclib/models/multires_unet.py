@@ -1,4 +1,4 @@
-"""MultiResUNet (Ibtehaz & Rahman 2020): MultiRes blocks instead of conv pairs, Res paths on skips."""
+"""MultiResUNet (Ibtehaz & Rahman 2020): MultiRes blocks and Res paths on the skips."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ def multires_unet_base(x, *, depth: int = 4, filters: int = 32, alpha: float = 1
     Level ``l`` (0 = full resolution) uses ``multires_block(filters * 2**l)``;
     its skip goes through a ``res_path`` of length ``depth - l`` (4, 3, 2, 1
     for the paper's depth 4) with ``filters * 2**l`` channels.
+
+    Args:
+        x: ``(N, H, W, C)`` input tensor, H and W multiples of ``2**depth`` or None.
+        depth, filters, alpha, dropout, upsampling: as in ``multires_unet``.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, sum(blocks.multires_split(filters, alpha)))`` tensor: the
+        last decoder block, before the head.
 
     Example:
         >>> x = keras.Input((None, None, 1))

@@ -23,7 +23,15 @@ def required_multiple(model) -> int:
     """The factor the input sides must be a multiple of (the model's total stride).
 
     Walks the layer graph and returns the largest cumulative down-sampling
-    factor reached by any layer, e.g. ``2**depth`` for a U-Net.
+    factor reached by any layer, e.g. ``2**depth`` for a U-Net, 32 for
+    ``mobilenet_unet``. Layers are followed through the functional graph, so
+    the model must be flat (no nested sub-models; nuclib's factories are).
+
+    Args:
+        model: a functional ``keras.Model``.
+
+    Returns:
+        The required multiple of the input height and width.
 
     Example:
         >>> from nuclib.models import unet
@@ -49,7 +57,19 @@ def required_multiple(model) -> int:
 def check_spatial_shape(shape, multiple: int) -> None:
     """Raise ``ValueError`` unless both spatial sides of ``shape`` are multiples of ``multiple``.
 
-    ``shape`` is ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+    Args:
+        shape: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+        multiple: the required multiple, e.g. ``required_multiple(model)``.
+
+    Raises:
+        ValueError: a side is not a multiple of ``multiple``.
+
+    Example:
+        >>> check_spatial_shape((1, 64, 96, 1), 32)
+        >>> check_spatial_shape((60, 64), 32)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: image sides (60, 64) must be multiples of 32 for this model ...
     """
     hw = tuple(shape[1:3]) if len(shape) == 4 else tuple(shape[:2])
     bad = [s for s in hw if s % multiple]

@@ -203,6 +203,22 @@ def summarize(report) -> dict:
     return report.summary
 
 
+def portable_recipe(recipe: dict, start=None) -> dict:
+    """A copy of a loaded recipe with absolute paths made relative to ``start`` (default: cwd),
+    so model files do not record the trainer's machine layout."""
+    import copy
+    import os
+
+    out = copy.deepcopy(recipe)
+    start = str(start or Path.cwd())
+    for section, key in (("data", "train"), ("data", "val"), ("output", "dir"),
+                         ("output", "sample_image"), ("train", "fine_tune_from")):
+        value = out.get(section, {}).get(key)
+        if isinstance(value, str) and os.path.isabs(value):
+            out[section][key] = os.path.relpath(value, start)
+    return out
+
+
 def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) -> dict:
     """Turn a training checkpoint into a finished model directory.
 
@@ -260,7 +276,7 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     segmenter.config["training"] = {
         "data": "DSB2018 stage-1 train, community-fixed masks (498 images, CC0)",
         "recipe_file": f"recipes/{recipe['name']}.toml",
-        "recipe": recipe,
+        "recipe": portable_recipe(recipe),
         "epochs": len(history.get("history", {}).get("loss", [])) or recipe["train"]["epochs"],
         "steps_per_epoch": recipe["train"]["steps_per_epoch"],
         "seconds": history.get("train_seconds", 0.0),
