@@ -1,0 +1,99 @@
+"""Benchmark the pretrained zoo end to end on DSB2018 ``val/``, against the Otsu baseline.
+
+For every bundled zoo model: validation scores on all of ``val/`` per
+modality (pooled AP at IoU 0.5 / 0.75 / 0.9, F1@0.5, DSB score), measured by
+nuclib's own metrics through the public ``Segmenter.segment`` path, and
+end-to-end seconds per megapixel (reading excluded; normalization, tiled
+prediction and post-processing included). ``nuclib.postprocess.otsu_labels``
+runs on the same images in the same process as the baseline, so the table
+reads as "model vs classical thresholding" in both accuracy and speed.
+
+Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
+``--quick`` (3 images per modality). Needs ``../shared/data/dsb2018`` (or
+``NUCLIB_DSB2018``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import print_table
+
+DSB = Path(os.environ.get("NUCLIB_DSB2018",
+                          Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
+
+
+def _val_set(quick: bool):
+    from nuclib.data import folder_pairs, read_image, read_labels
+
+    modality = {r["id"]: r["modality"] for r in csv.DictReader(open(DSB / "manifest.csv"))}
+    pairs = folder_pairs(DSB / "val")
+    if quick:
+        seen: dict[str, int] = {}
+        keep = []
+        for p in pairs:
+            m = modality[p[0].stem]
+            if seen.get(m, 0) < 3:
+                keep.append(p)
+                seen[m] = seen.get(m, 0) + 1
+        pairs = keep
+    images = [read_image(p) for p, _ in pairs]
+    truths = [read_labels(lab) for _, lab in pairs]
+    return images, truths, [p.stem for p, _ in pairs], [modality[p.stem] for p, _ in pairs]
+
+
+def _score_rows(method: str, seconds: float, megapixels: float, report) -> list[dict]:
+    rows = []
+    for group, s in report.summary["groups"].items():
+        rows.append({"method": method, "group": group, "images": s["n_images"],
+                     "AP@0.5": s["ap50"], "AP@0.75": s["ap75"], "AP@0.9": s["ap90"],
+                     "F1@0.5": s["f1_50"], "DSB score": s["dsb_score"],
+                     "s/MP": seconds / megapixels if group == "all" else ""})
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Score every bundled zoo model and the Otsu baseline; return table rows."""
+    import nuclib
+    from nuclib.metrics import evaluate
+    from nuclib.postprocess import otsu_labels
+    from nuclib.zoo import registry
+
+    images, truths, names, groups = _val_set(quick)
+    megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
+    rows = []
+    start = time.perf_counter()
+    preds = [otsu_labels(im) for im in images]
+    otsu_seconds = time.perf_counter() - start
+    rows += _score_rows("otsu_labels (baseline)", otsu_seconds, megapixels,
+                        evaluate(truths, preds, names=names, groups=groups))
+    for name, entry in registry.load_registry().items():
+        if not entry.bundled_dir.is_dir():
+            continue
+        seg = nuclib.load_pretrained(name, source="bundled")
+        seg.segment(images[0])  # warm-up: graph tracing and thread pools
+        start = time.perf_counter()
+        preds = [seg.segment(im) for im in images]
+        seconds = time.perf_counter() - start
+        rows += _score_rows(name, seconds, megapixels,
+                            evaluate(truths, preds, names=names, groups=groups))
+        print(f"{name}: {seconds / megapixels:.2f} s/MP end to end, "
+              f"{seconds / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's time", flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 images per modality")
+    args = parser.parse_args(argv)
+    rows = run(quick=args.quick)
+    print_table(rows, digits=3)
+
+
+if __name__ == "__main__":
+    main()
