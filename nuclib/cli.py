@@ -37,6 +37,25 @@ def _inputs(paths) -> list[Path]:
 
 
 def cmd_segment(args) -> int:
+    """``nuclib segment``: write ``<stem>_labels.<format>`` for every input image.
+
+    Folders are expanded to their image files (sorted, hidden files skipped).
+    Images whose label file already exists are skipped unless ``--overwrite``;
+    a file that fails is reported at the end and the others are still
+    processed.
+
+    Args:
+        args: parsed arguments with ``inputs``, ``model``, ``source``,
+            ``out``, ``format``, ``overlay``, ``overwrite``, ``no_progress``
+            and ``verbose``.
+
+    Returns:
+        Exit status: 0 all done, 1 any image failed, 2 no input images found.
+
+    Example:
+        >>> main(["segment", "images/", "--out", "results/", "--overlay"])  # doctest: +SKIP
+        0
+    """
     from tqdm.auto import tqdm
 
     from nuclib.data.io import read_image, write_image, write_labels
@@ -89,6 +108,26 @@ def _match_predictions(true_dir: Path, pred_dir: Path):
 
 
 def cmd_evaluate(args) -> int:
+    """``nuclib evaluate``: score a folder of predicted labels against ground truth.
+
+    Predictions are matched to truths by file stem, with an optional
+    ``_labels`` suffix (``_overlay`` images are ignored; predictions without
+    a truth are ignored silently). Prints ``Report.table()`` and optionally
+    writes the CSV.
+
+    Args:
+        args: parsed arguments with ``true``, ``pred``, ``csv``,
+            ``thresholds`` and ``overwrite``.
+
+    Returns:
+        Exit status: 0 every truth had a readable prediction of the same
+        shape; 1 a prediction was missing or failed, or the CSV exists and
+        ``--overwrite`` was not given; 2 nothing matched.
+
+    Example:
+        >>> main(["evaluate", "--true", "gt/", "--pred", "results/", "--csv", "scores.csv"])  # doctest: +SKIP
+        0
+    """
     from nuclib.data.io import read_labels
     from nuclib.metrics import evaluate
 
@@ -129,6 +168,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
+    """``nuclib train``: run ``nuclib.train.train`` and print its result as JSON.
+
+    The printed result leaves out the (long) history.
+
+    Args:
+        args: parsed arguments with ``recipe`` and ``out``.
+
+    Returns:
+        Exit status 0 (errors propagate as exceptions; ``main`` turns the
+        usual ones into status 2).
+
+    Example:
+        >>> main(["train", "recipes/dsb-3class.toml", "--out", "runs/try"])  # doctest: +SKIP
+        0
+    """
     from nuclib.train import train
 
     result = train(args.recipe, output_dir=args.out)
@@ -138,6 +192,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_zoo(args) -> int:
+    """``nuclib zoo list|info|download|push``: the pretrained-model registry.
+
+    ``list`` prints one line per model (with the fluorescence AP@0.5, else the
+    overall AP@0.5, when the registry has one); ``info`` prints an entry as
+    JSON; ``download`` fetches and verifies a model from the Hub and
+    optionally saves it to ``--dir``; ``push`` uploads a model directory.
+
+    Args:
+        args: parsed arguments with ``zoo_command`` and that command's
+            options (``name``, ``dir``, ``cache_dir``, ``overwrite``,
+            ``directory``, ``repo_id``, ``private``).
+
+    Returns:
+        Exit status: 0 on success, 2 for an unknown sub-command.
+
+    Example:
+        >>> main(["zoo", "list"])  # doctest: +SKIP
+        0
+    """
     from nuclib import zoo
 
     if args.zoo_command == "list":
@@ -172,7 +245,20 @@ def cmd_zoo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``nuclib`` command."""
+    """The argument parser of the ``nuclib`` command.
+
+    Each sub-command's parser sets ``func`` to the ``cmd_*`` function that
+    runs it.
+
+    Returns:
+        An ``argparse.ArgumentParser`` with the sub-commands ``segment``,
+        ``evaluate``, ``train`` and ``zoo``.
+
+    Example:
+        >>> args = build_parser().parse_args(["segment", "a.png", "--out", "res"])
+        >>> args.model, args.format, args.func.__name__
+        ('dsb-3class', 'tif', 'cmd_segment')
+    """
     from nuclib._version import __version__
 
     parser = argparse.ArgumentParser(prog="nuclib", description="Cell nucleus segmentation.")
@@ -225,7 +311,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``nuclib`` console script; returns the exit status."""
+    """Entry point of the ``nuclib`` console script; returns the exit status.
+
+    ``KeyError``, ``ValueError``, ``FileNotFoundError``, ``FileExistsError``
+    and ``RuntimeError`` from a command are printed as one line on stderr
+    (status 2) instead of a traceback. Usage errors and ``--version`` exit
+    through argparse (``SystemExit``).
+
+    Args:
+        argv: the arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        Exit status: 0 success, 1 some inputs failed, 2 usage or input errors.
+
+    Example:
+        >>> main(["evaluate", "--true", "gt/", "--pred", "results/"])  # doctest: +SKIP
+        0
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:

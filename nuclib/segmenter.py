@@ -98,8 +98,21 @@ class Segmenter:
     def preprocess(self, image) -> np.ndarray:
         """Raw image → normalized float32 ``(H, W, input_channels)`` model input.
 
+        Uses ``nuclib.data.prepare_image`` with this model's ``input_channels``,
+        ``normalize`` percentiles and ``invert`` setting.
+
+        Args:
+            image: HxW or HxWxC image, any numeric dtype.
+
+        Returns:
+            float32 array ``(H, W, input_channels)``, values in [0, 1].
+
         Raises:
             ValueError: unusable shape, dtype, empty or non-finite image.
+
+        Example:
+            >>> Segmenter(None, {"input_channels": 3}).preprocess(np.zeros((4, 5), np.uint8)).shape
+            (4, 5, 3)
         """
         from nuclib.data.normalize import prepare_image
 
@@ -114,7 +127,27 @@ class Segmenter:
                              high=norm["high"], invert=self.config["invert"])
 
     def inferencer(self, **overrides):
-        """The ``TiledInferencer`` this segmenter predicts with (cached for the defaults)."""
+        """The ``TiledInferencer`` this segmenter predicts with (cached for the defaults).
+
+        Settings come from the config's ``tiling`` table (``None`` values left
+        to ``TiledInferencer``'s defaults). Without overrides the same
+        inferencer is returned on every call; with any override (even one
+        whose value is ``None``) a new one is built.
+
+        Args:
+            **overrides: ``TiledInferencer`` keyword arguments (``tile_size``,
+                ``overlap``, ``batch_size``, ``blend``, ``progress``, ...);
+                ``None`` values are ignored.
+
+        Returns:
+            A ``nuclib.postprocess.TiledInferencer`` around ``self.model``.
+
+        Example:
+            >>> from nuclib.models import unet
+            >>> seg = Segmenter(unet(depth=2, filters=4))
+            >>> seg.inferencer() is seg.inferencer(), seg.inferencer(tile_size=64).tile_size
+            (True, (64, 64))
+        """
         from nuclib.postprocess.tiling import TiledInferencer
 
         settings = {k: v for k, v in self.config["tiling"].items() if v is not None}
@@ -134,14 +167,42 @@ class Segmenter:
             progress: show a progress bar over tiles.
             **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
 
+        Returns:
+            float32 array ``(H, W, 3)`` or ``(H, W, 1)`` of the image's height
+            and width.
+
         Raises:
             ValueError: unusable image.
+
+        Example:
+            >>> from nuclib.models import unet
+            >>> seg = Segmenter(unet(depth=2, filters=4), {"head": "three_class"})
+            >>> seg.predict(np.zeros((40, 50), np.uint8)).shape
+            (40, 50, 3)
         """
         x = self.preprocess(image)
         return self.inferencer(progress=progress, **tiling).predict(x)
 
     def postprocess(self, probs, **overrides) -> np.ndarray:
-        """Probabilities → uint32 instance labels with this model's thresholds."""
+        """Probabilities → uint32 instance labels with this model's thresholds.
+
+        Calls ``three_class_to_labels`` or ``binary_to_labels`` (by ``head``)
+        with the config's ``postprocess`` parameters.
+
+        Args:
+            probs: ``(H, W, 3)`` or ``(H, W, 1)`` probabilities, as from ``predict``.
+            **overrides: post-processing parameters that replace the config's
+                for this call.
+
+        Returns:
+            uint32 HxW instance labels, nuclei numbered 1..N.
+
+        Example:
+            >>> probs = np.zeros((6, 6, 3), np.float32); probs[..., 0] = 1
+            >>> probs[1:5, 1:5] = (0, 1, 0)
+            >>> int(Segmenter(None).postprocess(probs, min_size=1).max())
+            1
+        """
         from nuclib.postprocess import binary_to_labels, three_class_to_labels
 
         params = dict(self.config["postprocess"])
@@ -158,14 +219,33 @@ class Segmenter:
             progress: show a progress bar over tiles.
             **postprocess: override post-processing parameters.
 
+        Returns:
+            uint32 array of the image's height and width, 0 for background.
+
         Raises:
             ValueError: unusable image.
+
+        Example:
+            >>> from nuclib.models import unet
+            >>> seg = Segmenter(unet(depth=2, filters=4), {"head": "three_class"})
+            >>> labels = seg.segment(np.zeros((40, 50), np.uint8))
+            >>> labels.shape, labels.dtype
+            ((40, 50), dtype('uint32'))
         """
         return self.postprocess(self.predict(image, progress=progress), **postprocess)
 
     def segment_many(self, images: Iterable | str | Path, *, progress: bool = True,
                      **postprocess) -> list[np.ndarray]:
         """Segment a list of arrays, a list of file paths, or every image in a folder.
+
+        Args:
+            images: a folder (every image in it, via ``nuclib.data.list_images``)
+                or an iterable of arrays and/or file paths.
+            progress: show a progress bar over images.
+            **postprocess: override post-processing parameters.
+
+        Returns:
+            One uint32 label array per image, in input order.
 
         Raises:
             ValueError: an unreadable file (named) or unusable image.
@@ -190,8 +270,22 @@ class Segmenter:
     def save(self, directory, *, card: str | None = None, overwrite: bool = False) -> Path:
         """Write the model directory: Keras Hub layout + ``nuclib.json`` + model card.
 
+        See ``nuclib.zoo.export.write_model_dir``.
+
+        Args:
+            directory: target folder.
+            card: text of ``README.md``; default: generated from the config.
+            overwrite: replace a non-empty ``directory``.
+
+        Returns:
+            ``directory`` as a ``Path``.
+
         Raises:
-            FileExistsError: the directory holds a model and ``overwrite`` is False.
+            FileExistsError: the directory is not empty and ``overwrite`` is False.
+
+        Example:
+            >>> seg.save("models/my-model")                     # doctest: +SKIP
+            PosixPath('models/my-model')
         """
         from nuclib.zoo.export import write_model_dir
 
@@ -205,9 +299,22 @@ class Segmenter:
         With ``verify``, files listed with a sha256 in ``nuclib.json`` are
         checked before Keras reads them.
 
+        Args:
+            directory: a model directory (``config.json``, ``metadata.json``,
+                ``model.weights.h5``, ``nuclib.json``).
+            verify: check the sha256 table of ``nuclib.json``.
+
+        Returns:
+            A ``Segmenter`` with the loaded model and config.
+
         Raises:
             FileNotFoundError: missing files.
             ValueError: a checksum mismatch or a malformed ``nuclib.json``.
+
+        Example:
+            >>> seg = Segmenter.from_directory("nuclib/zoo/bundled/dsb-3class")  # doctest: +SKIP
+            >>> seg                                                             # doctest: +SKIP
+            Segmenter(name='dsb-3class', head='three_class', input_channels=1)
         """
         from nuclib.zoo.files import load_model_dir
 
@@ -216,7 +323,26 @@ class Segmenter:
 
 
 def read_config(directory) -> dict:
-    """Read and validate ``nuclib.json`` of a model directory."""
+    """Read and validate ``nuclib.json`` of a model directory.
+
+    Only the file's presence, JSON syntax and ``format_version`` are checked;
+    the settings are returned as stored (not merged over ``DEFAULT_CONFIG``).
+
+    Args:
+        directory: a model directory.
+
+    Returns:
+        The parsed ``nuclib.json`` as a dict.
+
+    Raises:
+        FileNotFoundError: the directory has no ``nuclib.json``.
+        ValueError: invalid JSON, not a JSON object, or a ``format_version``
+            other than ``FORMAT_VERSION``.
+
+    Example:
+        >>> read_config("nuclib/zoo/bundled/dsb-3class")["head"]   # doctest: +SKIP
+        'three_class'
+    """
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected a nuclib model directory "

@@ -48,11 +48,23 @@ DEFAULTS: dict[str, Any] = {
 def load_recipe(recipe) -> dict:
     """Read a recipe (TOML path or dict), fill defaults, resolve relative paths.
 
-    Relative data and output paths in a TOML file are relative to the file.
+    Relative data and output paths in a TOML file are relative to the file
+    (for a dict: to the current directory) and are made absolute. Tables are
+    merged one level deep over ``DEFAULTS``; ``[model] args``, ``[loss] args``
+    and the ``[postprocess]`` table take any keys.
+
+    Args:
+        recipe: path of a TOML recipe, or a dict with the same sections.
+
+    Returns:
+        The complete recipe as a new nested dict (``name``, ``seed``,
+        ``model``, ``data``, ``loss``, ``optimizer``, ``train``, ``output``,
+        ``postprocess``).
 
     Raises:
         FileNotFoundError: the recipe file does not exist.
-        ValueError: unknown sections or keys (typos are errors, not ignored).
+        ValueError: unknown sections or keys (typos are errors, not ignored),
+            a section that is not a table, or no ``[data] train`` folder.
 
     Example:
         >>> r = load_recipe({"name": "x", "data": {"train": "d/train"}})
@@ -94,7 +106,27 @@ def load_recipe(recipe) -> dict:
 
 
 def build_model(recipe: dict):
-    """Instantiate the recipe's model factory with its arguments."""
+    """Instantiate the recipe's model factory with its arguments.
+
+    ``input_shape`` (``(None, None, input_channels)``), ``head`` (the
+    ``[data] target``) and ``name`` (the recipe name with ``-`` replaced by
+    ``_``) are passed unless ``[model] args`` sets them.
+
+    Args:
+        recipe: a recipe as returned by ``load_recipe``.
+
+    Returns:
+        The ``keras.Model`` built by ``nuclib.models.FACTORIES[factory]``.
+
+    Raises:
+        ValueError: the factory is not in ``nuclib.models.FACTORIES``.
+
+    Example:
+        >>> recipe = load_recipe({"name": "tiny", "data": {"train": "d/train"},
+        ...                       "model": {"args": {"depth": 2, "filters": 4}}})
+        >>> build_model(recipe).name
+        'tiny'
+    """
     from nuclib import models
 
     factory = recipe["model"]["factory"]
@@ -109,7 +141,23 @@ def build_model(recipe: dict):
 
 
 def build_loss(recipe: dict):
-    """Instantiate the recipe's loss from ``nuclib.losses`` by class name."""
+    """Instantiate the recipe's loss from ``nuclib.losses`` by class name.
+
+    Args:
+        recipe: a recipe as returned by ``load_recipe``; ``[loss] name`` is
+            looked up in ``nuclib.losses`` and called with ``[loss] args``.
+
+    Returns:
+        The loss object.
+
+    Raises:
+        ValueError: ``nuclib.losses`` has no attribute of that name.
+
+    Example:
+        >>> recipe = load_recipe({"data": {"train": "d/train"}, "loss": {"name": "Dice"}})
+        >>> type(build_loss(recipe)).__name__
+        'Dice'
+    """
     from nuclib import losses
 
     name = recipe["loss"]["name"]
@@ -143,11 +191,18 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
             evaluate on validation, write the model directory).
 
     Returns:
-        dict with ``run_dir``, ``checkpoint``, ``history`` and, when
-        finalized, ``model_dir`` and ``scores``.
+        dict with ``run_dir``, ``checkpoint`` (``best.keras`` in the run
+        folder), ``history`` (Keras history dict), ``train_seconds`` and,
+        when finalized, ``model_dir`` and ``scores``. Finalizing needs a
+        ``[data] val`` folder and is skipped without one.
 
     Raises:
         ValueError: an invalid recipe.
+
+    Example:
+        >>> result = train("recipes/dsb-3class.toml", output_dir="runs/try", finalize=False)  # doctest: +SKIP
+        >>> sorted(result)                                                                # doctest: +SKIP
+        ['checkpoint', 'history', 'run_dir', 'train_seconds']
     """
     import keras
 

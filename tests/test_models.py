@@ -382,3 +382,15 @@ def test_pix2pix_upsample_doubles_the_size():
     assert [type(la).__name__ for la in model.layers[1:]] == [
         "Conv2DTranspose", "BatchNormalization", "Dropout", "Activation"]
     assert model.count_params() == 3 * 3 * 8 * 5 + 4 * 5  # no bias; BN gamma, beta, mean, var
+
+
+def test_mobilenet_encoder_batch_norm_momentum_is_configurable():
+    from nuclib.models import mobilenet_unet
+
+    model = mobilenet_unet(alpha=0.35, decoder_filters=(16, 8, 8, 8), bn_momentum=0.9,
+                           name="bnm")
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization) and "_encoder_" in layer.name]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    assert mobilenet_unet(alpha=0.35, decoder_filters=(16, 8, 8, 8)).get_layer(
+        norms[0].name.replace("bnm", "mobilenet_unet")).momentum == 0.99

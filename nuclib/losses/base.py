@@ -117,7 +117,17 @@ class CombinedLoss(NuclibLoss):
 
         Members that are themselves ``CombinedLoss`` are expanded, their
         weights multiplied by the pair's weight, so ``(a + b) + c`` has three
-        members.
+        members. The new loss has the default reduction and name.
+
+        Args:
+            weighted: iterable of ``(loss, weight)`` pairs.
+
+        Returns:
+            A new ``CombinedLoss`` (an instance of ``cls``).
+
+        Raises:
+            ValueError: as the constructor (no losses, or a member that is not
+                a Keras loss).
 
         Example:
             >>> from nuclib.losses import Dice, Jaccard

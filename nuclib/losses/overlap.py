@@ -72,8 +72,23 @@ def jaccard_loss(y_true, y_pred, smooth: float = 1.0, class_weights=None,
                  from_logits: bool = False):
     """Soft Jaccard (IoU) loss ``1 - (tp + smooth) / (tp + fp + fn + smooth)`` per image.
 
-    ``tp + fp + fn`` equals ``sum(t) + sum(p) - sum(t p)``. Arguments, return
-    value and errors as :func:`dice_loss`.
+    ``tp + fp + fn`` equals ``sum(t) + sum(p) - sum(t p)``.
+
+    Args:
+        y_true: integer labels ``(N, H, W[, 1])``, one-hot ``(N, H, W, K)`` or a
+            binary mask; negative labels are ignored.
+        y_pred: probabilities (or logits) ``(N, H, W, K)``; ``K = 1`` is binary.
+        smooth: added to numerator and denominator (see the module docstring
+            for empty masks).
+        class_weights: ``None`` (mean over classes) or ``K`` weights.
+        from_logits: apply sigmoid (``K = 1``) or softmax first.
+
+    Returns:
+        ``(N,)`` tensor in [0, 1].
+
+    Raises:
+        ValueError: targets that do not fit ``y_pred``, or ``class_weights`` of
+            the wrong length.
 
     Example:
         >>> import numpy as np
@@ -93,7 +108,24 @@ def tversky_loss(y_true, y_pred, alpha: float = 0.3, beta: float = 0.7, smooth: 
 
     ``alpha`` weighs false positives and ``beta`` false negatives (Salehi et
     al. 2017); ``beta > alpha`` favours recall. ``alpha = beta = 1`` is the
-    Jaccard loss. Other arguments, return value and errors as :func:`dice_loss`.
+    Jaccard loss.
+
+    Args:
+        y_true: integer labels ``(N, H, W[, 1])``, one-hot ``(N, H, W, K)`` or a
+            binary mask; negative labels are ignored.
+        y_pred: probabilities (or logits) ``(N, H, W, K)``; ``K = 1`` is binary.
+        alpha: weight of false positives.
+        beta: weight of false negatives.
+        smooth: added to numerator and denominator.
+        class_weights: ``None`` (mean over classes) or ``K`` weights.
+        from_logits: apply sigmoid (``K = 1``) or softmax first.
+
+    Returns:
+        ``(N,)`` tensor; in [0, 1] when ``alpha`` and ``beta`` are at most 1.
+
+    Raises:
+        ValueError: targets that do not fit ``y_pred``, or ``class_weights`` of
+            the wrong length.
 
     Example:
         >>> import numpy as np
@@ -154,7 +186,18 @@ class Dice(_OverlapLoss):
 
 @keras.saving.register_keras_serializable(package="nuclib")
 class Jaccard(_OverlapLoss):
-    """Soft Jaccard (IoU) loss; see :func:`jaccard_loss`. Arguments as :class:`Dice`.
+    """Soft Jaccard (IoU) loss; see :func:`jaccard_loss`.
+
+    Args:
+        smooth: smoothing term (1 by default).
+        class_weights: ``None`` or one weight per class of a multi-class head.
+        from_logits: predictions are logits.
+        reduction: Keras reduction of the per-image values.
+        name: loss name.
+        dtype: computation dtype.
+
+    Raises:
+        ValueError: negative ``smooth`` or invalid ``class_weights``.
 
     Example:
         >>> loss = Jaccard(smooth=1.0)

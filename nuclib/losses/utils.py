@@ -152,6 +152,17 @@ def targets_and_mask(y_true, y_pred):
     One-channel predictions use :func:`binary_targets`, ``K >= 2`` use
     :func:`class_targets` (whose ``(N, H, W)`` mask gets a channel axis).
 
+    Args:
+        y_true: targets in any accepted form (see the module docstring).
+        y_pred: prediction ``(N, H, W, K)``; only its shape and dtype are used.
+
+    Returns:
+        ``(targets, valid)``: ``(N, H, W, K)`` targets (0 at ignored pixels)
+        and the ``(N, H, W, 1)`` float mask of labelled pixels.
+
+    Raises:
+        ValueError: targets that do not fit the prediction.
+
     Example:
         >>> import numpy as np
         >>> t, valid = targets_and_mask(np.array([[[1]]]), np.zeros((1, 1, 1, 1)))
@@ -167,6 +178,14 @@ def targets_and_mask(y_true, y_pred):
 
 def probabilities(y_pred, from_logits: bool):
     """Probabilities from a head: sigmoid for one channel, softmax for several.
+
+    Args:
+        y_pred: head output ``(..., K)``.
+        from_logits: whether ``y_pred`` holds logits; if False it is returned
+            unchanged (as a tensor).
+
+    Returns:
+        Tensor of the same shape.
 
     Example:
         >>> float(probabilities(ops.zeros((1, 1)), from_logits=True)[0, 0])
@@ -218,6 +237,14 @@ def safe_ratio(numerator, denominator, empty_value: float = 1.0):
 
     Used for overlap scores with ``smooth=0``: an empty target predicted as
     empty is a perfect score (1), not 0/0.
+
+    Args:
+        numerator: tensor.
+        denominator: tensor of the same (or a broadcastable) shape.
+        empty_value: result where ``denominator <= 0``.
+
+    Returns:
+        Tensor of elementwise ratios.
 
     Example:
         >>> float(safe_ratio(ops.convert_to_tensor(0.0), ops.convert_to_tensor(0.0)))
@@ -279,11 +306,14 @@ def masked_pixel_mean(pixel_values, valid):
 def check_class_weights(class_weights):
     """Validate constructor class weights: ``None`` or non-negative numbers, sum > 0.
 
+    Args:
+        class_weights: ``None`` or a sequence of numbers.
+
     Returns:
         ``None`` or a tuple of floats.
 
     Raises:
-        ValueError: a negative weight, or all weights zero.
+        ValueError: a negative weight, all weights zero, or no weights.
 
     Example:
         >>> check_class_weights([1, 1, 10])
@@ -300,6 +330,12 @@ def check_class_weights(class_weights):
 
 def check_non_negative(**values):
     """Raise ``ValueError`` naming the first argument that is negative.
+
+    Args:
+        **values: ``name=value`` numbers to check.
+
+    Raises:
+        ValueError: a value is negative or NaN (named in the message).
 
     Example:
         >>> check_non_negative(smooth=1.0, gamma=0.0)

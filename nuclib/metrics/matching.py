@@ -55,6 +55,13 @@ class Matching:
         matched_scores: with ``report_matches``, their scores; otherwise None.
 
     All ratios are 0 when their denominator (or tp) is 0, as in StarDist.
+
+    Example:
+        >>> y_true = np.zeros((8, 8), np.uint16); y_true[1:5, 1:5] = 1
+        >>> y_pred = np.zeros((8, 8), np.uint16); y_pred[2:6, 1:5] = 7
+        >>> m = matching(y_true, y_pred, report_matches=True)
+        >>> m.tp, m.f1, m.matched_pairs
+        (1, 1.0, ((1, 7),))
     """
 
     criterion: str
@@ -75,7 +82,18 @@ class Matching:
     matched_scores: tuple | None = None
 
     def as_dict(self) -> dict:
-        """The record as a JSON-friendly dict (without unreported matches)."""
+        """The record as a JSON-friendly dict (without unreported matches).
+
+        Returns:
+            ``{field: value}`` for every field; ``matched_pairs`` and
+            ``matched_scores`` (tuples) are left out when they are None.
+
+        Example:
+            >>> y = np.zeros((4, 4), np.uint8); y[1:3, 1:3] = 1
+            >>> d = matching(y, y).as_dict()
+            >>> d["tp"], d["accuracy"], "matched_pairs" in d
+            (1, 1.0, False)
+        """
         out = asdict(self)
         if self.matched_pairs is None:
             del out["matched_pairs"], out["matched_scores"]
@@ -88,6 +106,21 @@ class DatasetMatching:
 
     Has the fields of ``Matching`` (tp, fp, fn, n_true and n_pred summed over
     the images) plus ``by_image`` and ``n_images``.
+
+    Attributes:
+        criterion, thresh: as in ``Matching``.
+        fp, tp, fn, n_true, n_pred: counts summed over the images.
+        precision, recall, accuracy, f1, mean_true_score, mean_matched_score,
+            panoptic_quality: computed from the pooled counts, or averaged
+            over images when ``by_image``.
+        by_image: whether the scores are per-image averages.
+        n_images: number of images.
+
+    Example:
+        >>> y = np.zeros((10, 10), np.uint8); y[2:6, 2:6] = 1
+        >>> d = matching_dataset([y, y], [y, np.zeros_like(y)])
+        >>> d.tp, d.fn, d.n_images, d.accuracy
+        (1, 1, 2, 0.5)
     """
 
     criterion: str
@@ -108,7 +141,16 @@ class DatasetMatching:
     n_images: int
 
     def as_dict(self) -> dict:
-        """The record as a JSON-friendly dict."""
+        """The record as a JSON-friendly dict.
+
+        Returns:
+            ``{field: value}`` for every field.
+
+        Example:
+            >>> y = np.zeros((4, 4), np.uint8); y[1:3, 1:3] = 1
+            >>> matching_dataset([y], [y]).as_dict()["n_images"]
+            1
+        """
         return asdict(self)
 
 
@@ -187,6 +229,14 @@ class Overlap:
         ids_true, ids_pred: original label ids of the objects.
         rows, cols: object indices of each overlapping pair, sorted by (row, col).
         intersection: pixel counts of each pair.
+
+    Raises:
+        ValueError: (``scores``) an unknown criterion.
+
+    Example:
+        >>> o = label_overlap(np.array([[1, 1, 0]]), np.array([[0, 5, 5]]))
+        >>> o.n_true, o.ids_pred.tolist(), o.rows.tolist(), o.intersection.tolist()
+        (1, [5], [0], [1])
     """
 
     n_true: int
@@ -205,7 +255,24 @@ class Overlap:
         return self.area_true[self.rows] + self.area_pred[self.cols] - self.intersection
 
     def scores(self, criterion: str = "iou") -> np.ndarray:
-        """float32 score of each pair: ``"iou"``, ``"iot"`` (over true) or ``"iop"``."""
+        """float32 score of each pair: ``"iou"``, ``"iot"`` (over true) or ``"iop"``.
+
+        Args:
+            criterion: ``"iou"`` (intersection over union), ``"iot"``
+                (over the true object's area) or ``"iop"`` (over the
+                predicted object's area).
+
+        Returns:
+            float32 array, one score per pair (aligned with ``rows``/``cols``).
+
+        Raises:
+            ValueError: an unknown criterion.
+
+        Example:
+            >>> o = label_overlap(np.array([[1, 1, 0]]), np.array([[0, 5, 5]]))
+            >>> o.scores("iou").tolist(), o.scores("iot").tolist()
+            ([0.3333333432674408], [0.5])
+        """
         inter = self.intersection.astype(np.float64)
         if criterion == "iou":
             denom = self.union

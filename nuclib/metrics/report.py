@@ -27,6 +27,12 @@ ALL = "all"
 def threshold_key(thresh: float) -> str:
     """Column suffix of an IoU threshold: 0.5 -> "50", 0.925 -> "92.5".
 
+    Args:
+        thresh: an IoU threshold in [0, 1].
+
+    Returns:
+        ``thresh * 100`` formatted with ``:g`` (no trailing zeros).
+
     Example:
         >>> threshold_key(0.75)
         '75'
@@ -52,6 +58,15 @@ class Report:
             (pooled), ``dsb_score`` and ``aji`` (means over images),
             ``splits`` and ``merges`` (totals).
         thresholds: the IoU thresholds.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.zeros((8, 8), np.uint8); y[1:4, 1:4] = 1
+        >>> report = evaluate([y, y], [y, np.zeros_like(y)], names=["a", "b"])
+        >>> report
+        Report(2 images, thresholds=[0.5, 0.75, 0.9], ap50=0.5000)
+        >>> report.rows[1]["fn50"], report.summary["groups"]["all"]["n_images"]
+        (1, 2)
     """
 
     rows: tuple
@@ -184,6 +199,7 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
             thresholds, or invalid label images (see ``matching``).
 
     Example:
+        >>> import numpy as np
         >>> y = np.zeros((8, 8), np.uint8); y[1:4, 1:4] = 1
         >>> evaluate([y], [y]).summary["dsb_score"]
         1.0

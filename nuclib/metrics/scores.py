@@ -29,7 +29,17 @@ AREA_BINS = (("tiny", 250), ("small", 625), ("normal", 900), ("large", math.inf)
 
 
 class SplitsAndMerges(NamedTuple):
-    """Counts of over- and under-segmented nuclei (see ``splits_and_merges``)."""
+    """Counts of over- and under-segmented nuclei (see ``splits_and_merges``).
+
+    Attributes:
+        splits: true nuclei cut into two or more predicted pieces.
+        merges: predictions that cover two or more true nuclei.
+
+    Example:
+        >>> counts = splits_and_merges(np.array([[1, 1, 0, 2]]), np.array([[3, 3, 3, 3]]))
+        >>> counts, counts.merges
+        (SplitsAndMerges(splits=0, merges=1), 1)
+    """
 
     splits: int
     merges: int

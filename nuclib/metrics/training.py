@@ -211,10 +211,20 @@ class ClassPrecision(_PixelCounts):
 class ClassRecall(_PixelCounts):
     """Pixel recall ``TP / (TP + FN)`` of one class, pooled over batches.
 
-    Arguments as :class:`ClassPrecision`; default name ``"class_<id>_recall"``.
+    Args:
+        class_id: the class scored, e.g. 2 for boundaries of the three-class
+            head (for a binary head, 1 = foreground). ``None`` scores the
+            foreground (any class but 0).
+        threshold: foreground threshold of a one-channel head.
+        from_logits: a one-channel head outputs logits.
+        name: metric name; default ``"class_<id>_recall"``.
+        dtype: dtype of the counts.
 
     Returns (``result()``):
         Recall in [0, 1]; 0 while the class never occurred in the targets.
+
+    Raises:
+        ValueError: as :class:`DiceCoefficient`.
 
     Example:
         >>> import numpy as np

@@ -28,6 +28,17 @@ def conv_bn_act(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = Tru
 
     The convolution has no bias when batch norm follows (BN's beta replaces it).
 
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: output channels.
+        kernel_size: convolution kernel size.
+        batch_norm: add BatchNormalization after the convolution.
+        activation: Keras activation name; ``None`` or ``""`` for none.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, filters)`` tensor.
+
     Example:
         >>> x = keras.Input((None, None, 3))
         >>> conv_bn_act(x, 8, name="m_c1").shape[-1]
@@ -46,6 +57,18 @@ def conv_block(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True
                dropout: float = 0.0, activation: str = "relu", name: str):
     """Two ``conv_bn_act`` layers with optional dropout between them (U-Net stage).
 
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: output channels of both convolutions.
+        kernel_size: convolution kernel size.
+        batch_norm: batch normalization after each convolution.
+        dropout: dropout rate between the two layers; 0 adds no Dropout layer.
+        activation: Keras activation name.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, filters)`` tensor.
+
     Example:
         >>> x = keras.Input((None, None, 1))
         >>> conv_block(x, 16, dropout=0.1, name="m_enc0").shape[-1]
@@ -61,6 +84,19 @@ def conv_block(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True
 
 def upsample(x, filters: int, *, mode: str = "transpose", name: str):
     """Double the spatial size: a stride-2 transposed conv, or bilinear resize + 1x1 conv.
+
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        filters: output channels.
+        mode: ``"transpose"`` (2x2 Conv2DTranspose, stride 2) or
+            ``"bilinear"`` (UpSampling2D then a 1x1 Conv2D).
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, 2H, 2W, filters)`` tensor.
+
+    Raises:
+        ValueError: an unknown ``mode``.
 
     Example:
         >>> x = keras.Input((8, 8, 32))
@@ -84,6 +120,18 @@ def output_head(x, head: str, *, logits: bool = False, name: str):
     gives 3 channels in the order (background, interior, boundary). The
     activation runs in float32 so mixed-precision models stay calibrated.
 
+    Args:
+        x: ``(N, H, W, C)`` tensor.
+        head: ``"binary"`` or ``"three_class"``.
+        logits: return the 1x1 convolution's output without activation.
+        name: prefix of the layer names.
+
+    Returns:
+        ``(N, H, W, 1)`` or ``(N, H, W, 3)`` float32 tensor.
+
+    Raises:
+        ValueError: an unknown ``head``.
+
     Example:
         >>> x = keras.Input((None, None, 16))
         >>> output_head(x, "three_class", name="m").shape[-1]
@@ -99,7 +147,21 @@ def output_head(x, head: str, *, logits: bool = False, name: str):
 
 
 def check_head(head: str) -> None:
-    """Raise ``ValueError`` unless ``head`` is one of ``HEADS``."""
+    """Raise ``ValueError`` unless ``head`` is one of ``HEADS``.
+
+    Args:
+        head: the head name to check.
+
+    Raises:
+        ValueError: ``head`` is not ``"binary"`` or ``"three_class"``.
+
+    Example:
+        >>> check_head("three_class")
+        >>> check_head("3class")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown head '3class'; expected one of ('binary', 'three_class')
+    """
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
 
@@ -109,6 +171,11 @@ def check_input_shape(input_shape, *, divisor: int | None = None) -> tuple:
 
     ``H`` and ``W`` may be ``None`` (any size); when given they must be
     multiples of ``divisor`` (the model's total down-sampling factor).
+
+    Args:
+        input_shape: sequence ``(H, W, C)``.
+        divisor: required multiple of H and W; ``None`` or 0 only requires
+            them to be positive.
 
     Returns:
         The shape as a tuple.

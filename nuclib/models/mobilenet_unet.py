@@ -18,7 +18,8 @@ BOTTLENECK_LAYER = "block_16_project"
 STRIDE = 32
 
 
-def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
+def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, bn_momentum: float = 0.99,
+                      name: str):
     """Run a ``keras.applications.MobileNetV2`` encoder on a 3-channel tensor in place.
 
     The MobileNetV2 layers are created on ``x``'s graph (not nested as a
@@ -32,6 +33,10 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
             ``MobileNetV2(include_top=False, alpha=alpha)``: a Keras 3
             ``.weights.h5`` file or a legacy Keras 2 ``.h5`` file such as
             ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``.
+        bn_momentum: momentum of the encoder's batch-norm moving statistics.
+            MobileNetV2's own 0.999 lets them lag the weights for thousands of
+            steps, so a model trained from scratch for a few thousand steps
+            predicts badly in inference mode; 0.99 catches up in hundreds.
         name: prefix of the layer names, e.g. ``"mobilenet_unet_encoder"``.
 
     Returns:
@@ -77,13 +82,15 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, name: str):
     encoder_layers = [layer for layer in backbone.layers if id(layer) not in upstream]
     for layer in encoder_layers:
         layer.name = f"{name}_{layer.name}"
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
     return outputs[:-1], outputs[-1], encoder_layers
 
 
 def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: float = 1.0,
                    encoder_weights=None, freeze_encoder: bool = False, dropout: float = 0.0,
-                   decoder_filters=(512, 256, 128, 64), logits: bool = False,
-                   name: str = "mobilenet_unet") -> keras.Model:
+                   decoder_filters=(512, 256, 128, 64), bn_momentum: float = 0.99,
+                   logits: bool = False, name: str = "mobilenet_unet") -> keras.Model:
     """Build a U-Net with a MobileNetV2 encoder and a pix2pix decoder.
 
     The encoder is ``keras.applications.MobileNetV2(include_top=False)``
@@ -113,6 +120,8 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
         dropout: dropout rate in the four skip-joining decoder blocks.
         decoder_filters: filters of the four decoder blocks, coarsest first;
             the last also sets the width of the final up-sampling block.
+        bn_momentum: momentum of the encoder's batch-norm statistics (see
+            ``mobilenet_encoder``; 0.99 instead of MobileNetV2's 0.999).
         logits: return pre-activation logits instead of probabilities.
         name: model name, also the prefix of every layer name.
 
@@ -143,6 +152,7 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
     if shape[2] == 1:
         rgb = layers.Concatenate(name=f"{name}_gray_to_rgb")([inputs, inputs, inputs])
     skips, x, encoder_layers = mobilenet_encoder(rgb, alpha=alpha, weights=encoder_weights,
+                                                 bn_momentum=bn_momentum,
                                                  name=f"{name}_encoder")
     if freeze_encoder:
         for layer in encoder_layers:

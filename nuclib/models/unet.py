@@ -13,8 +13,30 @@ def unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: int = 3,
               name: str = "unet"):
     """Tensor-to-tensor U-Net body: returns the last decoder feature map.
 
-    Dropout (if any) is applied in the two deepest stages, where the U-Net
-    paper put it.
+    Dropout (if any) is applied in the two deepest stages (the deepest
+    encoder stage and the bottleneck), where the U-Net paper put it. No
+    argument is checked here; ``unet`` validates them.
+
+    Args:
+        x: ``(N, H, W, C)`` input tensor; H and W multiples of ``2**depth``.
+        depth: number of 2x down-sampling stages.
+        filters: filters of the first stage; doubled at every stage.
+        kernel_size: convolution kernel size.
+        batch_norm: batch normalization after each convolution.
+        dropout: dropout rate of the two deepest stages.
+        upsampling: ``"transpose"`` or ``"bilinear"``.
+        name: prefix of every layer name.
+
+    Returns:
+        ``(N, H, W, filters)`` tensor: the last decoder stage's features.
+
+    Raises:
+        ValueError: an unknown ``upsampling`` mode (from ``blocks.upsample``).
+
+    Example:
+        >>> x = keras.Input((None, None, 1))
+        >>> tuple(unet_base(x, depth=2, filters=8, name="demo").shape)
+        (None, None, None, 8)
     """
     skips = []
     for level in range(depth):

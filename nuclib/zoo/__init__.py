@@ -25,6 +25,12 @@ SOURCES = ("auto", "bundled", "hub")
 def list_pretrained() -> list[dict]:
     """Names, one-line descriptions and headline scores of the zoo models.
 
+    Returns:
+        One dict per registry entry, in registry order, with ``name``,
+        ``description``, ``aliases``, ``architecture``, ``repo_id``,
+        ``revision``, ``bundled`` (whether a copy ships in the package) and
+        ``scores`` (``{"<group>_ap50": ..., "<group>_dsb_score": ...}``).
+
     Example:
         >>> list_pretrained()[0]["name"]   # doctest: +SKIP
         'dsb-3class'

@@ -27,6 +27,18 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
     The directory is assembled beside the target and renamed into place, so
     a crash never leaves a half-written model.
 
+    Args:
+        model: the Keras model to save (config and weights).
+        config: nuclib settings, merged over ``nuclib.segmenter.DEFAULT_CONFIG``;
+            ``nuclib_version``, ``parameters`` (the model's parameter count)
+            and ``files`` (sha256 of the Keras files) are added.
+        directory: target folder; its parent is created if needed.
+        card: text of ``README.md``; default: ``model_card`` of the merged config.
+        overwrite: replace a non-empty ``directory``.
+
+    Returns:
+        ``directory`` as a ``Path``.
+
     Raises:
         FileExistsError: ``directory`` exists and is not empty, and not ``overwrite``.
 
@@ -81,6 +93,15 @@ def _fmt(value) -> str:
 
 def model_card(config: dict) -> str:
     """A Hugging Face model card (``README.md`` with Hub metadata) for a nuclib model.
+
+    Args:
+        config: a model's ``nuclib.json`` settings. Missing keys print as
+            ``?`` or ``None``; ``scores`` and ``training`` add a validation
+            table and a training section when present. The license line is
+            ``cc0-1.0`` when the name contains ``"dsb"``, else ``mit``.
+
+    Returns:
+        The card as Markdown text with a YAML front matter block.
 
     Example:
         >>> print(model_card({"name": "x", "head": "binary"})[:3])
@@ -157,7 +178,21 @@ def model_card(config: dict) -> str:
 
 
 def read_modalities(split_dir) -> dict[str, str]:
-    """``{image_id: modality}`` from the ``manifest.csv`` beside a DSB split, if any."""
+    """``{image_id: modality}`` from the ``manifest.csv`` beside a DSB split, if any.
+
+    Args:
+        split_dir: a split folder such as ``.../dsb2018/val``; the manifest is
+            looked for in its parent (``.../dsb2018/manifest.csv``).
+
+    Returns:
+        ``{id: modality}`` for every row of the manifest (all splits; a
+        manifest without a ``modality`` column gives ``"all"``), or ``{}``
+        when there is no manifest.
+
+    Example:
+        >>> read_modalities("/nonexistent/val")
+        {}
+    """
     manifest = Path(split_dir).parent / "manifest.csv"
     if not manifest.is_file():
         return {}
@@ -170,8 +205,24 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
 
     Groups rows by modality when the split has a ``manifest.csv``.
 
+    Args:
+        segmenter: a ``Segmenter``.
+        pairs: ``[(image_path, label_path), ...]`` as from
+            ``nuclib.data.folder_pairs``; the split folder (and so the
+            manifest) is found from the first image path.
+        progress: show a tqdm progress bar.
+        probs: optional precomputed probabilities, one per pair in the same
+            order; then only ``segmenter.postprocess`` runs on them (images are
+            still read, for the pixel count).
+
     Returns:
-        ``(report, seconds_per_megapixel)``.
+        ``(report, seconds_per_megapixel)``: the ``nuclib.metrics.Report``
+        (names are the image stems) and the wall time per megapixel of the
+        loop (reading, segmenting or post-processing, reading labels).
+
+    Example:
+        >>> from nuclib.data.io import folder_pairs
+        >>> report, speed = evaluate_segmenter(seg, folder_pairs("data/val"))  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
@@ -199,13 +250,45 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
 
 
 def summarize(report) -> dict:
-    """JSON-friendly scores for ``nuclib.json`` and the model card from a ``Report``."""
+    """JSON-friendly scores for ``nuclib.json`` and the model card from a ``Report``.
+
+    Args:
+        report: a ``nuclib.metrics.Report``.
+
+    Returns:
+        ``report.summary`` itself (not a copy): ``thresholds``, the dataset
+        scores and ``groups``.
+
+    Example:
+        >>> import numpy as np
+        >>> from nuclib.metrics import evaluate
+        >>> y = np.zeros((8, 8), np.uint8); y[1:4, 1:4] = 1
+        >>> summarize(evaluate([y], [y]))["ap50"]
+        1.0
+    """
     return report.summary
 
 
 def portable_recipe(recipe: dict, start=None) -> dict:
     """A copy of a loaded recipe with absolute paths made relative to ``start`` (default: cwd),
-    so model files do not record the trainer's machine layout."""
+    so model files do not record the trainer's machine layout.
+
+    Only ``data.train``, ``data.val``, ``output.dir``, ``output.sample_image``
+    and ``train.fine_tune_from`` are rewritten, and only when they are
+    absolute path strings.
+
+    Args:
+        recipe: a loaded recipe (nested dict); left unchanged.
+        start: folder the paths are made relative to; default: the current
+            working directory.
+
+    Returns:
+        A deep copy of ``recipe`` with those paths relative.
+
+    Example:
+        >>> portable_recipe({"data": {"train": "/data/dsb/train"}}, start="/data")
+        {'data': {'train': 'dsb/train'}}
+    """
     import copy
     import os
 
@@ -227,8 +310,26 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     validation split, evaluates there (pooled AP at IoU 0.5/0.75/0.9, DSB
     score, F1, per modality) and writes the directory with the scores.
 
+    Side effects: sets Keras' global dtype policy to ``float32``, writes
+    ``<recipe name>_val_report.csv`` beside ``out_dir`` and replaces
+    ``out_dir`` if it exists. Training history (epochs, seconds) is read
+    from ``history.json`` beside the checkpoint when present.
+
+    Args:
+        recipe: the loaded training recipe (``name``, ``data``, ``model``,
+            ``train`` sections) the checkpoint was trained with.
+        checkpoint: path of the ``.keras`` checkpoint.
+        out_dir: model directory to write.
+        progress: show progress bars for threshold search and evaluation.
+
     Returns:
-        dict with ``model_dir`` and ``scores``.
+        dict with ``model_dir`` (str) and ``scores`` (the summary plus
+        ``data``, ``per_image`` and ``n_images``).
+
+    Example:
+        >>> from nuclib.train import load_recipe
+        >>> finalize_model(load_recipe("recipes/dsb-3class.toml"), "runs/dsb-3class/best.keras",
+        ...                "runs/dsb-3class/model")   # doctest: +SKIP
     """
     import keras
 
@@ -295,6 +396,18 @@ def register_model(model_dir, *, name: str, repo_id: str, revision: str, descrip
     into the package (``nuclib/zoo/bundled/<name>``) as the offline copy, and
     rewrites ``registry.json``. A maintainer step after training and
     ``nuclib zoo push``.
+
+    Args:
+        model_dir: a finished model directory (with ``nuclib.json``).
+        name: registry name; an entry of the same name is replaced.
+        repo_id: Hugging Face Hub repository holding the files.
+        revision: Hub revision (branch, tag or commit) to pin.
+        description: one-line description for ``list_pretrained``.
+        aliases: other names that resolve to this model.
+        bundle: also copy the directory to ``nuclib/zoo/bundled/<name>``
+            (replacing an older copy).
+        registry_file: registry to rewrite; default: the package's
+            ``registry.json``.
 
     Returns:
         The new entry as a dict.

@@ -9,11 +9,28 @@ KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
 
 
 class ChecksumError(ValueError):
-    """A file's sha256 differs from the pinned value: the file was corrupted or tampered with."""
+    """A file's sha256 differs from the pinned value: the file was corrupted or tampered with.
+
+    A ``ValueError`` subclass, raised by ``verify_files`` (and so by
+    ``load_model_dir`` and ``load_pretrained``) before anything is loaded.
+
+    Example:
+        >>> try:                                                          # doctest: +SKIP
+        ...     verify_files("models/dsb-3class", {"model.weights.h5": "0" * 64})
+        ... except ChecksumError as err:
+        ...     print("corrupted:", err)
+    """
 
 
 def sha256(path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks.
+
+    Args:
+        path: file to hash.
+        chunk: bytes read at a time.
+
+    Returns:
+        The 64-character lowercase hex digest.
 
     Example:
         >>> sha256("nuclib/zoo/registry.json")   # doctest: +SKIP
@@ -28,6 +45,13 @@ def sha256(path, chunk: int = 1 << 20) -> str:
 
 def verify_files(directory, expected: dict[str, str]) -> None:
     """Check every ``{filename: sha256}`` in ``expected`` inside ``directory``.
+
+    Files of ``directory`` that ``expected`` does not list are not checked;
+    an empty ``expected`` checks nothing.
+
+    Args:
+        directory: folder holding the files.
+        expected: ``{filename: hex sha256}``.
 
     Raises:
         FileNotFoundError: a listed file is missing.
@@ -53,10 +77,23 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
 
     Checksums (``expected``, else the ``files`` table of ``nuclib.json``) are
     verified before Keras reads anything; loading uses ``safe_mode=True``.
+    Hashes taken from ``nuclib.json`` catch corruption of the Keras files,
+    but not a directory whose ``nuclib.json`` was rewritten with them.
+
+    Args:
+        directory: a model directory (``config.json``, ``metadata.json``,
+            ``model.weights.h5``, ``nuclib.json``).
+        verify: check sha256 values before loading.
+        expected: pinned ``{filename: sha256}`` (e.g. from the registry);
+            checked before ``nuclib.json`` is read.
+
+    Returns:
+        ``(model, config)``: the ``keras.Model`` and the ``nuclib.json`` dict.
 
     Raises:
         FileNotFoundError: missing directory or files.
         ChecksumError: a checksum mismatch (nothing is loaded).
+        ValueError: an invalid ``nuclib.json`` (see ``read_config``).
 
     Example:
         >>> model, config = load_model_dir("nuclib/zoo/bundled/dsb-3class")  # doctest: +SKIP

@@ -18,9 +18,24 @@ def download_files(repo_id: str, filenames, *, revision: str | None = None,
                    cache_dir=None) -> Path:
     """Download ``filenames`` of a Hub model repo into the cache; return the snapshot folder.
 
+    ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HUB_CACHE`` and ``HF_HOME`` are
+    read at call time.
+
+    Args:
+        repo_id: Hub repository, ``"owner/name"``.
+        filenames: files to fetch (already cached files are not downloaded again).
+        revision: branch, tag or commit; default the repo's default branch.
+        cache_dir: Hugging Face cache folder; default from ``HF_HUB_CACHE``
+            or ``HF_HOME``, else huggingface_hub's default.
+
+    Returns:
+        The snapshot folder holding the files (``None`` if ``filenames`` is
+        empty).
+
     Raises:
         RuntimeError: the Hub cannot be reached and the files are not cached
-            (the message says how to work offline).
+            (the message says how to work offline), or it refused a request
+            (e.g. unknown repo, file or revision, no access).
 
     Example:
         >>> folder = download_files("nuclib/dsb-3class", ["nuclib.json"])   # doctest: +SKIP
@@ -63,6 +78,18 @@ def _cache_dir_from_env():
 def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None) -> Path:
     """Download a model repo in nuclib's layout (Keras files + ``nuclib.json``).
 
+    Args:
+        repo_id: Hub repository, ``"owner/name"``.
+        revision: branch, tag or commit; default the repo's default branch.
+        cache_dir: Hugging Face cache folder (see ``download_files``).
+
+    Returns:
+        The snapshot folder with ``config.json``, ``metadata.json``,
+        ``model.weights.h5`` and ``nuclib.json``.
+
+    Raises:
+        RuntimeError: see ``download_files``.
+
     Example:
         >>> folder = download_model("someone/my-nuclei-model")   # doctest: +SKIP
     """
@@ -76,6 +103,19 @@ def push_model(directory, repo_id: str, *, private: bool = False, token: str | N
 
     Needs network access and a write token (``huggingface-cli login`` or ``HF_TOKEN``).
     Put the returned revision and the file hashes into the registry to pin it.
+    The repository is created if needed; every file of ``directory`` is
+    uploaded as is (nothing is checked).
+
+    Args:
+        directory: a model directory.
+        repo_id: Hub repository, ``"owner/name"``.
+        private: create the repository as private (no effect on an existing one).
+        token: Hub token; default the logged-in one or ``HF_TOKEN``.
+        commit_message: message of the upload commit.
+
+    Returns:
+        The commit hash of the upload (the string form of the commit info
+        if it has none).
 
     Example:
         >>> push_model("runs/dsb-3class/model", "nuclib/dsb-3class")   # doctest: +SKIP

@@ -1,7 +1,7 @@
 """The registry of pretrained models: name → Hub repo, pinned revision, file hashes.
 
 The table lives in ``registry.json`` beside this module (written by
-``nuclib zoo register`` after training) so hashes are data, not code.
+``nuclib.zoo.export.register_model`` after training) so hashes are data, not code.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ class PretrainedEntry:
         aliases: other names that resolve to this entry.
         architecture: model factory name.
         scores: headline validation scores (for listings).
+
+    Example:
+        >>> entry = PretrainedEntry("my-model", "a test entry", "me/my-model", "main")
+        >>> entry.aliases, entry.bundled_dir.name
+        ((), 'my-model')
     """
 
     name: str
@@ -48,7 +53,18 @@ REGISTRY_FILE = "registry.json"
 
 @lru_cache(maxsize=1)
 def load_registry() -> dict[str, PretrainedEntry]:
-    """``{name: PretrainedEntry}`` of all zoo models (read once)."""
+    """``{name: PretrainedEntry}`` of all zoo models (read once).
+
+    The result is cached; ``load_registry.cache_clear()`` re-reads the file
+    (``register_model`` does so after rewriting it).
+
+    Returns:
+        ``{name: PretrainedEntry}`` in the order of ``registry.json``.
+
+    Example:
+        >>> "dsb-3class" in load_registry()   # doctest: +SKIP
+        True
+    """
     text = (resources.files("nuclib.zoo") / REGISTRY_FILE).read_text()
     entries = {}
     for item in json.loads(text)["models"]:
@@ -59,6 +75,12 @@ def load_registry() -> dict[str, PretrainedEntry]:
 
 def resolve_name(name: str) -> PretrainedEntry:
     """Look a name or alias up in the registry.
+
+    Args:
+        name: a canonical name or an alias (exact, case-sensitive).
+
+    Returns:
+        The matching ``PretrainedEntry``.
 
     Raises:
         KeyError: unknown name; the message lists the known names and aliases.
