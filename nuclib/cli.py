@@ -69,7 +69,14 @@ def cmd_segment(args) -> int:
     segmenter = load_pretrained(args.model, source=args.source)
     failed: list[tuple[Path, str]] = []
     done = skipped = 0
+    seen: dict[str, Path] = {}
     for path in tqdm(files, desc="segmenting", disable=args.no_progress):
+        if path.stem in seen:
+            # Same name from two folders: refuse rather than overwrite the first result.
+            failed.append((path, f"its name clashes with {seen[path.stem]}; outputs would "
+                                 "overwrite each other (segment the folders separately)"))
+            continue
+        seen[path.stem] = path
         label_path = out_dir / f"{path.stem}{LABEL_SUFFIX}.{args.format}"
         overlay_path = out_dir / f"{path.stem}_overlay.png"
         if label_path.exists() and not args.overwrite:
@@ -123,6 +130,12 @@ def cmd_evaluate(args) -> int:
         Exit status: 0 every truth had a readable prediction of the same
         shape; 1 a prediction was missing or failed, or the CSV exists and
         ``--overwrite`` was not given; 2 nothing matched.
+
+    Raises:
+        FileNotFoundError: a missing folder.
+        ValueError: a folder without image files, or invalid thresholds.
+            (A prediction whose shape differs from its truth is reported as
+            failed, not raised.)
 
     Example:
         >>> main(["evaluate", "--true", "gt/", "--pred", "results/", "--csv", "scores.csv"])  # doctest: +SKIP
@@ -215,8 +228,8 @@ def cmd_zoo(args) -> int:
 
     if args.zoo_command == "list":
         for item in zoo.list_pretrained():
-            score = item["scores"].get("fluorescence_ap50") or item["scores"].get("ap50")
-            extra = f"  AP@0.5={score:.3f}" if isinstance(score, float) else ""
+            score = item["scores"].get("fluorescence_ap50")
+            extra = f"  (AP@0.5 fluorescence val {score:.3f})" if isinstance(score, float) else ""
             print(f"{item['name']:<24} {item['description']}{extra}")
         return 0
     if args.zoo_command == "info":
@@ -282,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")
     ev.add_argument("--true", required=True, help="folder of ground-truth label images")
     ev.add_argument("--pred", required=True, help="folder of predicted label images")
-    ev.add_argument("--csv", help="write per-image rows and summaries to this CSV")
+    ev.add_argument("--csv", help="write the per-image rows to this CSV")
     ev.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.75, 0.9])
     ev.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     ev.set_defaults(func=cmd_evaluate)
@@ -332,7 +345,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (KeyError, ValueError, OSError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"nuclib {args.command}: {message}", file=sys.stderr)
         return 2

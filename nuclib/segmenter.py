@@ -152,11 +152,10 @@ class Segmenter:
 
         settings = {k: v for k, v in self.config["tiling"].items() if v is not None}
         settings.update({k: v for k, v in overrides.items() if v is not None})
-        if overrides:
-            return TiledInferencer(self.model, **settings)
-        if self._inferencer is None:
-            self._inferencer = TiledInferencer(self.model, **settings)
-        return self._inferencer
+        key = tuple(sorted(settings.items()))
+        if self._inferencer is None or self._inferencer[0] != key:
+            self._inferencer = (key, TiledInferencer(self.model, **settings))
+        return self._inferencer[1]
 
     def predict(self, image, *, progress: bool = False, **tiling) -> np.ndarray:
         """Probabilities for one image: ``(H, W, 3)`` (background, interior, boundary)

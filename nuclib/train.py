@@ -151,20 +151,26 @@ def build_loss(recipe: dict):
         The loss object.
 
     Raises:
-        ValueError: ``nuclib.losses`` has no attribute of that name.
+        ValueError: not the name of a loss class in ``nuclib.losses``.
 
     Example:
         >>> recipe = load_recipe({"data": {"train": "d/train"}, "loss": {"name": "Dice"}})
         >>> type(build_loss(recipe)).__name__
         'Dice'
     """
+    import keras
+
     from nuclib import losses
 
+    # Only concrete loss classes: not the functional twins, not the abstract bases.
+    known = sorted(n for n in losses.__all__
+                   if isinstance(getattr(losses, n), type)
+                   and issubclass(getattr(losses, n), keras.losses.Loss)
+                   and n not in ("NuclibLoss", "CombinedLoss"))
     name = recipe["loss"]["name"]
-    cls = getattr(losses, name, None)
-    if cls is None:
-        raise ValueError(f"unknown loss {name!r}; expected a class in nuclib.losses")
-    return cls(**recipe["loss"].get("args", {}))
+    if name not in known:
+        raise ValueError(f"unknown loss {name!r}; expected one of {known}")
+    return getattr(losses, name)(**recipe["loss"].get("args", {}))
 
 
 def _schedule(recipe: dict, total_steps: int):

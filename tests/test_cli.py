@@ -108,3 +108,14 @@ def test_zoo_list_and_info(capsys):
     assert "dsb-3class" in listing
     assert main(["zoo", "info", "dsb-3class"]) == 0
     assert '"repo_id"' in capsys.readouterr().out
+
+
+def test_same_name_in_two_folders_is_refused_not_overwritten(model_dir, tmp_path, rng, capsys):
+    for folder in ("a", "b"):
+        write_image(tmp_path / folder / "cells.png", (rng.random((32, 32)) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    code = main(["segment", str(tmp_path / "a"), str(tmp_path / "b"), "--model", str(model_dir),
+                 "--out", str(out), "--no-progress"])
+    assert code == 1
+    assert "clashes" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["cells_labels.tif"]

@@ -27,6 +27,8 @@ import struct
 import tempfile
 from pathlib import Path
 
+from nuclib._files import set_default_permissions
+
 import cv2
 import numpy as np
 import tifffile
@@ -369,6 +371,7 @@ def _atomic_write(path: Path, data: np.ndarray, *, compression: str | None = "zl
     suffix = path.suffix.lower()
     fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{path.stem}.", dir=path.parent)
     os.close(fd)
+    set_default_permissions(tmp)
     try:
         if suffix in _TIFF:
             if data.ndim == 3 and data.shape[2] == 1:

@@ -24,8 +24,21 @@ def check_range(name: str, value, *, low: float | None = None, symmetric: bool =
     """``value`` as a ``(min, max)`` tuple of floats; a single number ``v`` means ``(v, v)``,
     or ``(-v, v)`` when ``symmetric``.
 
+    Args:
+        name: argument name used in error messages.
+        value: a Python number or a ``(min, max)`` pair.
+        low: smallest allowed bound, or None for no limit.
+        symmetric: a single number ``v`` means ``(-|v|, |v|)``.
+
+    Returns:
+        ``(min, max)`` as floats.
+
     Raises:
-        ValueError: ``min > max`` or a bound below ``low``.
+        ValueError: not a number or a pair, ``min > max``, or a bound below ``low``.
+
+    Example:
+        >>> check_range("shift", 0.2, symmetric=True), check_range("zoom", (0.8, 1.2), low=0)
+        ((-0.2, 0.2), (0.8, 1.2))
     """
     if isinstance(value, (int, float)):
         value = (-abs(value), abs(value)) if symmetric else (value, value)
@@ -43,8 +56,18 @@ def check_range(name: str, value, *, low: float | None = None, symmetric: bool =
 def check_probability(probability: float) -> float:
     """``probability`` as a float in [0, 1].
 
+    Args:
+        probability: a number.
+
+    Returns:
+        ``float(probability)``.
+
     Raises:
-        ValueError: outside [0, 1].
+        ValueError: outside [0, 1] (or NaN).
+
+    Example:
+        >>> check_probability(1)
+        1.0
     """
     if not 0.0 <= float(probability) <= 1.0:
         raise ValueError(f"probability must be in [0, 1], got {probability}")
@@ -134,6 +157,22 @@ class JointLayer(keras.layers.Layer):
     Args:
         seed: int seed (same seed, same output) or None.
         **kwargs: Keras layer arguments (``name``, ...).
+
+    Raises:
+        ValueError: (at call) images not ``(N, H, W, C)``, ``(H, W, C)`` or
+            ``(H, W)``; a dict without ``"images"`` or with both label keys;
+            labels whose shape does not fit the images.
+        NotImplementedError: (at call) a subclass without ``transform``.
+
+    Example:
+        >>> import numpy as np
+        >>> class Invert(JointLayer):
+        ...     def transform(self, images, labels, seed, training):
+        ...         return 1.0 - images, labels
+        >>> out = Invert(seed=0)({"images": np.zeros((4, 4), np.uint8),
+        ...                       "labels": np.ones((4, 4), np.uint16)})
+        >>> out["images"].dtype.name, out["labels"].dtype.name, tuple(out["images"].shape)
+        ('float32', 'uint16', (4, 4))
     """
 
     def __init__(self, seed=None, **kwargs):

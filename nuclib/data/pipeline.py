@@ -142,6 +142,11 @@ def inner_boundary_tf(labels):
 
     Returns:
         bool tensor of the same shape.
+
+    Example:
+        >>> edge = inner_boundary_tf(tf.constant([[[[1], [1], [2], [2]]]]))
+        >>> edge.numpy().ravel().astype(int).tolist()
+        [0, 1, 1, 0]
     """
     padded = tf.pad(labels, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     h, w = tf.shape(labels)[1], tf.shape(labels)[2]
@@ -160,7 +165,16 @@ def labels_to_target_tf(labels, target: str):
         target: ``"three_class"`` (inner boundaries) or ``"binary"``.
 
     Returns:
-        int32 ``(N, H, W, 1)`` classes.
+        int32 ``(N, H, W, 1)`` classes: 0 background, 1 interior (foreground
+        for ``"binary"``), 2 boundary, ``-1`` where labels are negative. Any
+        ``target`` other than ``"binary"`` gives three classes.
+
+    Example:
+        >>> labels = np.array([[[[0], [3], [3], [3], [-1]]]])
+        >>> labels_to_target_tf(labels, "three_class").numpy().ravel().tolist()
+        [0, 2, 1, 1, -1]
+        >>> labels_to_target_tf(labels, "binary").numpy().ravel().tolist()
+        [0, 1, 1, 1, -1]
     """
     labels = tf.cast(labels, tf.int32)
     if target == "binary":

@@ -15,6 +15,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from nuclib._files import set_default_permissions
 from typing import Sequence
 
 from nuclib.metrics.matching import _pool, _thresholds, label_overlap, match_overlap
@@ -132,6 +134,7 @@ class Report:
                 writer = csv.DictWriter(fh, fieldnames=self.columns)
                 writer.writeheader()
                 writer.writerows(self.rows)
+            set_default_permissions(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nuclib._files import set_default_permissions
 from nuclib._version import __version__
 from nuclib.zoo.files import KERAS_FILES, sha256
 
@@ -55,6 +56,7 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
                               "to replace it")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    set_default_permissions(tmp, directory=True)
     try:
         keras.saving.save_model(model, tmp, zipped=False)
         assets = tmp / "assets"
@@ -66,9 +68,16 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
         full["files"] = {name: sha256(tmp / name) for name in KERAS_FILES}
         (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, default=_json_default) + "\n")
         (tmp / "README.md").write_text(card if card is not None else model_card(full))
+        # Move the old model aside before the new one takes its name, and only
+        # then delete it: at every moment one complete model sits at a known path.
+        old = None
         if directory.exists():
-            shutil.rmtree(directory)
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
         tmp.rename(directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -357,6 +366,8 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     }
     segmenter = Segmenter(model, config)
     val_pairs = folder_pairs(recipe["data"]["val"])
+    if recipe["data"].get("max_images"):
+        val_pairs = val_pairs[: recipe["data"]["max_images"]]
     probs = [segmenter.predict(read_image(p)) for p, _ in val_pairs]
     truths = [read_labels(lab) for _, lab in val_pairs]
     tuned = optimize_thresholds(probs, truths, kind=head, progress=progress)

@@ -1,0 +1,102 @@
+"""The training recipe, end to end on a few real DSB2018 images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nuclib.cli import main
+from nuclib.train import load_recipe, train
+
+
+def tiny_recipe(dsb_root, tmp_path, **overrides):
+    recipe = {
+        "name": "tiny-run", "seed": 3,
+        "model": {"factory": "unet", "args": {"depth": 2, "filters": 4}},
+        "data": {"train": str(dsb_root / "train"), "val": str(dsb_root / "val"),
+                 "crop_size": 64, "batch_size": 2, "max_images": 3},
+        "train": {"epochs": 2, "steps_per_epoch": 2, "progress": False},
+        "output": {"dir": str(tmp_path / "run")},
+    }
+    for section, values in overrides.items():
+        recipe[section].update(values)
+    return recipe
+
+
+def test_train_writes_a_loadable_evaluated_model(dsb_root, tmp_path, sample_dir):
+    import nuclib
+
+    recipe = tiny_recipe(dsb_root, tmp_path, output={
+        "sample_image": str(sample_dir / "fluorescence.png")})
+    result = train(recipe)
+    run = tmp_path / "run"
+    assert (run / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch_001.png",
+                                                                   "epoch_002.png"]
+    config = json.loads((run / "model" / "nuclib.json").read_text())
+    assert config["scores"]["n_images"] == 3
+    assert set(config["postprocess"]) >= {"seed_threshold", "foreground_threshold"}
+    assert result["scores"]["ap50"] == config["scores"]["ap50"]
+    seg = nuclib.load_pretrained(run / "model")
+    assert seg.segment(np.zeros((40, 40), np.uint8)).shape == (40, 40)
+
+
+def test_same_seed_same_first_epoch(dsb_root, tmp_path):
+    losses = []
+    for i in range(2):
+        recipe = tiny_recipe(dsb_root, tmp_path / str(i), train={"epochs": 1},
+                             output={"finalize": False})
+        losses.append(train(recipe)["history"]["loss"][0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_fine_tuning_starts_from_the_given_model(dsb_root, tmp_path):
+    first = train(tiny_recipe(dsb_root, tmp_path / "a", output={"finalize": False}))
+    tuned = train(tiny_recipe(dsb_root, tmp_path / "b", output={"finalize": False},
+                              train={"fine_tune_from": first["checkpoint"], "epochs": 1}))
+    assert tuned["history"]["loss"][0] < first["history"]["loss"][0]
+
+
+def test_cli_train_reads_a_toml_recipe(dsb_root, tmp_path, capsys):
+    toml = tmp_path / "recipe.toml"
+    toml.write_text(f"""
+name = "cli-run"
+[model]
+factory = "unet"
+args = {{ depth = 2, filters = 4 }}
+[data]
+train = "{dsb_root / 'train'}"
+crop_size = 64
+batch_size = 2
+max_images = 2
+[train]
+epochs = 1
+steps_per_epoch = 1
+progress = false
+[output]
+dir = "out"
+""")
+    assert main(["train", str(toml)]) == 0
+    assert (tmp_path / "out" / "best.keras").is_file(), "output dir is relative to the recipe"
+    assert '"checkpoint"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe,match", [
+    ({"data": {"train": "x"}, "modle": {}}, "unknown recipe section 'modle'"),
+    ({"data": {"train": "x", "crop": 3}}, r"unknown keys \['crop'\]"),
+    ({"data": {}}, "no \\[data\\] train"),
+])
+def test_recipe_typos_are_errors(recipe, match):
+    with pytest.raises(ValueError, match=match):
+        load_recipe(recipe)
+
+
+def test_unknown_factory_and_loss(dsb_root, tmp_path):
+    from nuclib.train import build_loss, build_model
+
+    with pytest.raises(ValueError, match="unknown model factory 'vnet'"):
+        build_model(load_recipe({"data": {"train": "x"}, "model": {"factory": "vnet"}}))
+    with pytest.raises(ValueError, match="expected one of .*BCEDice"):
+        build_loss(load_recipe({"data": {"train": "x"}, "loss": {"name": "dice_loss"}}))
