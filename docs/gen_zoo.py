@@ -98,7 +98,7 @@ def _model_section(entry: dict) -> list[str]:
         if training.get("recipe_file"):
             facts.append(("Recipe", f"`{training['recipe_file']}` — retrain with "
                                     f"`nuclib train {training['recipe_file']}`"))
-    lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
+    lines += ["| property | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
 
     scores = config.get("scores", {})
     groups = scores.get("groups", {})

@@ -6,8 +6,9 @@ know:
 * an ``Example:`` section (singular), which Griffe would render as a prose
   admonition, turning ``>>>`` lines into block quotes; it is renamed to
   ``Examples:`` so the doctest lines render as code with their output;
-* grouped arguments such as ``low, high: normalization percentiles.``, which
-  are split into one entry per name (same description) so each argument is
+* grouped arguments or attributes such as ``low, high: normalization
+  percentiles.`` (the list of names may wrap onto the next line), which are
+  split into one entry per name (same description) so each argument is
   matched against the signature.
 
 Loaded by mkdocstrings (``extensions`` in ``mkdocs.yml``); the source files
@@ -21,7 +22,8 @@ import re
 from griffe import Extension
 
 _EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.M)
-_ARGS_HEADER = re.compile(r"^(\s*)(Args|Arguments|Parameters|Params):\s*$")
+_ARGS_HEADER = re.compile(r"^(\s*)(Args|Arguments|Parameters|Params|Attributes|Keyword Args|"
+                          r"Keyword Arguments|Other Parameters):\s*$")
 _GROUPED = re.compile(r"^(\s*)(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)+)\s*:(.*)$")
 
 
@@ -45,6 +47,11 @@ def split_grouped_args(text: str) -> str:
             line = lines[i]
             if line.strip() and _indent(line) <= section_indent:
                 break  # the section ended
+            # a list of names may wrap: "a, b, c,\n        d: text"
+            while (line.rstrip().endswith(",") and ":" not in line and i + 1 < len(lines)
+                   and _indent(lines[i + 1]) > _indent(line)):
+                i += 1
+                line = line.rstrip() + " " + lines[i].strip()
             grouped = _GROUPED.match(line)
             if not grouped:
                 out.append(line)

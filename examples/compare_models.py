@@ -5,7 +5,7 @@ U-Net, Attention U-Net, MultiResUNet) with a three-class head at a similar,
 small size, and for each one
 
 * counts its parameters,
-* times inference (milliseconds per 256 x 256 image, batches of 4) and
+* times inference (milliseconds per 256 x 256 image, in batches of 4) and
   training (seconds per step),
 * trains it for the same number of steps on the same DSB2018 crops and
   segments the fluorescence sample image with it.
@@ -72,8 +72,9 @@ def main(argv=None) -> None:
     loaded = data.load_pairs(pairs)  # read once, shared by every model
     sample = data.read_image(SAMPLES / "fluorescence.png")
     truth = data.read_labels(SAMPLES / "fluorescence_labels.png")
-    if ex.fast:
-        sample, truth = sample[:96, :96], truth[:96, :96]
+    # one square size for timing and prediction: every model sees a single input shape
+    side = 96 if ex.fast else 256
+    sample, truth = sample[:side, :side], truth[:side, :side]
 
     rows = []
     for name, factory in models.FACTORIES.items():
@@ -85,7 +86,7 @@ def main(argv=None) -> None:
         dataset = data.make_dataset(pairs, data=loaded, crop_size=size["crop"],
                                     batch_size=size["batch"], target="three_class",
                                     augment=data.default_augment(seed=0), seed=0)
-        inference_ms = time_inference(model, size["timing_runs"])
+        inference_ms = time_inference(model, size["timing_runs"], side)
         losses_seen, step_seconds = [float("nan")], float("nan")
         if size["epochs"]:
             started = time.perf_counter()
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
                                 shuffle=False, verbose=0)
             step_seconds = (time.perf_counter() - started) / (size["epochs"] * size["steps"])
             losses_seen = history.history["loss"]
-        # one tile covers the sample; MobileNetV2's receptive field needs tiles of 600+ px
+        # one tile covers the sample (MobileNetV2's receptive field needs tiles of 600+ px)
         segmenter = Segmenter(model, {"name": name, "head": "three_class",
                                       "tiling": {"tile_size": 1024}})
         labels = segmenter.segment(sample)
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
         rows.append(dict(name=name, params=model.count_params(), inference_ms=inference_ms,
                          step_seconds=step_seconds, loss=losses_seen[-1], labels=labels, f1=f1))
         print(f"{name:>15}: {model.count_params():>9,} parameters, {inference_ms:7.1f} ms per "
-              f"256x256 image, {step_seconds:5.2f} s per training step, final loss "
+              f"{side}x{side} image, {step_seconds:5.2f} s per training step, final loss "
               f"{losses_seen[-1]:.3f}, F1@0.5 on the sample {f1:.2f}")
 
     fig = figure((4 * len(rows), 7.6))
@@ -111,7 +112,7 @@ def main(argv=None) -> None:
     for ax, key, scale, title in zip(
             top.subplots(1, 3),
             ("params", "inference_ms", "step_seconds"), (1e-6, 1.0, 1.0),
-            ("parameters (millions)", "inference: ms per 256² image",
+            ("parameters (millions)", f"inference: ms per {side}² image",
              f"training: s per step (batch {size['batch']}, {size['crop']}² crops)")):
         values = [np.nan_to_num(r[key] * scale) for r in rows]
         ax.barh(names, values, color=colors)
