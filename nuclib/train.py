@@ -30,6 +30,7 @@ else:  # pragma: no cover
 
 DEFAULTS: dict[str, Any] = {
     "name": "model",
+    "description": "",
     "seed": 0,
     "model": {"factory": "unet", "args": {}, "input_channels": 1},
     "data": {"train": None, "val": None, "crop_size": 256, "batch_size": 8,
