@@ -86,16 +86,8 @@ def attention_unet(*, input_shape=(None, None, 1), head: str = "three_class", de
         >>> model.output_shape
         (None, None, None, 3)
     """
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    if filters < 1:
-        raise ValueError(f"filters must be >= 1, got {filters}")
-    if upsampling not in blocks.UPSAMPLING_MODES:
-        raise ValueError(f"unknown upsampling {upsampling!r}; expected one of "
-                         f"{blocks.UPSAMPLING_MODES}")
-    blocks.check_head(head)
-    shape = blocks.check_input_shape(input_shape, divisor=2**depth)
-    inputs = keras.Input(shape, name=f"{name}_input")
+    inputs = blocks.unet_input(input_shape, head=head, depth=depth, filters=filters,
+                               upsampling=upsampling, name=name)
     x = attention_unet_base(inputs, depth=depth, filters=filters, kernel_size=kernel_size,
                             batch_norm=batch_norm, dropout=dropout, upsampling=upsampling,
                             name=name)

@@ -361,3 +361,38 @@ def res_path(x, filters: int, length: int, *, name: str):
         out = layers.Activation("relu", name=f"{name}_{i}_relu")(out)
         x = layers.BatchNormalization(name=f"{name}_{i}_bn")(out)
     return x
+
+
+def unet_input(input_shape, *, head: str, depth: int, filters: int, upsampling: str, name: str):
+    """Validate the arguments shared by the U-Net-style factories; return their ``keras.Input``.
+
+    Args:
+        input_shape: ``(H, W, C)``; sides, if given, multiples of ``2**depth``.
+        head: ``"binary"`` or ``"three_class"``.
+        depth: number of 2x down-sampling stages (>= 1).
+        filters: filters of the first stage (>= 1).
+        upsampling: one of ``UPSAMPLING_MODES``.
+        name: model name; the input layer is ``f"{name}_input"``.
+
+    Returns:
+        The model's ``keras.Input`` tensor.
+
+    Raises:
+        ValueError: any argument out of range, naming it and what was expected.
+
+    Example:
+        >>> x = unet_input((None, None, 1), head="binary", depth=2, filters=8,
+        ...                upsampling="transpose", name="m")
+        >>> tuple(x.shape)
+        (None, None, None, 1)
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    if filters < 1:
+        raise ValueError(f"filters must be >= 1, got {filters}")
+    if upsampling not in UPSAMPLING_MODES:
+        raise ValueError(f"unknown upsampling {upsampling!r}; expected one of "
+                         f"{UPSAMPLING_MODES}")
+    check_head(head)
+    shape = check_input_shape(input_shape, divisor=2**depth)
+    return keras.Input(shape, name=f"{name}_input")

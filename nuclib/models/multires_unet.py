@@ -83,18 +83,10 @@ def multires_unet(*, input_shape=(None, None, 1), head: str = "three_class", dep
         >>> model.output_shape
         (None, None, None, 3)
     """
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    if filters < 1:
-        raise ValueError(f"filters must be >= 1, got {filters}")
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    if upsampling not in blocks.UPSAMPLING_MODES:
-        raise ValueError(f"unknown upsampling {upsampling!r}; expected one of "
-                         f"{blocks.UPSAMPLING_MODES}")
-    blocks.check_head(head)
-    shape = blocks.check_input_shape(input_shape, divisor=2**depth)
-    inputs = keras.Input(shape, name=f"{name}_input")
+    inputs = blocks.unet_input(input_shape, head=head, depth=depth, filters=filters,
+                               upsampling=upsampling, name=name)
     x = multires_unet_base(inputs, depth=depth, filters=filters, alpha=alpha, dropout=dropout,
                            upsampling=upsampling, name=name)
     outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")

@@ -88,14 +88,8 @@ def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int =
         >>> model.output_shape
         (None, None, None, 3)
     """
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    if upsampling not in blocks.UPSAMPLING_MODES:
-        raise ValueError(f"unknown upsampling {upsampling!r}; expected one of "
-                         f"{blocks.UPSAMPLING_MODES}")
-    blocks.check_head(head)
-    shape = blocks.check_input_shape(input_shape, divisor=2**depth)
-    inputs = keras.Input(shape, name=f"{name}_input")
+    inputs = blocks.unet_input(input_shape, head=head, depth=depth, filters=filters,
+                               upsampling=upsampling, name=name)
     x = unet_base(inputs, depth=depth, filters=filters, kernel_size=kernel_size,
                   batch_norm=batch_norm, dropout=dropout, upsampling=upsampling, name=name)
     outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")
