@@ -101,7 +101,7 @@ def main(argv=None) -> None:
         ax.title.set_fontsize("small")
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    ex.save(fig, "augmentation_gallery")
+    ex.save(fig, "augmentation_gallery", dpi=72)
     ex.done()
 
 

@@ -12,7 +12,7 @@ part of it that is kept (solid; the rest is context, the model's
 receptive-field radius), the segmented nuclei, and a close-up of a tile
 corner.
 
-Run ``python examples/tiled_inference.py`` (about a minute on a 2-core CPU)
+Run ``python examples/tiled_inference.py`` (seconds on a 2-core CPU)
 or ``--fast`` (a small mosaic, seconds).
 """
 
