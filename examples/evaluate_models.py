@@ -52,8 +52,6 @@ def load_models(ex: Example) -> dict:
             from train_unet import train_small
 
             train_small(ex)
-        import nuclib.metrics.training  # noqa: F401  (registers DiceCoefficient, compiled into it)
-
         second = nuclib.load_pretrained(folder)
     methods[second.name] = second.segment
     methods["Otsu baseline"] = otsu_labels

@@ -159,3 +159,17 @@ def test_list_pretrained_describes_registered_models(registered):
     (item,) = zoo.list_pretrained()
     assert item["name"] == "tiny-test" and item["description"] == "a tiny test model"
     assert item["aliases"] == ["tiny-alias"] and item["bundled"] is False
+
+
+def test_model_compiled_with_nuclib_metrics_loads(tmp_path):
+    """A model directory whose config names nuclib's Keras metrics loads in a fresh registry."""
+    from nuclib.losses import WeightedCategoricalCrossentropy
+    from nuclib.metrics import DiceCoefficient
+    from nuclib.models import unet
+    from nuclib.zoo.export import write_model_dir
+
+    model = unet(depth=2, filters=4, name="compiled")
+    model.compile(optimizer="adam", loss=WeightedCategoricalCrossentropy(),
+                  metrics=[DiceCoefficient()])
+    write_model_dir(model, {"name": "compiled"}, tmp_path / "m")
+    assert zoo.load_pretrained(tmp_path / "m").name == "compiled"

@@ -100,7 +100,8 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
     """
     import keras
 
-    import nuclib.losses  # noqa: F401  (registers nuclib's serializable objects)
+    import nuclib.losses  # noqa: F401  (registers nuclib's serializable losses)
+    import nuclib.metrics.training  # noqa: F401  (and its Keras training metrics)
     from nuclib.segmenter import read_config
 
     directory = Path(directory)
