@@ -60,3 +60,13 @@ def test_bright_background_images_are_inverted(seg):
     x_dark = seg.preprocess(dark)
     x_bright = seg.preprocess(255 - dark)
     np.testing.assert_allclose(x_dark, x_bright, atol=1e-6)
+
+
+def test_models_with_bilinear_upsampling_segment_images_of_several_sizes():
+    # Keras 3.15 cannot re-trace bilinear UpSampling2D for a second input shape;
+    # the tiled inferencer falls back to the eager call.
+    from nuclib.models import attention_unet
+
+    seg = Segmenter(attention_unet(depth=2, filters=4), {"tiling": {"tile_size": 256}})
+    for shape in [(64, 64), (40, 50), (100, 30)]:
+        assert seg.segment(np.random.default_rng(1).random(shape)).shape == shape

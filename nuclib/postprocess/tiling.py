@@ -286,11 +286,26 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
 
 
 def _batch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
-    if _is_keras_model(model):
+    if not _is_keras_model(model):
+        return model
+    eager = False
+
+    def predict(batch):
         # predict_on_batch runs a compiled graph in inference mode (batch norm
         # uses its moving statistics) and stops re-tracing after a few shapes.
-        return model.predict_on_batch
-    return model
+        nonlocal eager
+        if not eager:
+            try:
+                return model.predict_on_batch(batch)
+            except Exception as err:
+                # Keras 3.15: bilinear UpSampling2D cannot be traced once Keras
+                # relaxes the input shape; the eager call computes the same thing.
+                if type(err).__name__ != "OperatorNotAllowedInGraphError":
+                    raise
+                eager = True
+        return np.asarray(model(batch, training=False))
+
+    return predict
 
 
 # --------------------------------------------------------------------------- tile layout
