@@ -22,6 +22,16 @@ from pathlib import Path
 LABEL_SUFFIX = "_labels"
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
+    return value
+
+
 def _inputs(paths) -> list[Path]:
     from nuclib.data.io import IMAGE_SUFFIXES
 
@@ -46,11 +56,12 @@ def cmd_segment(args) -> int:
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
-            ``out``, ``format``, ``overlay``, ``overwrite``, ``no_progress``
-            and ``verbose``.
+            ``out``, ``format``, ``diameter``, ``overlay``, ``overwrite``,
+            ``no_progress`` and ``verbose``.
 
     Returns:
-        Exit status: 0 all done, 1 any image failed, 2 no input images found.
+        Exit status: 0 all done, 1 any image failed, 2 no input images found
+        or a ``--diameter`` for a model that cannot zoom.
 
     Example:
         >>> main(["segment", "images/", "--out", "results/", "--overlay"])  # doctest: +SKIP
@@ -67,6 +78,10 @@ def cmd_segment(args) -> int:
         return 2
     out_dir = Path(args.out)
     segmenter = load_pretrained(args.model, source=args.source)
+    if args.diameter is not None and segmenter.config["diameter"] is None:
+        print(f"nuclib segment: model {args.model!r} works at each image's own scale; "
+              "--diameter needs a model trained at one nucleus size", file=sys.stderr)
+        return 2
     failed: list[tuple[Path, str]] = []
     done = skipped = 0
     seen: dict[str, Path] = {}
@@ -84,7 +99,8 @@ def cmd_segment(args) -> int:
             continue
         try:
             image = read_image(path)
-            labels = segmenter.segment(image)
+            pred = segmenter.predict_scaled(image, diameter=args.diameter)
+            labels = segmenter.labels_from(pred)
             write_labels(label_path, labels)
             if args.overlay:
                 from nuclib.viz import overlay_rgb
@@ -92,7 +108,8 @@ def cmd_segment(args) -> int:
                 write_image(overlay_path, overlay_rgb(image, labels))
             done += 1
             if args.verbose:
-                print(f"{path}: {int(labels.max())} nuclei -> {label_path}")
+                size = "" if pred.diameter is None else f" (diameter {pred.diameter:.1f} px)"
+                print(f"{path}: {int(labels.max())} nuclei{size} -> {label_path}")
         except Exception as err:  # keep going past one bad file; report it at the end
             failed.append((path, f"{type(err).__name__}: {err}"))
     print(f"segmented {done}, skipped {skipped} existing (use --overwrite to redo), "
@@ -286,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", required=True, help="output folder")
     seg.add_argument("--format", default="tif", choices=("tif", "png"),
                      help="label file format (tif: 32-bit, png: 16-bit)")
+    seg.add_argument("--diameter", type=_positive_float, default=None,
+                     help="median nucleus diameter in pixels (default: measured per image)")
     seg.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")

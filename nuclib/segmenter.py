@@ -3,7 +3,9 @@
 What ``nuclib.load_pretrained`` returns. It turns any 2-D microscopy image
 (8/16-bit or float, 1 or 3 channels, any size) into probabilities
 (``predict``) or instance labels (``segment``); images larger than a tile are
-tiled through ``nuclib.postprocess.TiledInferencer``.
+tiled through ``nuclib.postprocess.TiledInferencer``. Models trained at one
+nucleus size (config ``diameter``) zoom each image to it first, measuring
+the nuclei with a quick first pass unless told their ``diameter``.
 
 Example:
     >>> import nuclib
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,7 +39,34 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "invert": "auto",
     "postprocess": {},
     "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop"},
+    # Median nucleus diameter (pixels) the model was trained at; None: each
+    # image at its own scale. ``estimate_side``: the size estimate looks at a
+    # central window of at most this many pixels per side.
+    "diameter": None,
+    "estimate_side": 1024,
 }
+
+# The size estimate stops refining once two passes agree within this factor.
+_ESTIMATE_AGREEMENT = 1.1
+
+
+@dataclass
+class ScaledPrediction:
+    """Probabilities in the model's space: the image zoomed by ``factor``.
+
+    Attributes:
+        probs: ``(h, w, K)`` probabilities of the zoomed image.
+        factor: zoom applied to the image (1.0: none).
+        shape: ``(H, W)`` of the original image.
+        diameter: the nucleus diameter (original pixels) the zoom is based
+            on; ``None`` when the model has no training diameter, ``nan``
+            when no nucleus was found to measure.
+    """
+
+    probs: np.ndarray
+    factor: float
+    shape: tuple
+    diameter: float | None
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -58,7 +89,9 @@ class Segmenter:
             (``"three_class"`` or ``"binary"``), ``input_channels``,
             ``normalize`` percentiles, ``invert`` (``"auto"``/true/false),
             ``postprocess`` keyword arguments, ``tiling`` (tile size,
-            overlap, batch size, blend).
+            overlap, batch size, blend), ``diameter`` (the median nucleus
+            diameter in pixels the model was trained at, or None) and
+            ``estimate_side``.
 
     Raises:
         ValueError: an unknown head or channel count.
@@ -77,6 +110,10 @@ class Segmenter:
             raise ValueError(f"unknown head {self.config['head']!r}; expected one of {HEADS}")
         if self.config["input_channels"] not in (1, 3):
             raise ValueError(f"input_channels must be 1 or 3, got {self.config['input_channels']}")
+        trained = self.config["diameter"]
+        if trained is not None and not (isinstance(trained, (int, float)) and trained > 0):
+            raise ValueError(f"config diameter must be a positive number of pixels or None, "
+                             f"got {trained!r}")
         self._inferencer = None
 
     # -- properties ---------------------------------------------------------
@@ -157,12 +194,136 @@ class Segmenter:
             self._inferencer = (key, TiledInferencer(self.model, **settings))
         return self._inferencer[1]
 
-    def predict(self, image, *, progress: bool = False, **tiling) -> np.ndarray:
+    def _run(self, x, factor: float, progress: bool, tiling: dict) -> np.ndarray:
+        """Model probabilities for a prepared image zoomed by ``factor``."""
+        from nuclib.data.scale import rescale_image
+
+        if factor != 1.0:
+            x = rescale_image(x, factor)
+        return self.inferencer(progress=progress, **tiling).predict(x)
+
+    def _measure(self, probs, factor: float) -> float:
+        """Median nucleus diameter, in original pixels, of a model-space prediction."""
+        from nuclib.data.scale import median_diameter
+
+        return median_diameter(self.postprocess(probs).astype(np.int64)) / factor
+
+    def _check_diameter(self, diameter):
+        if diameter is None:
+            return
+        if self.config["diameter"] is None:
+            raise ValueError(f"model {self.name!r} was trained at each image's own scale and "
+                             "cannot zoom to a nucleus size; call it without diameter")
+        if not (isinstance(diameter, (int, float, np.number)) and math.isfinite(diameter)
+                and diameter > 0):
+            raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
+
+    def estimate_diameter(self, image, *, progress: bool = False) -> float:
+        """Median nucleus diameter (pixels) in an image, measured with this model.
+
+        A first pass at the image's own scale finds nuclei; if their size is
+        far from the model's training ``diameter``, a second pass at the
+        zoom that size asks for measures them again. A central window of at
+        most ``estimate_side`` pixels per side is used.
+
+        Args:
+            image: HxW or HxWxC image, any numeric dtype.
+            progress: show a progress bar over tiles.
+
+        Returns:
+            The diameter in the image's pixels, or ``nan`` when no nucleus is
+            found.
+
+        Raises:
+            ValueError: the model has no training ``diameter``, or an unusable image.
+
+        Example:
+            >>> seg = nuclib.load_pretrained("dsb-3class")        # doctest: +SKIP
+            >>> round(seg.estimate_diameter(image))               # doctest: +SKIP
+            14
+        """
+        if self.config["diameter"] is None:
+            raise ValueError(f"model {self.name!r} has no training diameter to estimate against")
+        return self._estimate(self._window(self.preprocess(image)), progress)[0]
+
+    def _window(self, x):
+        side = int(self.config["estimate_side"])
+        h, w = x.shape[:2]
+        y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
+        return x[y0:y0 + side, x0:x0 + side]
+
+    def _estimate(self, x, progress: bool):
+        """``(diameter, factor, probs)``: the estimate and the last pass made for it."""
+        from nuclib.data.scale import scale_for_diameter
+
+        factor, probs = 1.0, self._run(x, 1.0, progress, {})
+        diameter = self._measure(probs, factor)
+        for _ in range(2):  # at most two refinements: three passes in all
+            wanted = scale_for_diameter(diameter, self.config["diameter"])
+            if not math.isfinite(diameter) or (
+                    max(wanted, factor) / min(wanted, factor) < _ESTIMATE_AGREEMENT):
+                break
+            factor, probs = wanted, self._run(x, wanted, progress, {})
+            remeasured = self._measure(probs, factor)
+            if not math.isfinite(remeasured):
+                break
+            diameter = remeasured
+        return diameter, factor, probs
+
+    def predict_scaled(self, image, *, diameter: float | None = None, progress: bool = False,
+                       **tiling) -> ScaledPrediction:
+        """Probabilities in the model's space, where nuclei have the training size.
+
+        For models without a training ``diameter`` this is ``predict`` with
+        ``factor`` 1. Otherwise the image is zoomed by ``training diameter /
+        diameter`` (``diameter`` measured with ``estimate_diameter`` when not
+        given) before the model sees it.
+
+        Args:
+            image: HxW or HxWxC image, any numeric dtype, any size.
+            diameter: median nucleus diameter in the image, in pixels, if known.
+            progress: show a progress bar over tiles.
+            **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
+
+        Returns:
+            A ``ScaledPrediction`` (probabilities, zoom factor, original shape,
+            diameter used).
+
+        Raises:
+            ValueError: unusable image, or a ``diameter`` that is not a positive
+                number or given to a model without a training diameter.
+
+        Example:
+            >>> from nuclib.models import unet
+            >>> seg = Segmenter(unet(depth=2, filters=4), {"diameter": 20})
+            >>> pred = seg.predict_scaled(np.zeros((40, 50), np.uint8), diameter=10)
+            >>> pred.factor, pred.probs.shape[:2], pred.shape
+            (2.0, (80, 100), (40, 50))
+        """
+        from nuclib.data.scale import scale_for_diameter
+
+        self._check_diameter(diameter)
+        x = self.preprocess(image)
+        if self.config["diameter"] is None:
+            return ScaledPrediction(self._run(x, 1.0, progress, tiling), 1.0, x.shape[:2], None)
+        if diameter is None:
+            window = self._window(x)
+            diameter, factor, probs = self._estimate(window, progress)
+            if window.shape == x.shape and not tiling:
+                return ScaledPrediction(probs, factor, x.shape[:2], diameter)
+        factor = scale_for_diameter(diameter, self.config["diameter"])
+        return ScaledPrediction(self._run(x, factor, progress, tiling), factor, x.shape[:2],
+                                float(diameter))
+
+    def predict(self, image, *, diameter: float | None = None, progress: bool = False,
+                **tiling) -> np.ndarray:
         """Probabilities for one image: ``(H, W, 3)`` (background, interior, boundary)
         for three-class models, ``(H, W, 1)`` foreground for binary ones.
 
         Args:
             image: HxW or HxWxC image, any numeric dtype, any size.
+            diameter: median nucleus diameter in pixels, for models trained at
+                one nucleus size (config ``diameter``); measured when omitted.
             progress: show a progress bar over tiles.
             **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
 
@@ -171,7 +332,7 @@ class Segmenter:
             and width.
 
         Raises:
-            ValueError: unusable image.
+            ValueError: unusable image or diameter.
 
         Example:
             >>> from nuclib.models import unet
@@ -179,8 +340,45 @@ class Segmenter:
             >>> seg.predict(np.zeros((40, 50), np.uint8)).shape
             (40, 50, 3)
         """
-        x = self.preprocess(image)
-        return self.inferencer(progress=progress, **tiling).predict(x)
+        from nuclib.data.scale import rescale_image
+
+        pred = self.predict_scaled(image, diameter=diameter, progress=progress, **tiling)
+        if pred.factor == 1.0:
+            return pred.probs
+        return rescale_image(pred.probs, shape=pred.shape)
+
+    def labels_from(self, pred: ScaledPrediction, **postprocess) -> np.ndarray:
+        """Instance labels at the original size from a ``ScaledPrediction``.
+
+        Post-processing runs in the model's space (so ``min_size`` and the
+        thresholds mean the same for every image); the labels are then
+        zoomed back with nearest-neighbour sampling and renumbered 1..N.
+
+        Args:
+            pred: from ``predict_scaled``.
+            **postprocess: override post-processing parameters.
+
+        Returns:
+            uint32 ``pred.shape`` instance labels.
+
+        Example:
+            >>> seg = Segmenter(None)
+            >>> probs = np.zeros((8, 8, 3), np.float32); probs[..., 0] = 1
+            >>> probs[2:6, 2:6] = (0, 1, 0)
+            >>> labels = seg.labels_from(ScaledPrediction(probs, 2.0, (4, 4), 5.0), min_size=1)
+            >>> labels.tolist()
+            [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+        """
+        from skimage.segmentation import relabel_sequential
+
+        from nuclib.data.scale import rescale_labels
+
+        labels = self.postprocess(pred.probs, **postprocess)
+        if pred.factor == 1.0:
+            return labels
+        labels = rescale_labels(labels, shape=pred.shape)
+        # Objects thinner than a pixel of the original grid can vanish: renumber.
+        return relabel_sequential(labels)[0].astype(np.uint32)
 
     def postprocess(self, probs, **overrides) -> np.ndarray:
         """Probabilities → uint32 instance labels with this model's thresholds.
@@ -210,11 +408,14 @@ class Segmenter:
             return three_class_to_labels(probs, **params)
         return binary_to_labels(probs, **params)
 
-    def segment(self, image, *, progress: bool = False, **postprocess) -> np.ndarray:
+    def segment(self, image, *, diameter: float | None = None, progress: bool = False,
+                **postprocess) -> np.ndarray:
         """Instance labels (uint32 HxW, nuclei numbered 1..N) for one image.
 
         Args:
             image: HxW or HxWxC image, any numeric dtype, any size.
+            diameter: median nucleus diameter in pixels, for models trained at
+                one nucleus size (config ``diameter``); measured when omitted.
             progress: show a progress bar over tiles.
             **postprocess: override post-processing parameters.
 
@@ -231,15 +432,18 @@ class Segmenter:
             >>> labels.shape, labels.dtype
             ((40, 50), dtype('uint32'))
         """
-        return self.postprocess(self.predict(image, progress=progress), **postprocess)
+        pred = self.predict_scaled(image, diameter=diameter, progress=progress)
+        return self.labels_from(pred, **postprocess)
 
-    def segment_many(self, images: Iterable | str | Path, *, progress: bool = True,
-                     **postprocess) -> list[np.ndarray]:
+    def segment_many(self, images: Iterable | str | Path, *, diameter: float | None = None,
+                     progress: bool = True, **postprocess) -> list[np.ndarray]:
         """Segment a list of arrays, a list of file paths, or every image in a folder.
 
         Args:
             images: a folder (every image in it, via ``nuclib.data.list_images``)
                 or an iterable of arrays and/or file paths.
+            diameter: nucleus diameter for every image (see ``segment``);
+                measured per image when omitted.
             progress: show a progress bar over images.
             **postprocess: override post-processing parameters.
 
@@ -262,7 +466,7 @@ class Segmenter:
         out = []
         for item in tqdm(items, desc="segmenting", disable=not progress):
             image = read_image(item) if isinstance(item, (str, Path)) else item
-            out.append(self.segment(image, **postprocess))
+            out.append(self.segment(image, diameter=diameter, **postprocess))
         return out
 
     # -- persistence --------------------------------------------------------

@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"factory": "unet", "args": {}, "input_channels": 1},
     "data": {"train": None, "val": None, "crop_size": 256, "batch_size": 8,
              "target": "three_class", "augment": "default", "normalize": [1.0, 99.8],
-             "max_images": 0},
+             "diameter": 0.0, "max_images": 0},
     "loss": {"name": "WeightedCategoricalCrossentropy", "args": {}},
     "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
                   "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "output": {"dir": "runs/model", "sample_image": None, "finalize": True},
     "postprocess": {},
 }
+
+
+AUGMENTS = {"default": "default_augment", "strong": "strong_augment", "none": None}
 
 
 def load_recipe(recipe) -> dict:
@@ -100,7 +103,13 @@ def load_recipe(recipe) -> dict:
                          ("output", "sample_image"), ("train", "fine_tune_from")):
         value = merged[section][key]
         if value and not Path(value).is_absolute():
-            merged[section][key] = str((base / value).resolve())
+            resolved = (base / value).resolve()
+            # ``fine_tune_from`` may also be a zoo name, which is not a path.
+            if key != "fine_tune_from" or resolved.exists():
+                merged[section][key] = str(resolved)
+    if merged["data"]["augment"] not in AUGMENTS:
+        raise ValueError(f"unknown [data] augment {merged['data']['augment']!r}; expected one "
+                         f"of {sorted(AUGMENTS)}")
     if not merged["data"]["train"]:
         raise ValueError("recipe has no [data] train folder")
     return merged
@@ -174,6 +183,57 @@ def build_loss(recipe: dict):
     return getattr(losses, name)(**recipe["loss"].get("args", {}))
 
 
+def load_training_data(pairs, recipe: dict, *, progress: bool = False):
+    """Read and normalize every pair; zoom each to the recipe's nucleus diameter.
+
+    With ``[data] diameter`` set, every image (and its labels) is zoomed so
+    that its median nucleus is that many pixels across (see
+    ``nuclib.data.scale``); images without nuclei keep their size.
+
+    Args:
+        pairs: (image_path, label_path) pairs.
+        recipe: a recipe as returned by ``load_recipe``.
+        progress: show a progress bar while reading.
+
+    Returns:
+        ``(images, labels)`` lists, ready for ``make_dataset(data=...)``.
+
+    Example:
+        >>> recipe = load_recipe({"data": {"train": "d/train", "diameter": 20}})
+        >>> images, labels = load_training_data(folder_pairs("d/train"), recipe)  # doctest: +SKIP
+    """
+    from nuclib import data as nd
+    from nuclib.data.scale import median_diameter, rescale_pair, scale_for_diameter
+
+    d = recipe["data"]
+    channels = recipe["model"]["input_channels"]
+    low, high = d["normalize"]
+    images, labels = nd.load_pairs(
+        pairs, preprocess=lambda im: nd.prepare_image(im, channels=channels, low=low, high=high),
+        progress=progress)
+    if d["diameter"]:
+        for i, lab in enumerate(labels):
+            factor = scale_for_diameter(median_diameter(lab), d["diameter"])
+            if factor != 1.0:
+                images[i], labels[i] = rescale_pair(images[i], lab, factor)
+    return images, labels
+
+
+def load_initial_model(source: str):
+    """The model to fine-tune: a ``.keras`` file, a model directory or a zoo name.
+
+    Example:
+        >>> model = load_initial_model("dsb-3class")   # doctest: +SKIP
+    """
+    import keras
+
+    if str(source).endswith(".keras"):
+        return keras.saving.load_model(source, compile=False, safe_mode=True)
+    from nuclib.zoo import load_pretrained
+
+    return load_pretrained(source).model
+
+
 def _schedule(recipe: dict, total_steps: int):
     import keras
 
@@ -234,22 +294,24 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
     if d["max_images"]:
         train_pairs = train_pairs[: d["max_images"]]
     progress = recipe["train"]["progress"]
-    train_ds = nd.make_dataset(train_pairs, crop_size=d["crop_size"], batch_size=d["batch_size"],
-                               target=d["target"], preprocess=prep, seed=recipe["seed"],
-                               augment=nd.default_augment(seed=recipe["seed"])
-                               if d["augment"] == "default" else None, progress=progress)
+    augment = AUGMENTS[d["augment"]]
+    train_ds = nd.make_dataset(
+        [], data=load_training_data(train_pairs, recipe, progress=progress),
+        crop_size=d["crop_size"], batch_size=d["batch_size"], target=d["target"],
+        seed=recipe["seed"],
+        augment=getattr(nd, augment)(seed=recipe["seed"]) if augment else None)
     val_ds = None
     if d["val"]:
         val_pairs = nd.folder_pairs(d["val"])
         if d["max_images"]:
             val_pairs = val_pairs[: d["max_images"]]
-        val_ds = nd.make_dataset(val_pairs, crop_size=d["crop_size"], batch_size=d["batch_size"],
-                                 target=d["target"], preprocess=prep, shuffle=False,
-                                 repeat=False, seed=1)
+        val_ds = nd.make_dataset([], data=load_training_data(val_pairs, recipe),
+                                 crop_size=d["crop_size"], batch_size=d["batch_size"],
+                                 target=d["target"], shuffle=False, repeat=False, seed=1)
 
     t = recipe["train"]
     if t["fine_tune_from"]:
-        model = keras.saving.load_model(t["fine_tune_from"], compile=False, safe_mode=True)
+        model = load_initial_model(t["fine_tune_from"])
     else:
         model = build_model(recipe)
     total_steps = t["epochs"] * t["steps_per_epoch"]

@@ -119,3 +119,42 @@ def test_same_name_in_two_folders_is_refused_not_overwritten(model_dir, tmp_path
     assert code == 1
     assert "clashes" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["cells_labels.tif"]
+
+
+@pytest.fixture(scope="module")
+def sized_model_dir(tmp_path_factory):
+    from nuclib.models import unet
+    from nuclib.segmenter import Segmenter
+
+    directory = tmp_path_factory.mktemp("cli-sized") / "model"
+    Segmenter(unet(depth=2, filters=4), {"name": "cli-sized", "diameter": 20,
+                                         "tiling": {"tile_size": 64}}).save(directory)
+    return directory
+
+
+def test_segment_zooms_to_a_given_diameter(sized_model_dir, inputs, tmp_path, capsys):
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    assert main(["segment", str(inputs), "--model", str(sized_model_dir), "--out", str(out),
+                 "--diameter", "10", "--no-progress", "-v"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("(diameter 10.0 px)") == 3
+    assert read_labels(out / "img1_labels.tif").shape == (32, 40)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan", "big"])
+def test_segment_rejects_a_bad_diameter(sized_model_dir, inputs, tmp_path, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(inputs), "--model", str(sized_model_dir),
+              "--out", str(tmp_path / "o"), "--diameter", value])
+    assert exit_.value.code == 2
+    assert "positive number of pixels" in capsys.readouterr().err
+
+
+def test_a_diameter_for_a_model_without_one_is_a_usage_error(model_dir, inputs, tmp_path,
+                                                             capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+                 "--diameter", "12", "--no-progress"]) == 2
+    assert "own scale" in capsys.readouterr().err
+    assert not out.exists()

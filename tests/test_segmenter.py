@@ -70,3 +70,88 @@ def test_models_with_bilinear_upsampling_segment_images_of_several_sizes():
     seg = Segmenter(attention_unet(depth=2, filters=4), {"tiling": {"tile_size": 256}})
     for shape in [(64, 64), (40, 50), (100, 30)]:
         assert seg.segment(np.random.default_rng(1).random(shape)).shape == shape
+
+
+# -- models trained at one nucleus size ------------------------------------------------------
+
+def threshold_model(batch):
+    """A stand-in network: bright pixels are nucleus interior, the rest background."""
+    inside = (np.asarray(batch)[..., :1] > 0.5).astype(np.float32)
+    return np.concatenate([1 - inside, inside, np.zeros_like(inside)], axis=-1)
+
+
+def disk_image(radius, shape=(160, 200), spacing=None):
+    """Bright disks of ``radius`` on a grid; returns the image and the disk count."""
+    from skimage.draw import disk
+
+    spacing = spacing or 3 * radius
+    image = np.zeros(shape, np.uint8)
+    count = 0
+    for y in range(spacing // 2 + radius, shape[0] - radius - 1, spacing):
+        for x in range(spacing // 2 + radius, shape[1] - radius - 1, spacing):
+            image[disk((y, x), radius, shape=shape)] = 200
+            count += 1
+    return image, count
+
+
+@pytest.fixture()
+def sized():
+    return Segmenter(threshold_model, {"diameter": 20, "tiling": {"tile_size": 128, "overlap": 0},
+                                       "postprocess": {"min_size": 4}})
+
+
+@pytest.mark.parametrize("radius", [3, 5, 12])
+def test_the_nucleus_size_is_measured_at_any_scale(sized, radius):
+    image, count = disk_image(radius, shape=(240, 240))
+    assert sized.estimate_diameter(image) == pytest.approx(2 * radius, rel=0.12)
+    labels = sized.segment(image)
+    assert labels.shape == image.shape and labels.dtype == np.uint32
+    assert labels.max() == count
+
+
+def test_a_known_diameter_sets_the_zoom(sized):
+    image, count = disk_image(5)
+    pred = sized.predict_scaled(image, diameter=10)
+    assert pred.factor == 2.0 and pred.diameter == 10.0
+    assert pred.probs.shape[:2] == (320, 400) and pred.shape == (160, 200)
+    assert sized.predict(image, diameter=10).shape == (160, 200, 3)
+    assert sized.segment(image, diameter=10).max() == count
+
+
+def test_the_training_diameter_means_no_zoom(sized):
+    image, _ = disk_image(10)
+    native = Segmenter(threshold_model, {"tiling": {"tile_size": 128, "overlap": 0},
+                                         "postprocess": {"min_size": 4}})
+    np.testing.assert_array_equal(sized.segment(image, diameter=20), native.segment(image))
+    np.testing.assert_array_equal(sized.predict(image, diameter=20), native.predict(image))
+
+
+def test_an_image_without_nuclei_is_not_zoomed(sized):
+    pred = sized.predict_scaled(np.zeros((50, 60), np.uint8))
+    assert pred.factor == 1.0 and np.isnan(pred.diameter)
+    assert sized.segment(np.zeros((50, 60), np.uint8)).max() == 0
+
+
+def test_the_size_estimate_uses_a_central_window():
+    seg = Segmenter(threshold_model, {"diameter": 20, "estimate_side": 64,
+                                      "tiling": {"tile_size": 128, "overlap": 0},
+                                      "postprocess": {"min_size": 4}})
+    image, _ = disk_image(4, shape=(300, 300))
+    image[:, :100] = 0  # big nuclei would mislead a whole-image estimate; the window misses them
+    image[20:80, 20:80] = 200
+    assert seg.estimate_diameter(image) == pytest.approx(8, rel=0.15)
+
+
+@pytest.mark.parametrize("diameter", [0, -3, float("nan"), "10"])
+def test_bad_diameters_are_rejected(sized, diameter):
+    with pytest.raises(ValueError, match="diameter"):
+        sized.segment(np.zeros((20, 20), np.uint8), diameter=diameter)
+
+
+def test_a_diameter_needs_a_model_trained_at_one_size(seg):
+    with pytest.raises(ValueError, match="own scale"):
+        seg.segment(np.zeros((20, 20), np.uint8), diameter=12)
+    with pytest.raises(ValueError, match="training diameter"):
+        seg.estimate_diameter(np.zeros((20, 20), np.uint8))
+    with pytest.raises(ValueError, match="diameter"):
+        Segmenter(None, {"diameter": -5})

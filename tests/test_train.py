@@ -10,6 +10,12 @@ import pytest
 from nuclib.cli import main
 from nuclib.train import load_recipe, train
 
+# Two 256 x 256 fluorescence validation images (20 and 56 nuclei).
+SMALL_VAL_IMAGES = (
+    "20468e8779c43e089dc0ff30f25e6cf3872d5aa6a0fdad6f8aca382da43e8582",
+    "3852c7e45bd885b9537e276861ab50b99bb42f0f8e717d2f88174c62862ca3ff",
+)
+
 
 def tiny_recipe(dsb_root, tmp_path, **overrides):
     recipe = {
@@ -89,6 +95,7 @@ dir = "out"
     ({"data": {"train": "x"}, "modle": {}}, "unknown recipe section 'modle'"),
     ({"data": {"train": "x", "crop": 3}}, r"unknown keys \['crop'\]"),
     ({"data": {}}, "no \\[data\\] train"),
+    ({"data": {"train": "x", "augment": "heavy"}}, "unknown \\[data\\] augment 'heavy'"),
 ])
 def test_recipe_typos_are_errors(recipe, match):
     with pytest.raises(ValueError, match=match):
@@ -102,3 +109,56 @@ def test_unknown_factory_and_loss(dsb_root, tmp_path):
         build_model(load_recipe({"data": {"train": "x"}, "model": {"factory": "vnet"}}))
     with pytest.raises(ValueError, match="expected one of .*BCEDice"):
         build_loss(load_recipe({"data": {"train": "x"}, "loss": {"name": "dice_loss"}}))
+
+
+def test_training_data_is_zoomed_to_the_recipe_diameter(dsb_root, tmp_path):
+    from nuclib.data import folder_pairs, read_labels
+    from nuclib.data.scale import median_diameter
+    from nuclib.train import load_training_data
+
+    pairs = folder_pairs(dsb_root / "train")[:4]
+    native = [median_diameter(read_labels(lab)) for _, lab in pairs]
+    recipe = load_recipe({"data": {"train": str(dsb_root / "train"), "diameter": 20}})
+    images, labels = load_training_data(pairs, recipe)
+    for image, lab, before in zip(images, labels, native):
+        assert image.shape[:2] == lab.shape and image.dtype == np.float32
+        # Nearest-neighbour zoom moves the median by at most a few percent.
+        assert median_diameter(lab) == pytest.approx(20 if abs(before - 20) > 1 else before,
+                                                      rel=0.06)
+    assert any(abs(before - 20) > 5 for before in native), "the sample should need zooming"
+
+
+def test_fine_tune_from_may_name_a_model_directory_or_a_zoo_model(tmp_path):
+    from nuclib.models import unet
+    from nuclib.segmenter import Segmenter
+    from nuclib.train import load_initial_model
+
+    recipe = load_recipe({"data": {"train": "x"}, "train": {"fine_tune_from": "dsb-3class"}})
+    assert recipe["train"]["fine_tune_from"] == "dsb-3class", "a zoo name is not a path"
+    model = unet(depth=2, filters=4)
+    Segmenter(model, {"name": "start"}).save(tmp_path / "start")
+    loaded = load_initial_model(str(tmp_path / "start"))
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_trained_at_one_diameter_remembers_it(dsb_root, tmp_path):
+    import shutil
+
+    import nuclib
+
+    # Two 256 x 256 validation images: an untrained model may zoom them 4-fold.
+    val = tmp_path / "val"
+    for name in ("images", "labels"):
+        (val / name).mkdir(parents=True)
+    for stem in SMALL_VAL_IMAGES:
+        for name in ("images", "labels"):
+            shutil.copy(dsb_root / "val" / name / f"{stem}.png", val / name)
+    result = train(tiny_recipe(dsb_root, tmp_path, data={"diameter": 16.0, "val": str(val)},
+                               train={"epochs": 1}))
+    config = json.loads((tmp_path / "run" / "model" / "nuclib.json").read_text())
+    assert config["diameter"] == 16.0
+    assert len(config["scores"]["per_image"]) == 2
+    assert result["scores"]["ap50"] == config["scores"]["ap50"]
+    seg = nuclib.load_pretrained(tmp_path / "run" / "model")
+    assert seg.predict_scaled(np.zeros((40, 40), np.uint8), diameter=8).factor == 2.0

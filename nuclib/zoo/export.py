@@ -220,9 +220,11 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
             ``nuclib.data.folder_pairs``; the split folder (and so the
             manifest) is found from the first image path.
         progress: show a tqdm progress bar.
-        probs: optional precomputed probabilities, one per pair in the same
-            order; then only ``segmenter.postprocess`` runs on them (images are
-            still read, for the pixel count).
+        probs: optional precomputed predictions, one per pair in the same
+            order: probability arrays (then only ``segmenter.postprocess``
+            runs on them) or ``ScaledPrediction``s from
+            ``segmenter.predict_scaled`` (then ``segmenter.labels_from``).
+            Images are still read, for the pixel count.
 
     Returns:
         ``(report, seconds_per_megapixel)``: the ``nuclib.metrics.Report``
@@ -244,7 +246,9 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
     for i, (image_path, label_path) in enumerate(tqdm(pairs, desc="evaluating",
                                                       disable=not progress)):
         image = read_image(image_path)
-        if probs is not None:
+        if probs is not None and hasattr(probs[i], "factor"):
+            pred = segmenter.labels_from(probs[i])
+        elif probs is not None:
             pred = segmenter.postprocess(probs[i])
         else:
             pred = segmenter.segment(image)
@@ -343,6 +347,7 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     import keras
 
     from nuclib.data.io import folder_pairs, read_image, read_labels
+    from nuclib.data.scale import rescale_labels
     from nuclib.postprocess import optimize_thresholds
     from nuclib.segmenter import Segmenter
     from nuclib.train import build_model
@@ -363,17 +368,25 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "normalize": {"low": low, "high": high},
         "invert": "auto",
         "tiling": {"tile_size": 1024, "batch_size": 1, "blend": "crop"},
+        "diameter": recipe["data"].get("diameter") or None,
     }
     segmenter = Segmenter(model, config)
     val_pairs = folder_pairs(recipe["data"]["val"])
     if recipe["data"].get("max_images"):
         val_pairs = val_pairs[: recipe["data"]["max_images"]]
-    probs = [segmenter.predict(read_image(p)) for p, _ in val_pairs]
-    truths = [read_labels(lab) for _, lab in val_pairs]
-    tuned = optimize_thresholds(probs, truths, kind=head, progress=progress)
+    images = [read_image(p) for p, _ in val_pairs]
+    preds = [segmenter.predict_scaled(im) for im in images]
+    # Thresholds are tuned in the model's space, where post-processing runs.
+    truths = [rescale_labels(read_labels(lab), shape=pred.probs.shape[:2])
+              for (_, lab), pred in zip(val_pairs, preds)]
+    tuned = optimize_thresholds([pred.probs for pred in preds], truths, kind=head,
+                                progress=progress)
     params = tuned.get("params", tuned)
     segmenter.config["postprocess"] = params
-    report, _ = evaluate_segmenter(segmenter, val_pairs, progress=progress, probs=probs)
+    if config["diameter"]:
+        # The size estimate itself post-processes: measure again with the tuned thresholds.
+        preds = [segmenter.predict_scaled(im) for im in images]
+    report, _ = evaluate_segmenter(segmenter, val_pairs, progress=progress, probs=preds)
     # End-to-end speed measured separately on a few images (tiling + post-processing).
     scores = summarize(report)
     scores["data"] = f"DSB2018 val/ ({len(val_pairs)} images)"
