@@ -56,7 +56,7 @@ def cmd_segment(args) -> int:
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
-            ``out``, ``format``, ``diameter``, ``overlay``, ``overwrite``,
+            ``out``, ``format``, ``diameter``, ``tta``, ``overlay``, ``overwrite``,
             ``no_progress`` and ``verbose``.
 
     Returns:
@@ -99,7 +99,8 @@ def cmd_segment(args) -> int:
             continue
         try:
             image = read_image(path)
-            pred = segmenter.predict_scaled(image, diameter=args.diameter)
+            pred = segmenter.predict_scaled(image, diameter=args.diameter,
+                                            tta=True if args.tta else None)
             labels = segmenter.labels_from(pred)
             write_labels(label_path, labels)
             if args.overlay:
@@ -305,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="label file format (tif: 32-bit, png: 16-bit)")
     seg.add_argument("--diameter", type=_positive_float, default=None,
                      help="median nucleus diameter in pixels (default: measured per image)")
+    seg.add_argument("--tta", action="store_true",
+                     help="average the 8 rotations and mirrors of each image (8x slower)")
     seg.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -136,7 +136,7 @@ def test_segment_zooms_to_a_given_diameter(sized_model_dir, inputs, tmp_path, ca
     (inputs / "broken.png").unlink()
     out = tmp_path / "out"
     assert main(["segment", str(inputs), "--model", str(sized_model_dir), "--out", str(out),
-                 "--diameter", "10", "--no-progress", "-v"]) == 0
+                 "--diameter", "10", "--tta", "--no-progress", "-v"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("(diameter 10.0 px)") == 3
     assert read_labels(out / "img1_labels.tif").shape == (32, 40)
