@@ -8,6 +8,12 @@ prediction and post-processing included). ``nuclib.postprocess.otsu_labels``
 runs on the same images in the same process as the baseline, so the table
 reads as "model vs classical thresholding" in both accuracy and speed.
 
+Models trained at one nucleus size measure it on every image (the default
+path). Two more rows per such model show what that costs and what test-time
+augmentation buys: "diameter from labels" zooms by the true median
+diameter (an oracle: the best the size estimate could do, and the time
+without its passes), "tta" averages the 8 rotations and mirrors.
+
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
 ``--quick`` (3 images per modality). Needs ``../shared/data/dsb2018`` (or
 ``NUCLIB_DSB2018``).
@@ -57,9 +63,10 @@ def _score_rows(method: str, seconds: float, megapixels: float, report) -> list[
     return rows
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, with_variants: bool = True) -> list[dict]:
     """Score every bundled zoo model and the Otsu baseline; return table rows."""
     import nuclib
+    from nuclib.data.scale import median_diameter
     from nuclib.metrics import evaluate
     from nuclib.postprocess import otsu_labels
     from nuclib.zoo import registry
@@ -72,26 +79,36 @@ def run(quick: bool = False) -> list[dict]:
     otsu_seconds = time.perf_counter() - start
     rows += _score_rows("otsu_labels (baseline)", otsu_seconds, megapixels,
                         evaluate(truths, preds, names=names, groups=groups))
+    diameters = [median_diameter(t) for t in truths]
     for name, entry in registry.load_registry().items():
         if not entry.bundled_dir.is_dir():
             continue
         seg = nuclib.load_pretrained(name, source="bundled")
         seg.segment(images[0])  # warm-up: graph tracing and thread pools
-        start = time.perf_counter()
-        preds = [seg.segment(im) for im in images]
-        seconds = time.perf_counter() - start
-        rows += _score_rows(name, seconds, megapixels,
-                            evaluate(truths, preds, names=names, groups=groups))
-        print(f"{name}: {seconds / megapixels:.2f} s/MP end to end, "
-              f"{seconds / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's time", flush=True)
+        variants = {name: lambda im, d: seg.segment(im)}
+        if seg.config["diameter"] and with_variants:
+            variants[f"{name}, diameter from labels"] = lambda im, d: seg.segment(im, diameter=d)
+        if with_variants:
+            variants[f"{name}, tta"] = lambda im, d: seg.segment(im, tta=True)
+        for method, segment in variants.items():
+            start = time.perf_counter()
+            preds = [segment(im, d) for im, d in zip(images, diameters)]
+            seconds = time.perf_counter() - start
+            rows += _score_rows(method, seconds, megapixels,
+                                evaluate(truths, preds, names=names, groups=groups))
+            print(f"{method}: {seconds / megapixels:.2f} s/MP end to end, "
+                  f"{seconds / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's time",
+                  flush=True)
     return rows
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 images per modality")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="only the default path of each model (no oracle diameter, no tta)")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick)
+    rows = run(quick=args.quick, with_variants=not args.no_variants)
     print_table(rows, digits=3)
 
 

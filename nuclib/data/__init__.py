@@ -1,6 +1,7 @@
 """Data: image and label I/O, normalization, training targets, augmentation, tf.data.
 
-Submodules: ``io`` (files and dataset layouts), ``normalize``, ``targets``,
+Submodules: ``io`` (files and dataset layouts), ``normalize``, ``scale``
+(nucleus size and zooming), ``targets``,
 ``augment`` (joint image / label layers; the layers themselves live in
 ``geometric`` and ``intensity``), ``pipeline`` (``tf.data``). Names load on
 first use, so ``nuclib.data.io`` does not pull in TensorFlow.
@@ -31,13 +32,16 @@ _EXPORTS = {
         "RandomFlipRotate90", "RandomAffine", "RandomGridElastic", "RandomElastic",
         "RandomCrop", "RandomGamma", "RandomGaussianBlur", "RandomGaussianNoise",
         "RandomPoissonNoise"],
+    "nuclib.data.scale": [
+        "median_diameter", "scale_for_diameter", "rescale_image", "rescale_labels",
+        "rescale_pair"],
     "nuclib.data.pipeline": [
         "make_dataset", "make_validation_dataset", "load_pairs", "pad_to_multiple",
         "labels_to_target_tf"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "normalize", "targets", "augment", "geometric", "intensity", "joint",
-               "pipeline"}
+               "pipeline", "scale"}
 
 __all__ = sorted(_WHERE)
 
@@ -54,6 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
                                        prepare_image, standardize, to_grayscale)
     from nuclib.data.pipeline import (labels_to_target_tf, load_pairs, make_dataset,
                                       make_validation_dataset, pad_to_multiple)
+    from nuclib.data.scale import (median_diameter, rescale_image, rescale_labels,
+                                   rescale_pair, scale_for_diameter)
     from nuclib.data.targets import (binary, boundaries, expand_labels, remove_small,
                                      three_class)
 
