@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"factory": "unet", "args": {}, "input_channels": 1},
     "data": {"train": None, "val": None, "crop_size": 256, "batch_size": 8,
              "target": "three_class", "augment": "default", "normalize": [1.0, 99.8],
-             "diameter": 0.0, "max_images": 0},
+             "diameter": 0.0, "sampling": "image", "max_images": 0},
     "loss": {"name": "WeightedCategoricalCrossentropy", "args": {}},
     "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
                   "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
@@ -107,6 +107,11 @@ def load_recipe(recipe) -> dict:
             # ``fine_tune_from`` may also be a zoo name, which is not a path.
             if key != "fine_tune_from" or resolved.exists():
                 merged[section][key] = str(resolved)
+    from nuclib.data.pipeline import SAMPLING_MODES
+
+    if merged["data"]["sampling"] not in SAMPLING_MODES:
+        raise ValueError(f"unknown [data] sampling {merged['data']['sampling']!r}; expected "
+                         f"one of {SAMPLING_MODES}")
     if merged["data"]["augment"] not in AUGMENTS:
         raise ValueError(f"unknown [data] augment {merged['data']['augment']!r}; expected one "
                          f"of {sorted(AUGMENTS)}")
@@ -298,7 +303,7 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
     train_ds = nd.make_dataset(
         [], data=load_training_data(train_pairs, recipe, progress=progress),
         crop_size=d["crop_size"], batch_size=d["batch_size"], target=d["target"],
-        seed=recipe["seed"],
+        seed=recipe["seed"], sampling=d["sampling"],
         augment=getattr(nd, augment)(seed=recipe["seed"]) if augment else None)
     val_ds = None
     if d["val"]:

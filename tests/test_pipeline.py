@@ -11,7 +11,7 @@ import tensorflow as tf
 from nuclib.data.augment import default_augment, strong_augment
 from nuclib.data.io import folder_pairs, write_image, write_labels
 from nuclib.data.pipeline import (labels_to_target_tf, load_pairs, make_dataset,
-                                  make_validation_dataset, pad_to_multiple)
+                                  make_validation_dataset, nucleus_centres, pad_to_multiple)
 from nuclib.data.targets import three_class
 
 
@@ -184,3 +184,71 @@ def test_make_dataset_reads_the_dsb_per_object_layout(tmp_path):
     images, targets = next(iter(ds))
     _check_batch(images, targets, 2, 16)
     assert {1, 2} <= set(np.unique(targets))
+
+
+# -- sampling crops around nuclei ---------------------------------------------------------------
+
+def test_nucleus_centres_known_answer():
+    labels = np.zeros((6, 8), np.int64)
+    labels[0:3, 0:3] = 2**40          # a huge, sparse id
+    labels[4, 5:8] = 7
+    assert nucleus_centres(labels).tolist() == [[4, 6], [1, 1]]  # in id order
+    assert nucleus_centres(np.zeros((3, 3), np.int32)).shape == (0, 2)
+    assert nucleus_centres(-np.ones((3, 3), np.int32)).shape == (0, 2)
+
+
+def one_nucleus_images(rng, n=4, shape=(300, 260)):
+    images, labels = [], []
+    for i in range(n):
+        lab = np.zeros(shape, np.int32)
+        y, x = rng.integers(0, shape[0] - 3), rng.integers(0, shape[1] - 3)
+        lab[y:y + 3, x:x + 3] = 5
+        labels.append(lab)
+        images.append(np.full(shape + (1,), float(i), np.float32))
+    return images, labels
+
+
+def test_nucleus_crops_contain_their_nucleus(rng):
+    data = one_nucleus_images(rng)
+    ds = make_dataset([], data=data, crop_size=32, batch_size=8, target="binary",
+                      sampling="nucleus", uniform_fraction=0.0, seed=1)
+    for _, targets in ds.take(10):
+        # Every crop was drawn around the only nucleus of its image.
+        assert (targets.numpy().reshape(8, -1) == 1).any(axis=1).all()
+
+
+def test_nucleus_sampling_weighs_images_by_their_nuclei(rng):
+    images, labels = one_nucleus_images(rng, n=2)
+    many = np.zeros((300, 260), np.int32)
+    for k in range(9):
+        many[10 + 30 * k:14 + 30 * k, 100:104] = k + 1
+    labels[1] = many                  # image 0: one nucleus, image 1: nine
+    counts = np.zeros(2)
+    ds = make_dataset([], data=(images, labels), crop_size=32, batch_size=10,
+                      sampling="nucleus", uniform_fraction=0.0, seed=0)
+    for batch, _ in ds.take(40):
+        counts += np.bincount(batch.numpy()[:, 0, 0, 0].astype(int), minlength=2)
+    assert counts[1] / counts.sum() == pytest.approx(0.9, abs=0.05)   # 400 crops
+    uniform = make_dataset([], data=(images, labels), crop_size=32, batch_size=10,
+                           sampling="nucleus", uniform_fraction=1.0, seed=0)
+    counts[:] = 0
+    for batch, _ in uniform.take(40):
+        counts += np.bincount(batch.numpy()[:, 0, 0, 0].astype(int), minlength=2)
+    assert counts[1] / counts.sum() == pytest.approx(0.5, abs=0.08)
+
+
+def test_finite_nucleus_sampling_yields_one_crop_per_image(rng):
+    data = one_nucleus_images(rng, n=3)
+    ds = make_dataset([], data=data, crop_size=32, batch_size=2, sampling="nucleus",
+                      repeat=False, seed=0)
+    assert sum(int(images.shape[0]) for images, _ in ds) == 3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sampling": "pixel"}, "unknown sampling 'pixel'"),
+    ({"sampling": "nucleus", "uniform_fraction": 1.5}, "uniform_fraction"),
+    ({"sampling": "nucleus", "crop_size": None}, "needs a crop_size"),
+])
+def test_bad_sampling_settings(rng, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_dataset([], data=one_nucleus_images(rng, n=1), **kwargs)

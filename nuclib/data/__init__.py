@@ -37,7 +37,7 @@ _EXPORTS = {
         "rescale_pair"],
     "nuclib.data.pipeline": [
         "make_dataset", "make_validation_dataset", "load_pairs", "pad_to_multiple",
-        "labels_to_target_tf"],
+        "labels_to_target_tf", "nucleus_centres"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "normalize", "targets", "augment", "geometric", "intensity", "joint",
@@ -57,7 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nuclib.data.normalize import (is_color, minmax_normalize, percentile_normalize,
                                        prepare_image, standardize, to_grayscale)
     from nuclib.data.pipeline import (labels_to_target_tf, load_pairs, make_dataset,
-                                      make_validation_dataset, pad_to_multiple)
+                                      make_validation_dataset, nucleus_centres,
+                                      pad_to_multiple)
     from nuclib.data.scale import (median_diameter, rescale_image, rescale_labels,
                                    rescale_pair, scale_for_diameter)
     from nuclib.data.targets import (binary, boundaries, expand_labels, remove_small,

@@ -30,6 +30,7 @@ from nuclib.data.io import read_pair
 from nuclib.data.normalize import prepare_image
 
 TARGET_KINDS = ("three_class", "binary")
+SAMPLING_MODES = ("image", "nucleus")
 IGNORE = -1
 
 
@@ -91,8 +92,11 @@ def load_pairs(pairs, *, channels: int = 1, preprocess: Callable | None = None,
     return images, labels
 
 
-def _random_crop(image, labels, size: int, rng: np.random.Generator):
-    """Crop (or pad with ignored pixels) to ``size`` x ``size``."""
+def _random_crop(image, labels, size: int, rng: np.random.Generator, centre=None):
+    """Crop (or pad with ignored pixels) to ``size`` x ``size``, at random or around a pixel.
+
+    With ``centre`` (row, col), the crop is drawn among those that contain it.
+    """
     h, w = labels.shape
     ph, pw = max(size - h, 0), max(size - w, 0)
     if ph or pw:
@@ -100,9 +104,41 @@ def _random_crop(image, labels, size: int, rng: np.random.Generator):
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
         labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
         h, w = labels.shape
-    y = rng.integers(0, h - size + 1)
-    x = rng.integers(0, w - size + 1)
+    if centre is None:
+        y = rng.integers(0, h - size + 1)
+        x = rng.integers(0, w - size + 1)
+    else:
+        cy, cx = centre
+        y = rng.integers(max(cy - size + 1, 0), min(cy, h - size) + 1)
+        x = rng.integers(max(cx - size + 1, 0), min(cx, w - size) + 1)
     return image[y:y + size, x:x + size], labels[y:y + size, x:x + size]
+
+
+def nucleus_centres(labels) -> np.ndarray:
+    """The pixel nearest to the centroid of every nucleus, as ``(N, 2)`` int rows / columns.
+
+    Args:
+        labels: HxW instance labels (0 and negative values are not nuclei).
+
+    Returns:
+        int64 array with one ``(row, col)`` per nucleus, in id order.
+
+    Example:
+        >>> lab = np.zeros((5, 6), np.int32); lab[0:3, 0:3] = 4; lab[4, 5] = 9
+        >>> nucleus_centres(lab).tolist()
+        [[1, 1], [4, 5]]
+    """
+    labels = np.asarray(labels)
+    ids = labels.ravel()
+    inside = ids > 0
+    if not inside.any():
+        return np.zeros((0, 2), np.int64)
+    # Compact the (possibly huge, sparse) ids before counting.
+    _, index = np.unique(ids[inside], return_inverse=True)
+    rows, cols = np.divmod(np.flatnonzero(inside), labels.shape[1])
+    count = np.bincount(index)
+    centre = np.stack([np.bincount(index, rows) / count, np.bincount(index, cols) / count], 1)
+    return np.rint(centre).astype(np.int64)
 
 
 def pad_to_multiple(image, labels, multiple: int):
@@ -223,12 +259,51 @@ class _Source:
         return _load_one(*self.pairs[i], self.prep, self.channels)
 
 
+def _image_crops(source, size: int, seed, shuffle: bool, repeat: bool):
+    """Generator factory: one random crop per image per pass."""
+    def crops():
+        rng = np.random.default_rng(seed)
+        n = len(source)
+        while True:
+            for i in (rng.permutation(n) if shuffle else np.arange(n)):
+                im, lab = _random_crop(*source[i], size, rng)
+                yield im, lab[..., None]
+            if not repeat:
+                return
+    return crops
+
+
+def _nucleus_crops(source, size: int, seed, repeat: bool, uniform_fraction: float):
+    """Generator factory: crops around nuclei drawn uniformly from all images' nuclei."""
+    centres = [nucleus_centres(source[i][1]) for i in range(len(source))]
+    counts = [len(found) for found in centres]
+    owner = np.repeat(np.arange(len(source)), counts)  # the image of every nucleus
+    first = np.concatenate([[0], np.cumsum(counts)])
+
+    def crops():
+        rng = np.random.default_rng(seed)
+        n = len(source)
+        drawn = 0
+        while repeat or drawn < n:  # forever, or as many crops as images
+            drawn += 1
+            if not len(owner) or rng.random() < uniform_fraction:
+                i, centre = int(rng.integers(n)), None
+            else:
+                k = int(rng.integers(len(owner)))
+                i = int(owner[k])
+                centre = centres[i][k - first[i]]
+            im, lab = _random_crop(*source[i], size, rng, centre)
+            yield im, lab[..., None]
+    return crops
+
+
 def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: int = 8,
                  target: str = "three_class", augment: Callable | None = None,
                  shuffle: bool = True, repeat: bool = True, channels: int = 1,
                  preprocess: Callable | None = None, seed: int | None = None,
                  data=None, progress: bool = False, cache: bool = True,
-                 pad_multiple: int = 1) -> tf.data.Dataset:
+                 pad_multiple: int = 1, sampling: str = "image",
+                 uniform_fraction: float = 0.25) -> tf.data.Dataset:
     """Build a ``tf.data.Dataset`` of ``(images, targets)`` batches.
 
     Images are float32 ``(N, H, W, C)`` (in [0, 1] with the default
@@ -255,12 +330,23 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
             larger than memory).
         pad_multiple: with ``crop_size=None``, pad whole images (reflection,
             labels ``-1``) to multiples of this, e.g. 16 for a depth-4 U-Net.
+        sampling: how crops are drawn. ``"image"``: every image equally often
+            (a shuffled pass per epoch), at a uniform position. ``"nucleus"``:
+            a crop around a nucleus drawn uniformly from all nuclei of all
+            images, so a large image with 300 nuclei is seen 30 times as
+            often as one with 10. That is what pooled instance scores
+            weigh, and it stops dense images from being starved; the labels
+            are scanned once for nucleus centres.
+        uniform_fraction: with ``"nucleus"`` sampling, the share of crops
+            still drawn the ``"image"`` way, so background far from nuclei
+            is seen too.
 
     Returns:
         A batched, prefetched ``tf.data.Dataset``.
 
     Raises:
-        ValueError: unknown target, no pairs, bad sizes, or bad files (named).
+        ValueError: unknown target or sampling, no pairs, bad sizes, or bad
+            files (named).
 
     Example:
         >>> ds = make_dataset(folder_pairs("dsb2018/train"), crop_size=128, batch_size=4,
@@ -269,6 +355,10 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
     """
     if target not in TARGET_KINDS:
         raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLING_MODES}")
+    if not 0.0 <= float(uniform_fraction) <= 1.0:
+        raise ValueError(f"uniform_fraction must be in [0, 1], got {uniform_fraction}")
     if crop_size is not None and int(crop_size) < 1:
         raise ValueError(f"crop_size must be a positive int or None, got {crop_size}")
     if int(batch_size) < 1 or int(pad_multiple) < 1:
@@ -282,6 +372,10 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
     c = source.channels
 
     if crop_size is None:
+        if sampling != "image":
+            raise ValueError("sampling='nucleus' needs a crop_size; whole images are "
+                             "yielded one by one")
+
         def whole():
             rng = np.random.default_rng(seed)
             while True:
@@ -295,16 +389,10 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
             tf.TensorSpec((None, None, c), tf.float32), tf.TensorSpec((None, None, 1), tf.int32)))
         ds = ds.batch(1)
     else:
-        def crops():
-            rng = np.random.default_rng(seed)
-            n = len(source)
-            while True:
-                order = rng.permutation(n) if shuffle else np.arange(n)
-                for i in order:
-                    im, lab = _random_crop(*source[i], crop_size, rng)
-                    yield im, lab[..., None]
-                if not repeat:
-                    return
+        if sampling == "nucleus":
+            crops = _nucleus_crops(source, crop_size, seed, repeat, uniform_fraction)
+        else:
+            crops = _image_crops(source, crop_size, seed, shuffle, repeat)
         ds = tf.data.Dataset.from_generator(crops, output_signature=(
             tf.TensorSpec((crop_size, crop_size, c), tf.float32),
             tf.TensorSpec((crop_size, crop_size, 1), tf.int32)))
