@@ -173,3 +173,32 @@ def test_model_compiled_with_nuclib_metrics_loads(tmp_path):
                   metrics=[DiceCoefficient()])
     write_model_dir(model, {"name": "compiled"}, tmp_path / "m")
     assert zoo.load_pretrained(tmp_path / "m").name == "compiled"
+
+
+def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
+    import json
+
+    from nuclib.zoo.export import model_card, previous_stage
+
+    run = tmp_path / "runs" / "stage1"
+    run.mkdir(parents=True)
+    (run / "recipe.json").write_text(json.dumps({"name": "m-stage1",
+                                                 "train": {"steps_per_epoch": 100}}))
+    (run / "history.json").write_text(json.dumps({"history": {"loss": [1.0] * 40},
+                                                  "train_seconds": 4200.0}))
+    stage1 = previous_stage(run / "best.keras")
+    assert stage1 == {"recipe_file": "recipes/m-stage1.toml", "epochs": 40,
+                      "steps_per_epoch": 100, "seconds": 4200.0}
+    card = model_card({"name": "m", "head": "three_class", "diameter": 20.0,
+                       "training": {"recipe_file": "recipes/m.toml", "epochs": 45,
+                                    "steps_per_epoch": 100, "seconds": 3900.0,
+                                    "fine_tuned_from": stage1},
+                       "speed": "2.0 s per megapixel.", "notes": ["Stage 1 had a bug."]})
+    assert "- stage 1: `recipes/m-stage1.toml`, 40 epochs x 100 steps, 70 minutes" in card
+    assert "- stage 2, fine-tuned from stage 1: `recipes/m.toml`, 45 epochs x 100 steps, " \
+           "65 minutes" in card
+    assert "`nuclib train recipes/m-stage1.toml` then `nuclib train recipes/m.toml`" in card
+    assert "zoomed to 20 pixels across" in card
+    assert "## Speed\n\n2.0 s per megapixel." in card
+    assert "- Stage 1 had a bug." in card
+    assert previous_stage("dsb-3class") == {"model": "dsb-3class"}

@@ -141,8 +141,13 @@ def model_card(config: dict) -> str:
         f"inversion `{config.get('invert')}` (colour images and grayscale images with a bright "
         "background are inverted so nuclei are bright)",
         f"- post-processing: `{json.dumps(config.get('postprocess', {}))}`",
-        f"- tiling: `{json.dumps(config.get('tiling', {}))}`", "",
+        f"- tiling: `{json.dumps(config.get('tiling', {}))}`",
     ]
+    if config.get("diameter"):
+        lines.append(f"- nucleus size: trained with nuclei zoomed to {config['diameter']:g} "
+                     "pixels across; each image is zoomed the same way before prediction "
+                     "(its nucleus size measured by a first pass, or given as `diameter=`)")
+    lines.append("")
     if scores:
         lines += ["## Validation scores", "",
                   f"Measured by nuclib's own metrics on `{scores.get('data', 'val/')}` "
@@ -161,12 +166,23 @@ def model_card(config: dict) -> str:
         lines.append("")
     training = config.get("training", {})
     if training:
-        lines += ["## Training", "",
-                  f"- data: {training.get('data', '?')}",
-                  f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
-                  f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
-                  f"- {training.get('epochs', '?')} epochs x {training.get('steps_per_epoch', '?')} "
-                  f"steps, {training.get('seconds', 0) / 60:.0f} minutes on a 2-core CPU", ""]
+        lines += ["## Training", "", f"- data: {training.get('data', '?')}"]
+        previous = training.get("fine_tuned_from")
+        if previous and previous.get("recipe_file"):
+            lines += [f"- stage 1: `{previous['recipe_file']}`, {_run_length(previous)}",
+                      f"- stage 2, fine-tuned from stage 1: `{training.get('recipe_file', '?')}`, "
+                      f"{_run_length(training)}",
+                      f"- retrain with `nuclib train {previous['recipe_file']}` then "
+                      f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`", ""]
+        else:
+            if previous:
+                lines.append(f"- fine-tuned from `{previous.get('model', '?')}`")
+            lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
+                      f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
+                      f"- {_run_length(training)}", ""]
+    speed = config.get("speed")
+    if speed:
+        lines += ["## Speed", "", speed, ""]
     lines += [
         "## Intended use", "",
         "Instance segmentation of cell nuclei in 2-D fluorescence, bright-field and H&E-like "
@@ -178,12 +194,47 @@ def model_card(config: dict) -> str:
         "- Histology and bright-field are a small part of the training data; expect lower "
         "scores there (see the table).",
         "- Heavily clustered nuclei may be merged or split; check with `nuclib.viz.error_map`.",
+        *[f"- {note}" for note in config.get("notes", [])],
         "",
         "## Citation", "",
         "Caicedo et al., Nucleus segmentation across imaging experiments: the 2018 Data "
         "Science Bowl. Nature Methods 16, 1247–1253 (2019).", "",
     ]
     return "\n".join(lines)
+
+
+def _run_length(training: dict) -> str:
+    return (f"{training.get('epochs', '?')} epochs x {training.get('steps_per_epoch', '?')} "
+            f"steps, {training.get('seconds', 0) / 60:.0f} minutes on a 2-core CPU")
+
+
+def previous_stage(start) -> dict:
+    """What a fine-tuning run started from, for the model card.
+
+    Args:
+        start: the recipe's ``fine_tune_from``: a ``.keras`` checkpoint in a
+            ``nuclib train`` run folder, a model directory or a zoo name.
+
+    Returns:
+        For a checkpoint whose run folder holds ``recipe.json`` and
+        ``history.json``: ``recipe_file`` (``recipes/<name>.toml``),
+        ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run;
+        otherwise ``{"model": str(start)}``.
+
+    Example:
+        >>> previous_stage("dsb-3class")
+        {'model': 'dsb-3class'}
+    """
+    run = Path(str(start)).parent
+    recipe_file, history_file = run / "recipe.json", run / "history.json"
+    if not (str(start).endswith(".keras") and recipe_file.is_file() and history_file.is_file()):
+        return {"model": str(start)}
+    recipe = json.loads(recipe_file.read_text())
+    history = json.loads(history_file.read_text())
+    return {"recipe_file": f"recipes/{recipe['name']}.toml",
+            "epochs": len(history.get("history", {}).get("loss", [])),
+            "steps_per_epoch": recipe["train"]["steps_per_epoch"],
+            "seconds": history.get("train_seconds", 0.0)}
 
 
 def read_modalities(split_dir) -> dict[str, str]:
@@ -407,6 +458,9 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "seconds": history.get("train_seconds", 0.0),
         "threshold_search": tuned,
     }
+    if recipe["train"].get("fine_tune_from"):
+        segmenter.config["training"]["fine_tuned_from"] = previous_stage(
+            recipe["train"]["fine_tune_from"])
     out = write_model_dir(model, segmenter.config, out_dir, overwrite=True)
     report.to_csv(Path(out).parent / f"{recipe['name']}_val_report.csv")
     return {"model_dir": str(out), "scores": scores}
