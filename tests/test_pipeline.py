@@ -252,3 +252,16 @@ def test_finite_nucleus_sampling_yields_one_crop_per_image(rng):
 def test_bad_sampling_settings(rng, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_dataset([], data=one_nucleus_images(rng, n=1), **kwargs)
+
+
+@pytest.mark.parametrize("augment", [default_augment, strong_augment])
+def test_same_seed_same_augmented_batches(dsb_pairs, augment):
+    def batches():
+        ds = make_dataset(dsb_pairs[:3], crop_size=48, batch_size=2, seed=5,
+                          augment=augment(seed=5), sampling="nucleus")
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(4)]
+
+    first, second = batches(), batches()
+    for (a, b), (c, d) in zip(first, second):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)

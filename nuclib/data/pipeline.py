@@ -303,7 +303,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
                  preprocess: Callable | None = None, seed: int | None = None,
                  data=None, progress: bool = False, cache: bool = True,
                  pad_multiple: int = 1, sampling: str = "image",
-                 uniform_fraction: float = 0.25) -> tf.data.Dataset:
+                 uniform_fraction: float = 0.25,
+                 deterministic: bool | None = None) -> tf.data.Dataset:
     """Build a ``tf.data.Dataset`` of ``(images, targets)`` batches.
 
     Images are float32 ``(N, H, W, C)`` (in [0, 1] with the default
@@ -340,6 +341,11 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         uniform_fraction: with ``"nucleus"`` sampling, the share of crops
             still drawn the ``"image"`` way, so background far from nuclei
             is seen too.
+        deterministic: the same batches on every run. Keras augmentation
+            layers draw from one random state, so batches augmented in
+            parallel would draw in a varying order; deterministic runs
+            augment one batch at a time (still ahead of a CPU training step).
+            Default: True when ``seed`` is given.
 
     Returns:
         A batched, prefetched ``tf.data.Dataset``.
@@ -401,7 +407,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         def _augment(im, lab):
             out = augment({"images": im, "labels": lab}, training=True)
             return out["images"], out["labels"]
-        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+        deterministic = seed is not None if deterministic is None else deterministic
+        ds = ds.map(_augment, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
     ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
