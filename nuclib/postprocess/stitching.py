@@ -213,7 +213,11 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
             block is read at a time.
         segment_fn: callable mapping an image block (NumPy, same channels) to
             integer instance labels of the block's height and width, e.g.
-            ``Segmenter.segment``.
+            ``Segmenter.segment``. For a model trained at one nucleus size,
+            fix the size so every block is zoomed alike:
+            ``functools.partial(seg.segment, diameter=seg.estimate_diameter(sample))``,
+            and give ``context`` in the image's pixels (the receptive-field
+            radius divided by the zoom factor).
         block_size: side of the window read per block; each block owns a core
             of ``block_size - 2 * (min_overlap + context)`` pixels. For
             predictions identical to whole-image ones with a CNN, keep
