@@ -26,6 +26,7 @@ def main(argv=None) -> None:
     import nuclib
     from nuclib import viz
     from nuclib.data import read_image, read_labels
+    from nuclib.data.scale import rescale_image
     from nuclib.metrics import matching
 
     segmenter = nuclib.load_pretrained(pretrained_name())
@@ -38,10 +39,14 @@ def main(argv=None) -> None:
         truth = read_labels(SAMPLES / f"{name}_labels.png")
         if ex.fast:
             image, truth = crop(image, 96), crop(truth, 96)
-        probs = segmenter.predict(image)
-        labels = segmenter.postprocess(probs)       # same as segmenter.segment(image)
+        # The two halves of segmenter.segment(image): probabilities with the image zoomed
+        # so nuclei have the model's size (measured), then labels at the image's size.
+        pred = segmenter.predict_scaled(image)
+        labels = segmenter.labels_from(pred)
+        probs = rescale_image(pred.probs, shape=pred.shape)   # = segmenter.predict(image)
         score = matching(truth, labels, thresh=0.5)
-        print(f"{name:>13}: {image.shape} {image.dtype} -> {int(labels.max())} nuclei "
+        size = "" if pred.diameter is None else f", nuclei {pred.diameter:.0f} px across"
+        print(f"{name:>13}: {image.shape} {image.dtype}{size} -> {int(labels.max())} nuclei "
               f"(hand-drawn: {len(set(truth[truth > 0].ravel()))}); at IoU 0.5 "
               f"precision {score.precision:.2f}, recall {score.recall:.2f}")
         results[name] = (image, truth, probs, labels, score)

@@ -106,6 +106,17 @@ def main(argv=None) -> None:
     else:
         big = [p for p in fluo if nuclib.data.read_labels(p[1]).shape == (520, 696)] or fluo
         mosaic, truth = build_mosaic(big, 2, 2)
+    if segmenter.config["diameter"]:
+        # Zoom the mosaic once so its nuclei have the model's size: the tiles drawn below
+        # are then the ones the model sees (Segmenter.segment would zoom by itself).
+        from nuclib.data.scale import rescale_image, rescale_labels
+
+        factor = segmenter.config["diameter"] / segmenter.estimate_diameter(mosaic)
+        mosaic = rescale_image(mosaic, factor)
+        truth = rescale_labels(truth, shape=mosaic.shape)
+        print(f"zoomed by {factor:.2f} so that nuclei are {segmenter.config['diameter']:g} px "
+              "across, as in training")
+        segmenter = nuclib.Segmenter(segmenter.model, {**segmenter.config, "diameter": None})
     print(f"mosaic {mosaic.shape[0]} x {mosaic.shape[1]} px with {int(truth.max())} nuclei")
 
     inferencer = segmenter.inferencer()

@@ -67,3 +67,13 @@ def test_model_card_and_config_describe_the_model(pretrained):
                 "scores"):
         assert key in config, key
     assert "/work/" not in json.dumps(config), "machine-specific paths leaked into nuclib.json"
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_the_nucleus_size_estimate_matches_the_annotations(sample, sample_dir):
+    from nuclib.data.scale import median_diameter
+
+    seg = nuclib.load_pretrained("dsb-3class", source="bundled")
+    truth = read_labels(sample_dir / f"{sample}_labels.png")
+    estimate = seg.estimate_diameter(read_image(sample_dir / f"{sample}.png"))
+    assert estimate == pytest.approx(median_diameter(truth), rel=0.15)
