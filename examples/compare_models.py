@@ -42,7 +42,7 @@ FAST_ARGS = {
 }
 FULL = dict(n_train=120, crop=128, batch=8, epochs=6, steps=25, timing_runs=3)
 # fast mode skips training (tracing a training step costs ~10 s per model)
-FAST = dict(n_train=2, crop=64, batch=2, epochs=0, steps=0, timing_runs=1)
+FAST = dict(n_train=2, crop=64, batch=2, epochs=1, steps=2, timing_runs=1)
 
 
 def time_inference(model, runs: int, size: int = 256) -> float:

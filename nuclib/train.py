@@ -239,6 +239,20 @@ def load_initial_model(source: str):
     return load_pretrained(source).model
 
 
+def _rebuilt_under_current_policy(initial, recipe: dict):
+    """The recipe's model, built under the global dtype policy, with ``initial``'s weights."""
+    model = build_model(recipe)
+    try:
+        model.set_weights(initial.get_weights())
+    except ValueError as err:
+        raise ValueError(
+            f"[train] fine_tune_from {recipe['train']['fine_tune_from']!r} does not match the "
+            f"recipe's [model] ({recipe['model']['factory']} {recipe['model']['args']}); with "
+            f"mixed_precision the model is rebuilt from [model], so give the same "
+            f"architecture ({err})") from err
+    return model
+
+
 def _schedule(recipe: dict, total_steps: int):
     import keras
 
@@ -317,6 +331,10 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
     t = recipe["train"]
     if t["fine_tune_from"]:
         model = load_initial_model(t["fine_tune_from"])
+        if t["mixed_precision"]:
+            # Saved layers carry their float32 dtype policy, which would
+            # override the global mixed policy: rebuild, then copy weights.
+            model = _rebuilt_under_current_policy(model, recipe)
     else:
         model = build_model(recipe)
     total_steps = t["epochs"] * t["steps_per_epoch"]

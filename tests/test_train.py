@@ -163,3 +163,39 @@ def test_a_model_trained_at_one_diameter_remembers_it(dsb_root, tmp_path):
     assert result["scores"]["ap50"] == config["scores"]["ap50"]
     seg = nuclib.load_pretrained(tmp_path / "run" / "model")
     assert seg.predict_scaled(np.zeros((40, 40), np.uint8), diameter=8).factor == 2.0
+
+
+@pytest.fixture
+def mixed_policy():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_fine_tuning_rebuilds_the_model_with_its_weights(mixed_policy):
+    # A saved float32 model keeps float32 layers when reloaded; fine-tuning under
+    # mixed precision must rebuild it (bfloat16 compute) without losing weights.
+    import keras
+
+    from nuclib.models import unet
+    from nuclib.train import _rebuilt_under_current_policy
+
+    keras.mixed_precision.set_global_policy("float32")
+    initial = unet(input_shape=(None, None, 1), depth=2, filters=4, head="three_class")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    recipe = load_recipe({"name": "ft", "data": {"train": "x"},
+                          "model": {"args": {"depth": 2, "filters": 4}},
+                          "train": {"fine_tune_from": "start.keras", "mixed_precision": True}})
+    model = _rebuilt_under_current_policy(initial, recipe)
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    for a, b in zip(model.get_weights(), initial.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    other = load_recipe({"name": "ft", "data": {"train": "x"},
+                         "model": {"args": {"depth": 3, "filters": 4}},
+                         "train": {"fine_tune_from": "start.keras"}})
+    with pytest.raises(ValueError, match="fine_tune_from 'start.keras' does not match"):
+        _rebuilt_under_current_policy(initial, other)
