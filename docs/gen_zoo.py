@@ -32,6 +32,13 @@ SCORE_COLUMNS = (("n_images", "images"), ("ap50", "AP@0.5"), ("ap75", "AP@0.75")
                  ("ap90", "AP@0.9"), ("f1_50", "F1@0.5"), ("dsb_score", "DSB score"))
 
 
+def _run(training: dict) -> str:
+    """``"40 epochs × 100 steps, 71 min on a 2-core CPU"`` for a training record."""
+    minutes = (training.get("seconds") or 0) / 60
+    return (f"{training.get('epochs', '?')} epochs × {training.get('steps_per_epoch', '?')} steps"
+            + (f", {minutes:.0f} min on a 2-core CPU" if minutes else ""))
+
+
 def _fmt(value) -> str:
     if isinstance(value, bool) or value is None:
         return "–" if value is None else str(value)
@@ -88,16 +95,23 @@ def _model_section(entry: dict) -> list[str]:
     if not config:  # not bundled: only the registry's facts are known here
         facts = [f for f in facts if f[0] in ("Architecture", "Hub", "Aliases", "Bundled")]
         facts.append(("Details", f"the model card on the Hub: `{entry.get('repo_id', '?')}`"))
+    if config.get("diameter"):
+        facts.append(("Nucleus size", f"trained at {config['diameter']:g}-pixel nuclei; images "
+                                      "are zoomed to it (size measured, or `diameter=`)"))
     training = config.get("training", {})
     if training:
-        minutes = (training.get("seconds") or 0) / 60
-        facts.append(("Training", f"{training.get('data', '?')}; "
-                                  f"{training.get('epochs', '?')} epochs × "
-                                  f"{training.get('steps_per_epoch', '?')} steps"
-                                  + (f", {minutes:.0f} min on a 2-core CPU" if minutes else "")))
-        if training.get("recipe_file"):
-            facts.append(("Recipe", f"`{training['recipe_file']}` — retrain with "
-                                    f"`nuclib train {training['recipe_file']}`"))
+        previous = training.get("fine_tuned_from") or {}
+        if previous.get("recipe_file"):
+            facts.append(("Training", f"{training.get('data', '?')}; stage 1 "
+                                      f"`{previous['recipe_file']}`: {_run(previous)}; stage 2 "
+                                      f"`{training.get('recipe_file', '?')}`: {_run(training)}"))
+            facts.append(("Recipe", f"retrain with `nuclib train {previous['recipe_file']}` "
+                                    f"then `nuclib train {training.get('recipe_file', '?')}`"))
+        else:
+            facts.append(("Training", f"{training.get('data', '?')}; {_run(training)}"))
+            if training.get("recipe_file"):
+                facts.append(("Recipe", f"`{training['recipe_file']}` — retrain with "
+                                        f"`nuclib train {training['recipe_file']}`"))
     lines += ["| property | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
 
     scores = config.get("scores", {})
