@@ -104,8 +104,8 @@ def load_recipe(recipe) -> dict:
         value = merged[section][key]
         if value and not Path(value).is_absolute():
             resolved = (base / value).resolve()
-            # ``fine_tune_from`` may also be a zoo name, which is not a path.
-            if key != "fine_tune_from" or resolved.exists():
+            # ``fine_tune_from`` may also be a zoo name or ``hf://`` URL, which are not paths.
+            if key != "fine_tune_from" or resolved.exists() or _looks_like_a_path(value):
                 merged[section][key] = str(resolved)
     from nuclib.data.pipeline import SAMPLING_MODES
 
@@ -224,6 +224,12 @@ def load_training_data(pairs, recipe: dict, *, progress: bool = False):
     return images, labels
 
 
+def _looks_like_a_path(value: str) -> bool:
+    """A ``fine_tune_from`` that can only be a file: a ``.keras`` name or one with a folder."""
+    return not value.startswith("hf://") and (value.endswith(".keras") or "/" in value
+                                              or "\\" in value)
+
+
 def load_initial_model(source: str):
     """The model to fine-tune: a ``.keras`` file, a model directory or a zoo name.
 
@@ -233,6 +239,10 @@ def load_initial_model(source: str):
     import keras
 
     if str(source).endswith(".keras"):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"[train] fine_tune_from {str(source)!r} does not exist; "
+                                    "expected a .keras checkpoint, a model directory or a zoo "
+                                    "name")
         return keras.saving.load_model(source, compile=False, safe_mode=True)
     from nuclib.zoo import load_pretrained
 
