@@ -13,7 +13,8 @@ Runs two ways:
 * as a script: ``python docs/gen_zoo.py`` (``--check`` exits 1 if the
   committed page is stale).
 
-It reads JSON and Markdown only: no TensorFlow, no model loading.
+It reads JSON and Markdown only (and nuclib's card helpers, which import no
+TensorFlow): no model loading.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import re
 import sys
 from pathlib import Path
 
+from nuclib.zoo.export import run_length
+
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "nuclib" / "zoo"
 PAGE = REPO / "docs" / "zoo.md"
@@ -30,13 +33,6 @@ PAGE = REPO / "docs" / "zoo.md"
 # (key in a scores row, column title); the keys nuclib.zoo.export writes.
 SCORE_COLUMNS = (("n_images", "images"), ("ap50", "AP@0.5"), ("ap75", "AP@0.75"),
                  ("ap90", "AP@0.9"), ("f1_50", "F1@0.5"), ("dsb_score", "DSB score"))
-
-
-def _run(training: dict) -> str:
-    """``"40 epochs × 100 steps, 71 min on a 2-core CPU"`` for a training record."""
-    minutes = (training.get("seconds") or 0) / 60
-    return (f"{training.get('epochs', '?')} epochs × {training.get('steps_per_epoch', '?')} steps"
-            + (f", {minutes:.0f} min on a 2-core CPU" if minutes else ""))
 
 
 def _fmt(value) -> str:
@@ -102,13 +98,15 @@ def _model_section(entry: dict) -> list[str]:
     if training:
         previous = training.get("fine_tuned_from") or {}
         if previous.get("recipe_file"):
-            facts.append(("Training", f"{training.get('data', '?')}; stage 1 "
-                                      f"`{previous['recipe_file']}`: {_run(previous)}; stage 2 "
-                                      f"`{training.get('recipe_file', '?')}`: {_run(training)}"))
+            facts.append(("Training", f"{training.get('data', '?')}; "
+                                      f"stage 1 `{previous['recipe_file']}`: "
+                                      f"{run_length(previous)}; "
+                                      f"stage 2 `{training.get('recipe_file', '?')}`: "
+                                      f"{run_length(training)}"))
             facts.append(("Recipe", f"retrain with `nuclib train {previous['recipe_file']}` "
                                     f"then `nuclib train {training.get('recipe_file', '?')}`"))
         else:
-            facts.append(("Training", f"{training.get('data', '?')}; {_run(training)}"))
+            facts.append(("Training", f"{training.get('data', '?')}; {run_length(training)}"))
             if training.get("recipe_file"):
                 facts.append(("Recipe", f"`{training['recipe_file']}` — retrain with "
                                         f"`nuclib train {training['recipe_file']}`"))

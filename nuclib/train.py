@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -227,7 +228,7 @@ def load_training_data(pairs, recipe: dict, *, progress: bool = False):
 def _looks_like_a_path(value: str) -> bool:
     """A ``fine_tune_from`` that can only be a file: a ``.keras`` name or one with a folder."""
     return not value.startswith("hf://") and (value.endswith(".keras") or "/" in value
-                                              or "\\" in value)
+                                              or os.sep in value)
 
 
 def load_initial_model(source: str):
@@ -238,11 +239,10 @@ def load_initial_model(source: str):
     """
     import keras
 
+    if _looks_like_a_path(str(source)) and not Path(source).exists():
+        raise FileNotFoundError(f"[train] fine_tune_from {str(source)!r} does not exist; "
+                                "expected a .keras checkpoint, a model directory or a zoo name")
     if str(source).endswith(".keras"):
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"[train] fine_tune_from {str(source)!r} does not exist; "
-                                    "expected a .keras checkpoint, a model directory or a zoo "
-                                    "name")
         return keras.saving.load_model(source, compile=False, safe_mode=True)
     from nuclib.zoo import load_pretrained
 

@@ -143,6 +143,8 @@ def test_fine_tune_from_may_name_a_model_directory_or_a_zoo_model(tmp_path):
     assert missing == str(tmp_path / "runs" / "a" / "best.keras"), "paths are recipe-relative"
     with pytest.raises(FileNotFoundError, match="fine_tune_from .*best.keras' does not exist"):
         load_initial_model(missing)
+    with pytest.raises(FileNotFoundError, match="fine_tune_from .*nowhere' does not exist"):
+        load_initial_model(str(tmp_path / "nowhere"))
     hub = load_recipe({"data": {"train": "x"}, "train": {"fine_tune_from": "hf://o/m"}})
     assert hub["train"]["fine_tune_from"] == "hf://o/m"
     model = unet(depth=2, filters=4)

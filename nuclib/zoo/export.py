@@ -169,9 +169,9 @@ def model_card(config: dict) -> str:
         lines += ["## Training", "", f"- data: {training.get('data', '?')}"]
         previous = training.get("fine_tuned_from")
         if previous and previous.get("recipe_file"):
-            lines += [f"- stage 1: `{previous['recipe_file']}`, {_run_length(previous)}",
+            lines += [f"- stage 1: `{previous['recipe_file']}`, {run_length(previous)}",
                       f"- stage 2, fine-tuned from stage 1: `{training.get('recipe_file', '?')}`, "
-                      f"{_run_length(training)}",
+                      f"{run_length(training)}",
                       f"- retrain with `nuclib train {previous['recipe_file']}` then "
                       f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`", ""]
         else:
@@ -179,7 +179,7 @@ def model_card(config: dict) -> str:
                 lines.append(f"- fine-tuned from `{previous.get('model', '?')}`")
             lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
                       f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
-                      f"- {_run_length(training)}", ""]
+                      f"- {run_length(training)}", ""]
     speed = config.get("speed")
     if speed:
         lines += ["## Speed", "", speed, ""]
@@ -203,9 +203,22 @@ def model_card(config: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_length(training: dict) -> str:
+def run_length(training: dict) -> str:
+    """How long a training run was, for model cards and the zoo page.
+
+    Args:
+        training: a ``training`` (or ``fine_tuned_from``) record of ``nuclib.json``
+            with ``epochs``, ``steps_per_epoch`` and ``seconds``.
+
+    Returns:
+        One line of text; missing counts print as ``?``.
+
+    Example:
+        >>> run_length({"epochs": 40, "steps_per_epoch": 100, "seconds": 4260})
+        '40 epochs x 100 steps, 71 minutes on a 2-core CPU'
+    """
     return (f"{training.get('epochs', '?')} epochs x {training.get('steps_per_epoch', '?')} "
-            f"steps, {training.get('seconds', 0) / 60:.0f} minutes on a 2-core CPU")
+            f"steps, {(training.get('seconds') or 0) / 60:.0f} minutes on a 2-core CPU")
 
 
 def previous_stage(start) -> dict:
