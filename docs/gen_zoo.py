@@ -24,7 +24,7 @@ import re
 import sys
 from pathlib import Path
 
-from nuclib.zoo.export import run_length
+from nuclib.zoo.export import run_length, training_stages
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "nuclib" / "zoo"
@@ -96,15 +96,13 @@ def _model_section(entry: dict) -> list[str]:
                                       "are zoomed to it (size measured, or `diameter=`)"))
     training = config.get("training", {})
     if training:
-        previous = training.get("fine_tuned_from") or {}
-        if previous.get("recipe_file"):
-            facts.append(("Training", f"{training.get('data', '?')}; "
-                                      f"stage 1 `{previous['recipe_file']}`: "
-                                      f"{run_length(previous)}; "
-                                      f"stage 2 `{training.get('recipe_file', '?')}`: "
-                                      f"{run_length(training)}"))
-            facts.append(("Recipe", f"retrain with `nuclib train {previous['recipe_file']}` "
-                                    f"then `nuclib train {training.get('recipe_file', '?')}`"))
+        stages = training_stages(training)
+        if len(stages) > 1:
+            facts.append(("Training", f"{training.get('data', '?')}; " + "; ".join(
+                f"stage {i} `{stage.get('recipe_file', '?')}`: {run_length(stage)}"
+                for i, stage in enumerate(stages, start=1))))
+            facts.append(("Recipe", "retrain with " + " then ".join(
+                f"`nuclib train {stage.get('recipe_file', '?')}`" for stage in stages)))
         else:
             facts.append(("Training", f"{training.get('data', '?')}; {run_length(training)}"))
             if training.get("recipe_file"):

@@ -42,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
                   "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
     "train": {"epochs": 40, "steps_per_epoch": 100, "early_stopping_patience": 0,
               "mixed_precision": False, "fine_tune_from": None, "progress": True},
-    "output": {"dir": "runs/model", "sample_image": None, "finalize": True},
+    "output": {"dir": "runs/model", "sample_image": None, "sample_diameter": 0.0,
+               "finalize": True},
     "postprocess": {},
 }
 
@@ -118,7 +119,20 @@ def load_recipe(recipe) -> dict:
                          f"of {sorted(AUGMENTS)}")
     if not merged["data"]["train"]:
         raise ValueError("recipe has no [data] train folder")
+    sample_diameter = merged["output"]["sample_diameter"]
+    if not (isinstance(sample_diameter, (int, float)) and not isinstance(sample_diameter, bool)
+            and sample_diameter >= 0):
+        raise ValueError(f"[output] sample_diameter must be the sample image's median nucleus "
+                         f"diameter in pixels (or 0 for unknown), got {sample_diameter!r}")
     return merged
+
+
+def _sample_zoom(recipe: dict) -> float:
+    """How much to zoom the sample image so the model sees it at its training scale."""
+    from nuclib.data.scale import scale_for_diameter
+
+    target, sample = recipe["data"]["diameter"], recipe["output"]["sample_diameter"]
+    return scale_for_diameter(sample, target) if target and sample else 1.0
 
 
 def build_model(recipe: dict):
@@ -369,7 +383,7 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
             monitor=monitor, patience=t["early_stopping_patience"], restore_best_weights=True))
     if recipe["output"]["sample_image"]:
         callbacks.append(SamplePrediction(recipe["output"]["sample_image"], run_dir / "epochs",
-                                          preprocess=prep))
+                                          preprocess=prep, zoom=_sample_zoom(recipe)))
     started = time.time()
     history = model.fit(train_ds, epochs=t["epochs"], steps_per_epoch=t["steps_per_epoch"],
                         validation_data=val_ds, callbacks=callbacks,

@@ -19,18 +19,26 @@ class SamplePrediction(keras.callbacks.Callback):
         image_path: the sample image file.
         out_dir: folder for the PNGs.
         preprocess: image → float32 HxWxC model input.
+        zoom: zoom factor applied after ``preprocess``: for a model trained
+            at one nucleus size, training diameter / the sample's nucleus
+            diameter, so the panels show what the model sees at inference.
 
     Example:
         >>> cb = SamplePrediction("examples/data/sample.png", "runs/x/epochs",
-        ...                       preprocess=prepare_image)   # doctest: +SKIP
+        ...                       preprocess=prepare_image, zoom=1.4)   # doctest: +SKIP
     """
 
-    def __init__(self, image_path, out_dir, *, preprocess):
+    def __init__(self, image_path, out_dir, *, preprocess, zoom: float = 1.0):
         super().__init__()
         from nuclib.data.io import read_image
+        from nuclib.data.scale import rescale_image
 
+        if not zoom > 0:
+            raise ValueError(f"zoom must be a positive factor, got {zoom!r}")
         self.out_dir = Path(out_dir)
         self.x = preprocess(read_image(image_path))
+        if zoom != 1.0:
+            self.x = rescale_image(self.x, zoom)
         self._cropped = None
 
     def on_epoch_end(self, epoch, logs=None):

@@ -111,6 +111,41 @@ def test_seed_threshold_and_foreground_threshold():
                                                   foreground_threshold=0.8)) == 9
 
 
+def _missed_boundary_probs() -> tuple[np.ndarray, np.ndarray]:
+    """Two touching disks (radius 12, centres 18 px apart) whose shared boundary the
+    "model" missed: interior everywhere inside, boundary only on the outer rim."""
+    truth = draw_disks([(20, 20, 12), (20, 38, 12)], shape=(40, 60))
+    probs = three_class(truth > 0, boundary="inner", one_hot=True).astype(np.float32)
+    return truth, probs
+
+
+def test_seed_split_height_splits_seeds_joined_by_a_neck():
+    truth, probs = _missed_boundary_probs()
+    assert three_class_to_labels(probs, min_size=0).max() == 1  # one seed: merged
+    labels = three_class_to_labels(probs, min_size=0, seed_split_height=2.0)
+    m = matching(truth, labels, thresh=0.8)
+    assert (m.tp, m.fp, m.fn) == (2, 0, 0)
+    # the seed (disks minus a 1-px rim) peaks 11 px deep at both centres and 7 px at
+    # the neck: a dynamic of 4 px, so 4.5 px keeps it whole
+    assert three_class_to_labels(probs, min_size=0, seed_split_height=3.5).max() == 2
+    assert three_class_to_labels(probs, min_size=0, seed_split_height=4.5).max() == 1
+
+
+def test_seed_split_height_leaves_separated_nuclei_and_ellipses_alone(rng):
+    truth = draw_disks()
+    probs = noisy_probs(truth, rng)
+    whole, split = three_class_to_labels(probs), three_class_to_labels(probs, seed_split_height=2.0)
+    # the same seven objects, pixel for pixel (numbered in another order)
+    assert whole.max() == split.max() == 7
+    assert matching(whole, split, thresh=0.999).tp == 7
+    yy, xx = np.mgrid[:40, :100]
+    ellipse = (((yy - 20) / 7.0) ** 2 + ((xx - 50) / 40.0) ** 2 < 1).astype(np.int32)
+    elongated = three_class(ellipse, boundary="inner", one_hot=True).astype(np.float32)
+    assert three_class_to_labels(elongated, seed_split_height=2.0).max() == 1
+    with pytest.raises(ValueError, match="seed_split_height must be >= 0"):
+        three_class_to_labels(probs, seed_split_height=-1)
+
+
 def test_min_size_min_seed_size_and_unseeded_objects():
     truth = np.zeros((20, 20), np.int32)
     truth[2:12, 2:12] = 1   # 100 px

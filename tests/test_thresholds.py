@@ -53,7 +53,7 @@ def test_three_class_search_beats_bad_defaults_and_returns_usable_kwargs(truths)
     assert tuned["score"] == 1.0
     assert tuned["params"]["seed_threshold"] <= 0.4
     assert set(tuned["params"]) == {"seed_threshold", "boundary_boost",
-                                    "foreground_threshold", "min_size"}
+                                    "foreground_threshold", "seed_split_height", "min_size"}
     assert tuned["kind"] == "three_class" and tuned["score_name"] == "ap50"
     # the params reproduce the score when passed back as keyword arguments
     preds = [three_class_to_labels(p, **tuned["params"]) for p in probs]

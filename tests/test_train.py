@@ -210,3 +210,27 @@ def test_mixed_precision_fine_tuning_rebuilds_the_model_with_its_weights(mixed_p
                          "train": {"fine_tune_from": "start.keras"}})
     with pytest.raises(ValueError, match="fine_tune_from '.*start.keras' does not match"):
         _rebuilt_under_current_policy(initial, other)
+
+
+def test_sample_prediction_shows_the_sample_at_the_models_scale(tmp_path):
+    from nuclib.data.io import read_image, write_image
+    from nuclib.models import unet
+    from nuclib.train import _sample_zoom
+    from nuclib.training_callbacks import SamplePrediction
+
+    write_image(tmp_path / "sample.png", np.full((40, 50), 100, np.uint8))
+    callback = SamplePrediction(tmp_path / "sample.png", tmp_path / "epochs",
+                                preprocess=lambda im: im[..., None] / 255.0, zoom=2.0)
+    callback.set_model(unet(depth=2, filters=4, head="three_class"))
+    callback.on_epoch_end(0)
+    # zoomed to 80 x 100, cropped to the depth-2 stride (4): input | probabilities
+    assert read_image(tmp_path / "epochs" / "epoch_001.png").shape == (80, 200, 3)
+    with pytest.raises(ValueError, match="zoom must be a positive factor"):
+        SamplePrediction(tmp_path / "sample.png", tmp_path, preprocess=lambda im: im, zoom=0)
+
+    recipe = {"data": {"train": "t", "diameter": 20.0}, "output": {"sample_diameter": 10.0}}
+    assert _sample_zoom(load_recipe(recipe)) == 2.0
+    assert _sample_zoom(load_recipe({"data": {"train": "t"},
+                                     "output": {"sample_diameter": 10.0}})) == 1.0
+    with pytest.raises(ValueError, match="sample_diameter must be the sample image's median"):
+        load_recipe({"data": {"train": "t"}, "output": {"sample_diameter": "14 px"}})

@@ -175,18 +175,25 @@ def test_model_compiled_with_nuclib_metrics_loads(tmp_path):
     assert zoo.load_pretrained(tmp_path / "m").name == "compiled"
 
 
-def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
+def _run_record(run, name, epochs, seconds, fine_tuned_from=None):
+    """A ``nuclib train`` run folder as ``previous_stage`` reads it."""
     import json
 
+    run.mkdir(parents=True)
+    (run / "recipe.json").write_text(json.dumps({"name": name, "train": {"steps_per_epoch": 100}}))
+    (run / "history.json").write_text(json.dumps({"history": {"loss": [1.0] * epochs},
+                                                  "train_seconds": seconds}))
+    if fine_tuned_from:
+        (run / "model").mkdir()
+        (run / "model" / "nuclib.json").write_text(
+            json.dumps({"training": {"fine_tuned_from": fine_tuned_from}}))
+    return run / "best.keras"
+
+
+def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
     from nuclib.zoo.export import model_card, previous_stage
 
-    run = tmp_path / "runs" / "stage1"
-    run.mkdir(parents=True)
-    (run / "recipe.json").write_text(json.dumps({"name": "m-stage1",
-                                                 "train": {"steps_per_epoch": 100}}))
-    (run / "history.json").write_text(json.dumps({"history": {"loss": [1.0] * 40},
-                                                  "train_seconds": 4200.0}))
-    stage1 = previous_stage(run / "best.keras")
+    stage1 = previous_stage(_run_record(tmp_path / "runs" / "stage1", "m-stage1", 40, 4200.0))
     assert stage1 == {"recipe_file": "recipes/m-stage1.toml", "epochs": 40,
                       "steps_per_epoch": 100, "seconds": 4200.0}
     card = model_card({"name": "m", "head": "three_class", "diameter": 20.0,
@@ -202,3 +209,29 @@ def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
     assert "## Speed\n\n2.0 s per megapixel." in card
     assert "- Stage 1 had a bug." in card
     assert previous_stage("dsb-3class") == {"model": "dsb-3class"}
+
+
+def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
+    from nuclib.zoo.export import model_card, previous_stage, training_stages
+
+    first = previous_stage(_run_record(tmp_path / "s1", "m-stage1", 40, 4200.0))
+    # stage 2's finalized model records stage 1, so stage 3 sees the whole chain
+    second = previous_stage(_run_record(tmp_path / "s2", "m-stage2", 36, 4920.0, first))
+    assert second["fine_tuned_from"] == first
+    training = {"recipe_file": "recipes/m.toml", "epochs": 26, "steps_per_epoch": 100,
+                "seconds": 3000.0, "fine_tuned_from": second}
+    assert [s["recipe_file"] for s in training_stages(training)] == [
+        "recipes/m-stage1.toml", "recipes/m-stage2.toml", "recipes/m.toml"]
+    card = model_card({"name": "m", "head": "three_class", "training": training})
+    assert "- stage 1: `recipes/m-stage1.toml`, 40 epochs x 100 steps, 70 minutes" in card
+    assert "- stage 2, fine-tuned from stage 1: `recipes/m-stage2.toml`, 36 epochs" in card
+    assert "- stage 3, fine-tuned from stage 2: `recipes/m.toml`, 26 epochs x 100 steps, " \
+           "50 minutes" in card
+    assert ("`nuclib train recipes/m-stage1.toml` then `nuclib train recipes/m-stage2.toml` "
+            "then `nuclib train recipes/m.toml`") in card
+    # a chain that starts from a zoo model says so
+    zoo_start = dict(first, fine_tuned_from={"model": "dsb-3class"})
+    card = model_card({"name": "m", "head": "three_class",
+                       "training": dict(training, fine_tuned_from=zoo_start)})
+    assert "- stage 1 fine-tuned from `dsb-3class`" in card
+    assert training_stages({}) == []

@@ -30,6 +30,7 @@ DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
         "seed_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
         "boundary_boost": (0.5, 1.0, 1.5, 2.0, 3.0),
         "foreground_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+        "seed_split_height": (0.0, 1.5, 2.0, 3.0),
         "min_size": (0, 8, 16, 24, 32, 48),
     },
     "binary": {

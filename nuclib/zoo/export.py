@@ -167,14 +167,20 @@ def model_card(config: dict) -> str:
     training = config.get("training", {})
     if training:
         lines += ["## Training", "", f"- data: {training.get('data', '?')}"]
-        previous = training.get("fine_tuned_from")
-        if previous and previous.get("recipe_file"):
-            lines += [f"- stage 1: `{previous['recipe_file']}`, {run_length(previous)}",
-                      f"- stage 2, fine-tuned from stage 1: `{training.get('recipe_file', '?')}`, "
-                      f"{run_length(training)}",
-                      f"- retrain with `nuclib train {previous['recipe_file']}` then "
-                      f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`", ""]
+        stages = training_stages(training)
+        if len(stages) > 1:
+            root = stages[0].get("fine_tuned_from") or {}
+            if root.get("model"):
+                lines.append(f"- stage 1 fine-tuned from `{root['model']}`")
+            for i, stage in enumerate(stages, start=1):
+                start = f", fine-tuned from stage {i - 1}" if i > 1 else ""
+                lines.append(f"- stage {i}{start}: `{stage.get('recipe_file', '?')}`, "
+                             f"{run_length(stage)}")
+            lines += ["- retrain with " + " then ".join(
+                f"`nuclib train {stage.get('recipe_file', 'recipe.toml')}`" for stage in stages),
+                ""]
         else:
+            previous = training.get("fine_tuned_from")
             if previous:
                 lines.append(f"- fine-tuned from `{previous.get('model', '?')}`")
             lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
@@ -221,6 +227,33 @@ def run_length(training: dict) -> str:
             f"steps, {(training.get('seconds') or 0) / 60:.0f} minutes on a 2-core CPU")
 
 
+def training_stages(training: dict) -> list[dict]:
+    """The training runs behind a model, oldest first, from its ``training`` record.
+
+    Each fine-tuning run records the run it started from in
+    ``fine_tuned_from`` (see ``previous_stage``), which may record its own.
+
+    Args:
+        training: the ``training`` record of ``nuclib.json``.
+
+    Returns:
+        The chain of records that have a ``recipe_file``, the model's own run
+        last; a start that is not a recorded run (a zoo name) ends the chain.
+
+    Example:
+        >>> stage1 = {"recipe_file": "recipes/a.toml", "epochs": 40}
+        >>> stage2 = {"recipe_file": "recipes/b.toml", "fine_tuned_from": stage1}
+        >>> [s["recipe_file"] for s in training_stages({"recipe_file": "recipes/c.toml",
+        ...                                             "fine_tuned_from": stage2})]
+        ['recipes/a.toml', 'recipes/b.toml', 'recipes/c.toml']
+    """
+    stages, record = [], training
+    while record and record.get("recipe_file"):
+        stages.insert(0, record)
+        record = record.get("fine_tuned_from")
+    return stages
+
+
 def previous_stage(start) -> dict:
     """What a fine-tuning run started from, for the model card.
 
@@ -231,8 +264,10 @@ def previous_stage(start) -> dict:
     Returns:
         For a checkpoint whose run folder holds ``recipe.json`` and
         ``history.json``: ``recipe_file`` (``recipes/<name>.toml``),
-        ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run;
-        otherwise ``{"model": str(start)}``.
+        ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run, and, if
+        that run was itself fine-tuned and finalized (``model/nuclib.json``
+        in its folder), its own ``fine_tuned_from``; otherwise
+        ``{"model": str(start)}``.
 
     Example:
         >>> previous_stage("dsb-3class")
@@ -244,10 +279,16 @@ def previous_stage(start) -> dict:
         return {"model": str(start)}
     recipe = json.loads(recipe_file.read_text())
     history = json.loads(history_file.read_text())
-    return {"recipe_file": f"recipes/{recipe['name']}.toml",
-            "epochs": len(history.get("history", {}).get("loss", [])),
-            "steps_per_epoch": recipe["train"]["steps_per_epoch"],
-            "seconds": history.get("train_seconds", 0.0)}
+    stage = {"recipe_file": f"recipes/{recipe['name']}.toml",
+             "epochs": len(history.get("history", {}).get("loss", [])),
+             "steps_per_epoch": recipe["train"]["steps_per_epoch"],
+             "seconds": history.get("train_seconds", 0.0)}
+    finalized = run / "model" / "nuclib.json"
+    if finalized.is_file():
+        earlier = json.loads(finalized.read_text()).get("training", {}).get("fine_tuned_from")
+        if earlier:
+            stage["fine_tuned_from"] = earlier
+    return stage
 
 
 def read_modalities(split_dir) -> dict[str, str]:
