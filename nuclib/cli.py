@@ -32,6 +32,49 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as a bool, int, float or else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. min_size=30, got {text!r}")
+    raw = raw.strip()
+    if raw.lower() in ("true", "false"):
+        return key.strip(), raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(raw)
+        except ValueError:
+            pass
+    return key.strip(), raw
+
+
+def _postprocess_overrides(segmenter, pairs) -> dict:
+    """Check ``--set`` overrides against the model's post-processing; raise ValueError."""
+    import inspect
+
+    import numpy as np
+
+    from nuclib.postprocess import binary_to_labels, three_class_to_labels
+
+    three = segmenter.head == "three_class"
+    function = three_class_to_labels if three else binary_to_labels
+    accepted = sorted(set(inspect.signature(function).parameters) - {"probs", "prob",
+                                                                     "from_logits"})
+    overrides = dict(pairs)
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(f"--set {', '.join(unknown)}: not a post-processing parameter of "
+                         f"{function.__name__}; expected some of {accepted}")
+    # one call on a tiny empty map validates the values before any image is read
+    empty = np.zeros((4, 4, 3 if three else 1), np.float32)
+    empty[..., 0] = 1.0 if three else 0.0
+    try:
+        segmenter.postprocess(empty, **overrides)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"--set: {err}") from None
+    return overrides
+
+
 def _inputs(paths) -> list[Path]:
     from nuclib.data.io import IMAGE_SUFFIXES
 
@@ -56,12 +99,13 @@ def cmd_segment(args) -> int:
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
-            ``out``, ``format``, ``diameter``, ``tta``, ``overlay``, ``overwrite``,
+            ``out``, ``format``, ``diameter``, ``tta``, ``set`` (post-processing
+            overrides as ``(key, value)`` pairs), ``overlay``, ``overwrite``,
             ``no_progress`` and ``verbose``.
 
     Returns:
-        Exit status: 0 all done, 1 any image failed, 2 no input images found
-        or a ``--diameter`` for a model that cannot zoom.
+        Exit status: 0 all done, 1 any image failed, 2 no input images found,
+        a ``--diameter`` for a model that cannot zoom, or an unusable ``--set``.
 
     Example:
         >>> main(["segment", "images/", "--out", "results/", "--overlay"])  # doctest: +SKIP
@@ -82,6 +126,11 @@ def cmd_segment(args) -> int:
         print(f"nuclib segment: model {args.model!r} works at each image's own scale; "
               "--diameter needs a model trained at one nucleus size", file=sys.stderr)
         return 2
+    try:
+        overrides = _postprocess_overrides(segmenter, args.set or [])
+    except ValueError as err:
+        print(f"nuclib segment: {err}", file=sys.stderr)
+        return 2
     failed: list[tuple[Path, str]] = []
     done = skipped = 0
     seen: dict[str, Path] = {}
@@ -101,7 +150,7 @@ def cmd_segment(args) -> int:
             image = read_image(path)
             pred = segmenter.predict_scaled(image, diameter=args.diameter,
                                             tta=True if args.tta else None)
-            labels = segmenter.labels_from(pred)
+            labels = segmenter.labels_from(pred, **overrides)
             write_labels(label_path, labels)
             if args.overlay:
                 from nuclib.viz import overlay_rgb
@@ -308,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="median nucleus diameter in pixels (default: measured per image)")
     seg.add_argument("--tta", action="store_true",
                      help="average the 8 rotations and mirrors of each image (8x slower)")
+    seg.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
+                     help="override a post-processing parameter of the model, e.g. "
+                          "--set min_size=30 --set seed_split_height=2 (repeatable)")
     seg.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
     seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")

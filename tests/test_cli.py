@@ -158,3 +158,35 @@ def test_a_diameter_for_a_model_without_one_is_a_usage_error(model_dir, inputs, 
                  "--diameter", "12", "--no-progress"]) == 2
     assert "own scale" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_segment_set_overrides_post_processing(model_dir, inputs, tmp_path, capsys):
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    # an object needs a million pixels: every label image comes out empty
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+                 "--set", "min_size=1000000", "--set", "seed_split_height=2.5",
+                 "--no-progress"]) == 0
+    assert all(read_labels(p).max() == 0 for p in out.glob("*_labels.tif"))
+    assert len(list(out.glob("*_labels.tif"))) == 3
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("threshold=0.5", "not a post-processing parameter of three_class_to_labels"),
+    ("min_size=-3", "min_size"),
+    ("seed_split_height=tall", "seed_split_height must be >= 0 pixels, got 'tall'"),
+])
+def test_segment_rejects_an_unusable_set(model_dir, inputs, tmp_path, setting, message, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+                 "--set", setting, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_set_needs_key_equals_value(model_dir, inputs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(inputs), "--model", str(model_dir), "--out", str(tmp_path),
+              "--set", "min_size"])
+    assert exit_.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

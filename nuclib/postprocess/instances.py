@@ -372,8 +372,9 @@ def three_class_to_labels(probs, *, seed_threshold: float = 0.5, boundary_boost:
     if not boundary_boost >= 0:
         raise ValueError(f"boundary_boost must be >= 0, got {boundary_boost}")
     min_seed_size = _check_size("min_seed_size", min_seed_size)
-    if not seed_split_height >= 0:
-        raise ValueError(f"seed_split_height must be >= 0 pixels, got {seed_split_height}")
+    if isinstance(seed_split_height, bool) or not (
+            isinstance(seed_split_height, (int, float, np.number)) and seed_split_height >= 0):
+        raise ValueError(f"seed_split_height must be >= 0 pixels, got {seed_split_height!r}")
     min_size = _check_size("min_size", min_size)
     dilation = _check_dilation(dilation)
 
