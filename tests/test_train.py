@@ -234,3 +234,27 @@ def test_sample_prediction_shows_the_sample_at_the_models_scale(tmp_path):
                                      "output": {"sample_diameter": 10.0}})) == 1.0
     with pytest.raises(ValueError, match="sample_diameter must be the sample image's median"):
         load_recipe({"data": {"train": "t"}, "output": {"sample_diameter": "14 px"}})
+
+
+def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path):
+    from nuclib.postprocess.thresholds import DEFAULT_GRIDS
+    from nuclib.zoo.export import finalize_model
+
+    recipe = load_recipe(tiny_recipe(dsb_root, tmp_path, data={"diameter": 20.0},
+                                     output={"finalize": False}))
+    checkpoint = train(recipe)["checkpoint"]
+    recipe["postprocess"] = {"min_size": 5, "seed_split_height": 0.0}
+    finalize_model(recipe, checkpoint, tmp_path / "model", progress=False)
+    config = json.loads((tmp_path / "model" / "nuclib.json").read_text())
+    assert config["postprocess"]["min_size"] == 5
+    assert config["postprocess"]["seed_split_height"] == 0.0
+    search = config["training"]["threshold_search"]
+    assert search["n_evaluations"] > 2
+    assert search["params"]["min_size"] == 5  # searched around, never changed
+
+    # every parameter fixed: nothing to search, the recipe's values are used as given
+    recipe["postprocess"] = {k: v[0] for k, v in DEFAULT_GRIDS["three_class"].items()}
+    finalize_model(recipe, checkpoint, tmp_path / "fixed", progress=False)
+    config = json.loads((tmp_path / "fixed" / "nuclib.json").read_text())
+    assert config["postprocess"] == recipe["postprocess"]
+    assert config["training"]["threshold_search"]["n_evaluations"] == 0
