@@ -119,12 +119,30 @@ def load_recipe(recipe) -> dict:
                          f"of {sorted(AUGMENTS)}")
     if not merged["data"]["train"]:
         raise ValueError("recipe has no [data] train folder")
+    _check_postprocess(merged)
     sample_diameter = merged["output"]["sample_diameter"]
     if not (isinstance(sample_diameter, (int, float)) and not isinstance(sample_diameter, bool)
             and sample_diameter >= 0):
         raise ValueError(f"[output] sample_diameter must be the sample image's median nucleus "
                          f"diameter in pixels (or 0 for unknown), got {sample_diameter!r}")
     return merged
+
+
+def _check_postprocess(recipe: dict) -> None:
+    """Unknown ``[postprocess]`` keys fail at load time, not after hours of training."""
+    import inspect
+
+    from nuclib.postprocess.thresholds import KINDS
+
+    function = KINDS.get(recipe["data"]["target"])
+    if function is None or not recipe["postprocess"]:
+        return
+    accepted = {n for n, p in inspect.signature(function).parameters.items()
+                if p.kind is p.KEYWORD_ONLY} - {"from_logits"}
+    unknown = sorted(set(recipe["postprocess"]) - accepted)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} in recipe section [postprocess]; "
+                         f"{function.__name__} accepts {sorted(accepted)}")
 
 
 def _sample_zoom(recipe: dict) -> float:

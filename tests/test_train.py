@@ -258,3 +258,12 @@ def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path)
     config = json.loads((tmp_path / "fixed" / "nuclib.json").read_text())
     assert config["postprocess"] == recipe["postprocess"]
     assert config["training"]["threshold_search"]["n_evaluations"] == 0
+
+
+def test_unknown_postprocess_keys_fail_when_the_recipe_is_loaded():
+    with pytest.raises(ValueError, match=r"unknown keys \['seed_treshold'\] in recipe section "
+                                         r"\[postprocess\]; three_class_to_labels accepts"):
+        load_recipe({"data": {"train": "t"}, "postprocess": {"seed_treshold": 0.4}})
+    binary = load_recipe({"data": {"train": "t", "target": "binary"},
+                          "postprocess": {"split_height": 2.0}})
+    assert binary["postprocess"] == {"split_height": 2.0}

@@ -482,23 +482,19 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     if recipe["data"].get("max_images"):
         val_pairs = val_pairs[: recipe["data"]["max_images"]]
     images = [read_image(p) for p, _ in val_pairs]
-    labels = [read_labels(lab) for _, lab in val_pairs]
+    preds = [segmenter.predict_scaled(im) for im in images]
     # The recipe's [postprocess] values are fixed; the other parameters are tuned.
     fixed = dict(recipe.get("postprocess") or {})
     grid = {k: v for k, v in DEFAULT_GRIDS[head].items() if k not in fixed}
-
-    def tune(preds, start: dict) -> dict:
-        if not grid:  # every parameter fixed by the recipe: nothing to search
-            return {"params": dict(start), "score": None, "default_score": None,
-                    "n_evaluations": 0, "kind": head, "fixed": sorted(fixed)}
+    if grid:
         # Thresholds are tuned in the model's space, where post-processing runs.
-        truths = [rescale_labels(y, shape=pred.probs.shape[:2])
-                  for y, pred in zip(labels, preds)]
-        return optimize_thresholds([pred.probs for pred in preds], truths, kind=head,
-                                   grid=grid, base=start, progress=progress)
-
-    preds = [segmenter.predict_scaled(im) for im in images]
-    tuned = tune(preds, fixed)
+        truths = [rescale_labels(read_labels(lab), shape=pred.probs.shape[:2])
+                  for (_, lab), pred in zip(val_pairs, preds)]
+        tuned = optimize_thresholds([pred.probs for pred in preds], truths, kind=head,
+                                    grid=grid, base=fixed, progress=progress)
+    else:  # every parameter fixed by the recipe: nothing to search
+        tuned = {"params": fixed, "score": None, "default_score": None, "n_evaluations": 0,
+                 "kind": head, "fixed": sorted(fixed)}
     segmenter.config["postprocess"] = tuned["params"]
     if config["diameter"]:
         # The size estimate itself post-processes: measure again with the tuned
