@@ -24,7 +24,7 @@ import re
 import sys
 from pathlib import Path
 
-from nuclib.zoo.export import run_length, training_stages
+from nuclib.zoo.export import retrain_commands, run_length, training_stages
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "nuclib" / "zoo"
@@ -101,8 +101,7 @@ def _model_section(entry: dict) -> list[str]:
             facts.append(("Training", f"{training.get('data', '?')}; " + "; ".join(
                 f"stage {i} `{stage.get('recipe_file', '?')}`: {run_length(stage)}"
                 for i, stage in enumerate(stages, start=1))))
-            facts.append(("Recipe", "retrain with " + " then ".join(
-                f"`nuclib train {stage.get('recipe_file', '?')}`" for stage in stages)))
+            facts.append(("Recipe", f"retrain with {retrain_commands(stages)}"))
         else:
             facts.append(("Training", f"{training.get('data', '?')}; {run_length(training)}"))
             if training.get("recipe_file"):

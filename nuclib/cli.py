@@ -50,26 +50,23 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def _postprocess_overrides(segmenter, pairs) -> dict:
     """Check ``--set`` overrides against the model's post-processing; raise ValueError."""
-    import inspect
-
     import numpy as np
 
-    from nuclib.postprocess import binary_to_labels, three_class_to_labels
+    from nuclib.postprocess.thresholds import KINDS, postprocess_parameters
 
-    three = segmenter.head == "three_class"
-    function = three_class_to_labels if three else binary_to_labels
-    accepted = sorted(set(inspect.signature(function).parameters) - {"probs", "prob",
-                                                                     "from_logits"})
+    accepted = postprocess_parameters(segmenter.head)
     overrides = dict(pairs)
-    unknown = sorted(set(overrides) - set(accepted))
+    unknown = sorted(set(overrides) - accepted)
     if unknown:
         raise ValueError(f"--set {', '.join(unknown)}: not a post-processing parameter of "
-                         f"{function.__name__}; expected some of {accepted}")
-    # one call on a tiny empty map validates the values before any image is read
-    empty = np.zeros((4, 4, 3 if three else 1), np.float32)
-    empty[..., 0] = 1.0 if three else 0.0
+                         f"{KINDS[segmenter.head].__name__}; expected some of {sorted(accepted)}")
+    # one call on a tiny all-background map validates the values before any image is read
+    channels = 3 if segmenter.head == "three_class" else 1
+    background = np.zeros((4, 4, channels), np.float32)
+    if channels == 3:
+        background[..., 0] = 1.0
     try:
-        segmenter.postprocess(empty, **overrides)
+        segmenter.postprocess(background, **overrides)
     except (TypeError, ValueError) as err:
         raise ValueError(f"--set: {err}") from None
     return overrides

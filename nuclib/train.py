@@ -130,19 +130,16 @@ def load_recipe(recipe) -> dict:
 
 def _check_postprocess(recipe: dict) -> None:
     """Unknown ``[postprocess]`` keys fail at load time, not after hours of training."""
-    import inspect
+    from nuclib.postprocess.thresholds import KINDS, postprocess_parameters
 
-    from nuclib.postprocess.thresholds import KINDS
-
-    function = KINDS.get(recipe["data"]["target"])
-    if function is None or not recipe["postprocess"]:
+    kind = recipe["data"]["target"]
+    if kind not in KINDS or not recipe["postprocess"]:
         return
-    accepted = {n for n, p in inspect.signature(function).parameters.items()
-                if p.kind is p.KEYWORD_ONLY} - {"from_logits"}
+    accepted = postprocess_parameters(kind)
     unknown = sorted(set(recipe["postprocess"]) - accepted)
     if unknown:
         raise ValueError(f"unknown keys {unknown} in recipe section [postprocess]; "
-                         f"{function.__name__} accepts {sorted(accepted)}")
+                         f"{KINDS[kind].__name__} accepts {sorted(accepted)}")
 
 
 def _sample_zoom(recipe: dict) -> float:

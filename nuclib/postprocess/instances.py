@@ -344,8 +344,8 @@ def three_class_to_labels(probs, *, seed_threshold: float = 0.5, boundary_boost:
         seed_split_height: split seeds at necks by the dynamics of their
             distance transform (as ``binary_to_labels``' ``split_height``,
             in pixels); 0 keeps every connected seed whole. On DSB2018
-            ``val/``, ``dsb-3class``'s tuned 3 px cut its merges from 174
-            to 135 (see docs/benchmarks.md).
+            ``val/``, ``dsb-3class``'s tuned 3 px cut the fluorescence
+            nuclei lost to merges from 185 to 140 (``benchmarks/errors.py``).
         min_size: objects with fewer pixels are removed at the end.
         keep_unseeded: keep foreground components without any seed.
         fill_holes: fill holes inside each object.

@@ -99,6 +99,29 @@ def _check_inputs(probs_list, labels_list, kind) -> tuple[list, list]:
     return checked, truths
 
 
+def postprocess_parameters(kind: str) -> set[str]:
+    """The tunable keyword parameters of a head's post-processing function.
+
+    Args:
+        kind: ``"three_class"`` or ``"binary"`` (a model's head).
+
+    Returns:
+        Parameter names of ``three_class_to_labels`` or ``binary_to_labels``
+        (every keyword-only argument except ``from_logits``).
+
+    Raises:
+        ValueError: an unknown kind.
+
+    Example:
+        >>> sorted(postprocess_parameters("binary"))[:3]
+        ['dilation', 'fill_holes', 'min_distance']
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {tuple(KINDS)}")
+    signature = inspect.signature(KINDS[kind]).parameters
+    return {n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY} - {"from_logits"}
+
+
 def _check_grid(grid, kind, accepted) -> dict[str, list]:
     grid = DEFAULT_GRIDS[kind] if grid is None else grid
     if not isinstance(grid, dict) or not grid:
@@ -169,7 +192,7 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
         raise ValueError(f"unknown search {search!r}; expected 'coordinate' or 'grid'")
     function = KINDS[kind]
     signature = inspect.signature(function).parameters
-    accepted = {n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY} - {"from_logits"}
+    accepted = postprocess_parameters(kind)
     grid = _check_grid(grid, kind, accepted)
     base = dict(base or {})
     unknown = set(base) - accepted

@@ -176,9 +176,7 @@ def model_card(config: dict) -> str:
                 start = f", fine-tuned from stage {i - 1}" if i > 1 else ""
                 lines.append(f"- stage {i}{start}: `{stage.get('recipe_file', '?')}`, "
                              f"{run_length(stage)}")
-            lines += ["- retrain with " + " then ".join(
-                f"`nuclib train {stage.get('recipe_file', 'recipe.toml')}`" for stage in stages),
-                ""]
+            lines += [f"- retrain with {retrain_commands(stages)}", ""]
         else:
             previous = training.get("fine_tuned_from")
             if previous:
@@ -252,6 +250,23 @@ def training_stages(training: dict) -> list[dict]:
         stages.insert(0, record)
         record = record.get("fine_tuned_from")
     return stages
+
+
+def retrain_commands(stages: list[dict]) -> str:
+    """The ``nuclib train`` commands that retrain a model, in order, as Markdown.
+
+    Args:
+        stages: from ``training_stages``.
+
+    Returns:
+        The commands joined by "then".
+
+    Example:
+        >>> retrain_commands([{"recipe_file": "recipes/a.toml"}, {"recipe_file": "recipes/b.toml"}])
+        '`nuclib train recipes/a.toml` then `nuclib train recipes/b.toml`'
+    """
+    return " then ".join(f"`nuclib train {stage.get('recipe_file', 'recipe.toml')}`"
+                         for stage in stages)
 
 
 def previous_stage(start) -> dict:
