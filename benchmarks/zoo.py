@@ -15,7 +15,9 @@ without its passes). ``--tta`` adds rows with test-time augmentation (the
 8 rotations and mirrors averaged; 8x the time).
 
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
-``--quick`` (3 images per modality). Needs ``../shared/data/dsb2018`` (or
+``--quick`` (3 images per modality); ``--model NAME_OR_DIR`` (repeatable)
+scores those models instead of the bundled ones, e.g. a finished training
+run's ``model/`` directory against the bundled model it should replace. Needs ``../shared/data/dsb2018`` (or
 ``NUCLIB_DSB2018``).
 """
 
@@ -63,14 +65,26 @@ def _score_rows(method: str, seconds: float, megapixels: float, report) -> list[
     return rows
 
 
-def run(quick: bool = False, with_variants: bool = True, tta: bool = False) -> list[dict]:
-    """Score every bundled zoo model and the Otsu baseline; return table rows."""
+def _models(models) -> list[tuple[str, object]]:
+    """``(label, load_pretrained argument)`` for the given names or directories.
+
+    None means every bundled zoo model.
+    """
+    from nuclib.zoo import registry
+
+    if models:
+        return [(str(m), m) for m in models]
+    return [(name, name) for name, entry in registry.load_registry().items()
+            if entry.bundled_dir.is_dir()]
+
+
+def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
+        models=None) -> list[dict]:
+    """Score zoo models (default: every bundled one) and the Otsu baseline; return rows."""
     import nuclib
     from nuclib.data.scale import median_diameter
     from nuclib.metrics import evaluate
     from nuclib.postprocess import otsu_labels
-    from nuclib.zoo import registry
-
     images, truths, names, groups = _val_set(quick)
     megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
     rows = []
@@ -80,10 +94,8 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False) -> l
     rows += _score_rows("otsu_labels (baseline)", otsu_seconds, megapixels,
                         evaluate(truths, preds, names=names, groups=groups))
     diameters = [median_diameter(t) for t in truths]
-    for name, entry in registry.load_registry().items():
-        if not entry.bundled_dir.is_dir():
-            continue
-        seg = nuclib.load_pretrained(name, source="bundled")
+    for name, model in _models(models):
+        seg = nuclib.load_pretrained(model)
         seg.segment(images[0])  # warm-up: graph tracing and thread pools
         variants = {name: lambda im, d: seg.segment(im)}
         if seg.config["diameter"] and with_variants:
@@ -109,8 +121,12 @@ def main(argv=None) -> None:
                         help="only the default path of each model (no oracle-diameter rows)")
     parser.add_argument("--tta", action="store_true",
                         help="add test-time-augmentation rows (8x the time per model)")
+    parser.add_argument("--model", action="append", metavar="NAME_OR_DIR",
+                        help="score this zoo name or model directory (repeatable) instead of "
+                             "every bundled model, e.g. a new run against the bundled one")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta)
+    rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta,
+               models=args.model)
     print_table(rows, digits=3)
 
 

@@ -99,7 +99,9 @@ def _model_section(entry: dict) -> list[str]:
         stages = training_stages(training)
         if len(stages) > 1:
             facts.append(("Training", f"{training.get('data', '?')}; " + "; ".join(
-                f"stage {i} `{stage.get('recipe_file', '?')}`: {run_length(stage)}"
+                f"stage {i} `{stage.get('recipe_file', '?')}`"
+                f"{' (widened from stage %d)' % (i - 1) if stage.get('widened') else ''}: "
+                f"{run_length(stage)}"
                 for i, stage in enumerate(stages, start=1))))
             facts.append(("Recipe", f"retrain with {retrain_commands(stages)}"))
         else:

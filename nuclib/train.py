@@ -41,7 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "optimizer": {"name": "adam", "learning_rate": 1e-3, "schedule": "cosine",
                   "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
     "train": {"epochs": 40, "steps_per_epoch": 100, "early_stopping_patience": 0,
-              "mixed_precision": False, "fine_tune_from": None, "progress": True},
+              "mixed_precision": False, "fine_tune_from": None, "widen": False,
+              "progress": True},
     "output": {"dir": "runs/model", "sample_image": None, "sample_diameter": 0.0,
                "finalize": True},
     "postprocess": {},
@@ -120,6 +121,9 @@ def load_recipe(recipe) -> dict:
     if not merged["data"]["train"]:
         raise ValueError("recipe has no [data] train folder")
     _check_postprocess(merged)
+    if merged["train"]["widen"] and not merged["train"]["fine_tune_from"]:
+        raise ValueError("[train] widen = true needs [train] fine_tune_from: the narrower "
+                         "trained model to widen into [model]")
     sample_diameter = merged["output"]["sample_diameter"]
     if not (isinstance(sample_diameter, (int, float)) and not isinstance(sample_diameter, bool)
             and sample_diameter >= 0):
@@ -292,6 +296,20 @@ def _rebuilt_under_current_policy(initial, recipe: dict):
     return model
 
 
+def _widened(initial, recipe: dict):
+    """The recipe's (wider) model computing what ``initial`` computes (Net2WiderNet)."""
+    from nuclib.models import widen
+
+    model = build_model(recipe)
+    try:
+        return widen(initial, model, seed=recipe["seed"])
+    except ValueError as err:
+        raise ValueError(
+            f"[train] widen: fine_tune_from {recipe['train']['fine_tune_from']!r} cannot be "
+            f"widened into the recipe's [model] ({recipe['model']['factory']} "
+            f"{recipe['model']['args']}): {err}") from err
+
+
 def _schedule(recipe: dict, total_steps: int):
     import keras
 
@@ -368,7 +386,9 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
                                  target=d["target"], shuffle=False, repeat=False, seed=1)
 
     t = recipe["train"]
-    if t["fine_tune_from"]:
+    if t["fine_tune_from"] and t["widen"]:
+        model = _widened(load_initial_model(t["fine_tune_from"]), recipe)
+    elif t["fine_tune_from"]:
         model = load_initial_model(t["fine_tune_from"])
         if t["mixed_precision"]:
             # Saved layers carry their float32 dtype policy, which would

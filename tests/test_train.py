@@ -66,6 +66,29 @@ def test_fine_tuning_starts_from_the_given_model(dsb_root, tmp_path):
     tuned = train(tiny_recipe(dsb_root, tmp_path / "b", output={"finalize": False},
                               train={"fine_tune_from": first["checkpoint"], "epochs": 1}))
     assert tuned["history"]["loss"][0] < first["history"]["loss"][0]
+    # Widened to twice the filters, it starts from what the narrow model learned, too.
+    wide = train(tiny_recipe(dsb_root, tmp_path / "c", output={"finalize": False},
+                             model={"args": {"depth": 2, "filters": 8}},
+                             train={"fine_tune_from": first["checkpoint"], "widen": True,
+                                    "epochs": 1}))
+    assert wide["history"]["loss"][0] < first["history"]["loss"][0]
+    import keras
+
+    model = keras.saving.load_model(wide["checkpoint"], compile=False)
+    assert model.count_params() > 3 * keras.saving.load_model(first["checkpoint"]).count_params()
+
+
+def test_widening_needs_a_model_to_widen_and_a_wider_recipe_model():
+    from nuclib.models import unet
+    from nuclib.train import _widened
+
+    with pytest.raises(ValueError, match="widen = true needs \\[train\\] fine_tune_from"):
+        load_recipe({"data": {"train": "x"}, "train": {"widen": True}})
+    recipe = load_recipe({"data": {"train": "x"}, "model": {"args": {"depth": 3, "filters": 8}},
+                          "train": {"fine_tune_from": "start.keras", "widen": True}})
+    with pytest.raises(ValueError, match="widen: fine_tune_from '.*start.keras' cannot be "
+                                         "widened into the recipe's \\[model\\]"):
+        _widened(unet(depth=2, filters=4), recipe)
 
 
 def test_cli_train_reads_a_toml_recipe(dsb_root, tmp_path, capsys):

@@ -175,12 +175,13 @@ def test_model_compiled_with_nuclib_metrics_loads(tmp_path):
     assert zoo.load_pretrained(tmp_path / "m").name == "compiled"
 
 
-def _run_record(run, name, epochs, seconds, fine_tuned_from=None):
+def _run_record(run, name, epochs, seconds, fine_tuned_from=None, widen=False):
     """A ``nuclib train`` run folder as ``previous_stage`` reads it."""
     import json
 
     run.mkdir(parents=True)
-    (run / "recipe.json").write_text(json.dumps({"name": name, "train": {"steps_per_epoch": 100}}))
+    (run / "recipe.json").write_text(json.dumps(
+        {"name": name, "train": {"steps_per_epoch": 100, "widen": widen}}))
     (run / "history.json").write_text(json.dumps({"history": {"loss": [1.0] * epochs},
                                                   "train_seconds": seconds}))
     if fine_tuned_from:
@@ -235,3 +236,12 @@ def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
                        "training": dict(training, fine_tuned_from=zoo_start)})
     assert "- stage 1 fine-tuned from `dsb-3class`" in card
     assert training_stages({}) == []
+    # a stage that widened its start says so
+    wide = previous_stage(_run_record(tmp_path / "s3", "m-wide", 12, 3300.0, second,
+                                      widen=True))
+    assert wide["widened"] is True and "widened" not in second
+    card = model_card({"name": "m", "head": "three_class",
+                       "training": dict(training, fine_tuned_from=wide)})
+    assert "- stage 3, widened (Net2WiderNet) and fine-tuned from stage 2: " \
+           "`recipes/m-wide.toml`, 12 epochs" in card
+    assert "- stage 4, fine-tuned from stage 3: `recipes/m.toml`" in card

@@ -8,6 +8,7 @@ Example:
     >>> from nuclib import models
     >>> model = models.unet(input_shape=(None, None, 1), head="three_class", depth=2, filters=8)
     >>> model = models.FACTORIES["attention_unet"](depth=2, filters=8)
+    >>> wider = models.widen(model, models.attention_unet(depth=2, filters=16))
 """
 
 from nuclib.models.attention_unet import attention_unet
@@ -15,6 +16,7 @@ from nuclib.models.mobilenet_unet import mobilenet_unet
 from nuclib.models.multires_unet import multires_unet
 from nuclib.models.unet import unet
 from nuclib.models.utils import check_spatial_shape, predict, required_multiple
+from nuclib.models.widening import widen
 
 __all__ = [
     "unet",
@@ -24,6 +26,7 @@ __all__ = [
     "predict",
     "required_multiple",
     "check_spatial_shape",
+    "widen",
     "FACTORIES",
 ]
 

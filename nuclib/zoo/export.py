@@ -173,7 +173,9 @@ def model_card(config: dict) -> str:
             if root.get("model"):
                 lines.append(f"- stage 1 fine-tuned from `{root['model']}`")
             for i, stage in enumerate(stages, start=1):
-                start = f", fine-tuned from stage {i - 1}" if i > 1 else ""
+                how = "widened (Net2WiderNet) and fine-tuned" if stage.get("widened") else \
+                    "fine-tuned"
+                start = f", {how} from stage {i - 1}" if i > 1 else ""
                 lines.append(f"- stage {i}{start}: `{stage.get('recipe_file', '?')}`, "
                              f"{run_length(stage)}")
             lines += [f"- retrain with {retrain_commands(stages)}", ""]
@@ -279,7 +281,8 @@ def previous_stage(start) -> dict:
     Returns:
         For a checkpoint whose run folder holds ``recipe.json`` and
         ``history.json``: ``recipe_file`` (``recipes/<name>.toml``),
-        ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run, and, if
+        ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run,
+        ``widened`` if it widened its own start (``[train] widen``), and, if
         that run was itself fine-tuned and finalized (``model/nuclib.json``
         in its folder), its own ``fine_tuned_from``; otherwise
         ``{"model": str(start)}``.
@@ -298,6 +301,8 @@ def previous_stage(start) -> dict:
              "epochs": len(history.get("history", {}).get("loss", [])),
              "steps_per_epoch": recipe["train"]["steps_per_epoch"],
              "seconds": history.get("train_seconds", 0.0)}
+    if recipe["train"].get("widen"):
+        stage["widened"] = True
     finalized = run / "model" / "nuclib.json"
     if finalized.is_file():
         earlier = json.loads(finalized.read_text()).get("training", {}).get("fine_tuned_from")
@@ -538,6 +543,8 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "seconds": history.get("train_seconds", 0.0),
         "threshold_search": tuned,
     }
+    if recipe["train"].get("widen"):
+        segmenter.config["training"]["widened"] = True
     if recipe["train"].get("fine_tune_from"):
         segmenter.config["training"]["fine_tuned_from"] = previous_stage(
             recipe["train"]["fine_tune_from"])
