@@ -17,8 +17,8 @@ without its passes). ``--tta`` adds rows with test-time augmentation (the
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
 ``--quick`` (3 images per modality); ``--model NAME_OR_DIR`` (repeatable)
 scores those models instead of the bundled ones, e.g. a finished training
-run's ``model/`` directory against the bundled model it should replace. Needs ``../shared/data/dsb2018`` (or
-``NUCLIB_DSB2018``).
+run's ``model/`` directory against the bundled model it should replace.
+Needs ``../shared/data/dsb2018`` (or ``NUCLIB_DSB2018``).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
     from nuclib.data.scale import median_diameter
     from nuclib.metrics import evaluate
     from nuclib.postprocess import otsu_labels
+
     images, truths, names, groups = _val_set(quick)
     megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
     rows = []

@@ -62,6 +62,8 @@ def test_same_seed_same_first_epoch(dsb_root, tmp_path):
 
 
 def test_fine_tuning_starts_from_the_given_model(dsb_root, tmp_path):
+    import keras
+
     first = train(tiny_recipe(dsb_root, tmp_path / "a", output={"finalize": False}))
     tuned = train(tiny_recipe(dsb_root, tmp_path / "b", output={"finalize": False},
                               train={"fine_tune_from": first["checkpoint"], "epochs": 1}))
@@ -72,8 +74,6 @@ def test_fine_tuning_starts_from_the_given_model(dsb_root, tmp_path):
                              train={"fine_tune_from": first["checkpoint"], "widen": True,
                                     "epochs": 1}))
     assert wide["history"]["loss"][0] < first["history"]["loss"][0]
-    import keras
-
     model = keras.saving.load_model(wide["checkpoint"], compile=False)
     assert model.count_params() > 3 * keras.saving.load_model(first["checkpoint"]).count_params()
 

@@ -245,3 +245,8 @@ def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
     assert "- stage 3, widened (Net2WiderNet) and fine-tuned from stage 2: " \
            "`recipes/m-wide.toml`, 12 epochs" in card
     assert "- stage 4, fine-tuned from stage 3: `recipes/m.toml`" in card
+    # ... also when it is the only stage, widened from a zoo model
+    card = model_card({"name": "m", "head": "three_class",
+                       "training": {"recipe_file": "recipes/m.toml", "widened": True,
+                                    "fine_tuned_from": {"model": "dsb-3class"}}})
+    assert "- widened (Net2WiderNet) and fine-tuned from `dsb-3class`" in card

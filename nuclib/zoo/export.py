@@ -171,18 +171,16 @@ def model_card(config: dict) -> str:
         if len(stages) > 1:
             root = stages[0].get("fine_tuned_from") or {}
             if root.get("model"):
-                lines.append(f"- stage 1 fine-tuned from `{root['model']}`")
+                lines.append(f"- stage 1 {_started(stages[0])} from `{root['model']}`")
             for i, stage in enumerate(stages, start=1):
-                how = "widened (Net2WiderNet) and fine-tuned" if stage.get("widened") else \
-                    "fine-tuned"
-                start = f", {how} from stage {i - 1}" if i > 1 else ""
+                start = f", {_started(stage)} from stage {i - 1}" if i > 1 else ""
                 lines.append(f"- stage {i}{start}: `{stage.get('recipe_file', '?')}`, "
                              f"{run_length(stage)}")
             lines += [f"- retrain with {retrain_commands(stages)}", ""]
         else:
             previous = training.get("fine_tuned_from")
             if previous:
-                lines.append(f"- fine-tuned from `{previous.get('model', '?')}`")
+                lines.append(f"- {_started(training)} from `{previous.get('model', '?')}`")
             lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
                       f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
                       f"- {run_length(training)}", ""]
@@ -207,6 +205,11 @@ def model_card(config: dict) -> str:
         "Science Bowl. Nature Methods 16, 1247–1253 (2019).", "",
     ]
     return "\n".join(lines)
+
+
+def _started(stage: dict) -> str:
+    """How a fine-tuning stage used the model it started from."""
+    return "widened (Net2WiderNet) and fine-tuned" if stage.get("widened") else "fine-tuned"
 
 
 def run_length(training: dict) -> str:
