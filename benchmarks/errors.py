@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from _common import print_table
 
+from nuclib.cli import _key_value  # the parser of `nuclib segment --set KEY=VALUE`
+
 DSB = Path(os.environ.get("NUCLIB_DSB2018",
                           Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
 
@@ -90,19 +92,12 @@ def classify_errors(truth: np.ndarray, pred: np.ndarray) -> Counter:
     return counts
 
 
-def _setting(text: str) -> tuple[str, object]:
-    key, _, raw = text.partition("=")
-    for kind in (int, float):
-        try:
-            return key, kind(raw)
-        except ValueError:
-            pass
-    return key, raw
+def _fn(c: Counter) -> int:
+    return c["missed"] + c["merged"] + c["low IoU"]
 
 
 def _errors(c: Counter) -> int:
-    return sum(c[k] for k in ("spurious", "merger", "split piece", "other FP", "missed",
-                              "merged", "low IoU"))
+    return _fn(c) + c["spurious"] + c["merger"] + c["split piece"] + c["other FP"]
 
 
 def _print_worst_image_share(pairs, per_image, modality) -> None:
@@ -124,8 +119,9 @@ def _print_worst_image_share(pairs, per_image, modality) -> None:
         # per-image scores, which weighs a 10-nucleus image like a 375-nucleus one.
         mean_ap = np.mean([c["tp"] / (c["tp"] + _errors(c)) if c["tp"] + _errors(c) else 1.0
                            for _, c in members])
-        print(f"{group}: worst image {stem[:10]} holds {_errors(worst)} of {_errors(total)} "
-              f"errors; pooled AP@0.5 {total['tp'] / (total['tp'] + _errors(total)):.3f}, "
+        nuclei = worst["tp"] + _fn(worst), total["tp"] + _fn(total)
+        print(f"{group}: worst image {stem[:10]} holds {nuclei[0]} of {nuclei[1]} nuclei and "
+              f"{_errors(worst)} of {_errors(total)} errors; pooled AP@0.5 {total['tp'] / (total['tp'] + _errors(total)):.3f}, "
               f"without it {rest['tp'] / max(rest['tp'] + _errors(rest), 1):.3f}; "
               f"mean of per-image AP@0.5 {mean_ap:.3f}")
 
@@ -153,7 +149,7 @@ def run(model: str = "dsb-3class", compare: dict | None = None) -> list[dict]:
         for group in sorted(groups):
             c = groups[group]
             fp = c["spurious"] + c["merger"] + c["split piece"] + c["other FP"]
-            fn = c["missed"] + c["merged"] + c["low IoU"]
+            fn = _fn(c)
             rows.append({"post-processing": name, "group": group,
                          "AP@0.5": c["tp"] / max(c["tp"] + fp + fn, 1),
                          "TP": c["tp"], "FP": fp, "spurious": c["spurious"], "merger": c["merger"],
@@ -161,7 +157,7 @@ def run(model: str = "dsb-3class", compare: dict | None = None) -> list[dict]:
                          "missed": c["missed"], "merged": c["merged"], "low IoU": c["low IoU"]})
         if name == "recorded":
             _print_worst_image_share(pairs, per_image, modality)
-        worst[name] = sorted(((c["missed"] + c["merged"] + c["low IoU"], c["missed"], p.stem[:10])
+        worst[name] = sorted(((_fn(c), c["missed"], p.stem[:10])
                               for (p, _), c in zip(pairs, per_image)), reverse=True)[:5]
     for name, images in worst.items():
         print(f"most false negatives ({name}): " + "; ".join(
@@ -172,7 +168,7 @@ def run(model: str = "dsb-3class", compare: dict | None = None) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="dsb-3class", help="zoo name or model directory")
-    parser.add_argument("--compare", type=_setting, action="append", metavar="KEY=VALUE",
+    parser.add_argument("--compare", type=_key_value, action="append", metavar="KEY=VALUE",
                         help="post-processing change to compare with (default "
                              "seed_split_height=0)")
     args = parser.parse_args(argv)

@@ -109,7 +109,8 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
             seconds = time.perf_counter() - start
             rows += _score_rows(method, seconds, megapixels,
                                 evaluate(truths, preds, names=names, groups=groups))
-            print(f"{method}: {seconds / megapixels:.2f} s/MP end to end, "
+            print(f"{method}: {seg.model.count_params():,} parameters, "
+                  f"{seconds / megapixels:.2f} s/MP end to end, "
                   f"{seconds / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's time",
                   flush=True)
     return rows

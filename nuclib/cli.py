@@ -50,26 +50,12 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def _postprocess_overrides(segmenter, pairs) -> dict:
     """Check ``--set`` overrides against the model's post-processing; raise ValueError."""
-    import numpy as np
+    from nuclib.postprocess.thresholds import check_postprocess
 
-    from nuclib.postprocess.thresholds import KINDS, postprocess_parameters
-
-    accepted = postprocess_parameters(segmenter.head)
-    overrides = dict(pairs)
-    unknown = sorted(set(overrides) - accepted)
-    if unknown:
-        raise ValueError(f"--set {', '.join(unknown)}: not a post-processing parameter of "
-                         f"{KINDS[segmenter.head].__name__}; expected some of {sorted(accepted)}")
-    # one call on a tiny all-background map validates the values before any image is read
-    channels = 3 if segmenter.head == "three_class" else 1
-    background = np.zeros((4, 4, channels), np.float32)
-    if channels == 3:
-        background[..., 0] = 1.0
     try:
-        segmenter.postprocess(background, **overrides)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"--set: {err}") from None
-    return overrides
+        return check_postprocess(segmenter.head, dict(pairs))
+    except ValueError as err:
+        raise ValueError(f"--set {err}") from None
 
 
 def _inputs(paths) -> list[Path]:

@@ -121,6 +121,8 @@ def load_recipe(recipe) -> dict:
     if not merged["data"]["train"]:
         raise ValueError("recipe has no [data] train folder")
     _check_postprocess(merged)
+    if not isinstance(merged["train"]["widen"], bool):
+        raise ValueError(f"[train] widen must be true or false, got {merged['train']['widen']!r}")
     if merged["train"]["widen"] and not merged["train"]["fine_tune_from"]:
         raise ValueError("[train] widen = true needs [train] fine_tune_from: the narrower "
                          "trained model to widen into [model]")
@@ -133,17 +135,16 @@ def load_recipe(recipe) -> dict:
 
 
 def _check_postprocess(recipe: dict) -> None:
-    """Unknown ``[postprocess]`` keys fail at load time, not after hours of training."""
-    from nuclib.postprocess.thresholds import KINDS, postprocess_parameters
+    """Bad ``[postprocess]`` keys or values fail at load time, not after hours of training."""
+    from nuclib.postprocess.thresholds import KINDS, check_postprocess
 
     kind = recipe["data"]["target"]
     if kind not in KINDS or not recipe["postprocess"]:
         return
-    accepted = postprocess_parameters(kind)
-    unknown = sorted(set(recipe["postprocess"]) - accepted)
-    if unknown:
-        raise ValueError(f"unknown keys {unknown} in recipe section [postprocess]; "
-                         f"{KINDS[kind].__name__} accepts {sorted(accepted)}")
+    try:
+        check_postprocess(kind, recipe["postprocess"])
+    except ValueError as err:
+        raise ValueError(f"recipe section [postprocess]: {err}") from None
 
 
 def _sample_zoom(recipe: dict) -> float:

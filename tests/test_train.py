@@ -84,6 +84,8 @@ def test_widening_needs_a_model_to_widen_and_a_wider_recipe_model():
 
     with pytest.raises(ValueError, match="widen = true needs \\[train\\] fine_tune_from"):
         load_recipe({"data": {"train": "x"}, "train": {"widen": True}})
+    with pytest.raises(ValueError, match="widen must be true or false, got 'yes'"):
+        load_recipe({"data": {"train": "x"}, "train": {"fine_tune_from": "m", "widen": "yes"}})
     recipe = load_recipe({"data": {"train": "x"}, "model": {"args": {"depth": 3, "filters": 8}},
                           "train": {"fine_tune_from": "start.keras", "widen": True}})
     with pytest.raises(ValueError, match="widen: fine_tune_from '.*start.keras' cannot be "
@@ -284,9 +286,12 @@ def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path)
 
 
 def test_unknown_postprocess_keys_fail_when_the_recipe_is_loaded():
-    with pytest.raises(ValueError, match=r"unknown keys \['seed_treshold'\] in recipe section "
-                                         r"\[postprocess\]; three_class_to_labels accepts"):
+    with pytest.raises(ValueError, match=r"recipe section \[postprocess\]: seed_treshold: not a "
+                                         r"post-processing parameter of three_class_to_labels"):
         load_recipe({"data": {"train": "t"}, "postprocess": {"seed_treshold": 0.4}})
+    # values too: a negative size would otherwise fail in finalize, after training
+    with pytest.raises(ValueError, match=r"recipe section \[postprocess\]: min_size"):
+        load_recipe({"data": {"train": "t"}, "postprocess": {"min_size": -3}})
     binary = load_recipe({"data": {"train": "t", "target": "binary"},
                           "postprocess": {"split_height": 2.0}})
     assert binary["postprocess"] == {"split_height": 2.0}

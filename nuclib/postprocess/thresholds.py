@@ -122,6 +122,44 @@ def postprocess_parameters(kind: str) -> set[str]:
     return {n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY} - {"from_logits"}
 
 
+def check_postprocess(kind: str, params: dict) -> dict:
+    """Check post-processing parameters before any real work: names and values.
+
+    Unknown names raise with the accepted ones; values are checked by running
+    the post-processing once on a tiny all-background map, so a recipe or a
+    command line fails at once rather than after training or on the first image.
+
+    Args:
+        kind: ``"three_class"`` or ``"binary"`` (a model's head).
+        params: keyword arguments for ``three_class_to_labels`` / ``binary_to_labels``.
+
+    Returns:
+        ``params`` as a new dict.
+
+    Raises:
+        ValueError: an unknown kind or parameter name, or an unusable value
+            (the message is the post-processing function's own).
+
+    Example:
+        >>> check_postprocess("binary", {"split_height": 2.0})
+        {'split_height': 2.0}
+    """
+    accepted = postprocess_parameters(kind)
+    params = dict(params)
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a post-processing parameter of "
+                         f"{KINDS[kind].__name__}; expected some of {sorted(accepted)}")
+    background = np.zeros((4, 4, 3 if kind == "three_class" else 1), np.float32)
+    if kind == "three_class":
+        background[..., 0] = 1.0
+    try:
+        KINDS[kind](background, **params)
+    except TypeError as err:  # e.g. a string where a number belongs
+        raise ValueError(str(err)) from None
+    return params
+
+
 def _check_grid(grid, kind, accepted) -> dict[str, list]:
     grid = DEFAULT_GRIDS[kind] if grid is None else grid
     if not isinstance(grid, dict) or not grid:
