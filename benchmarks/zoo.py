@@ -61,6 +61,7 @@ def _score_rows(method: str, seconds: float, megapixels: float, report) -> list[
         rows.append({"method": method, "group": group, "images": s["n_images"],
                      "AP@0.5": s["ap50"], "AP@0.75": s["ap75"], "AP@0.9": s["ap90"],
                      "F1@0.5": s["f1_50"], "DSB score": s["dsb_score"],
+                     "merges": s["merges"], "splits": s["splits"],
                      "s/MP": seconds / megapixels if group == "all" else ""})
     return rows
 

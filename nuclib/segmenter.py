@@ -26,9 +26,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from nuclib.heads import HEADS, check_head  # noqa: F401  (HEADS re-exported)
+
 CONFIG_FILE = "nuclib.json"
 FORMAT_VERSION = 1
-HEADS = ("three_class", "binary")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "format_version": FORMAT_VERSION,
@@ -108,8 +109,7 @@ class Segmenter:
     def __init__(self, model, config: dict | None = None):
         self.model = model
         self.config = _merge(DEFAULT_CONFIG, config or {})
-        if self.config["head"] not in HEADS:
-            raise ValueError(f"unknown head {self.config['head']!r}; expected one of {HEADS}")
+        check_head(self.config["head"])
         if self.config["input_channels"] not in (1, 3):
             raise ValueError(f"input_channels must be 1 or 3, got {self.config['input_channels']}")
         trained = self.config["diameter"]
@@ -126,7 +126,7 @@ class Segmenter:
 
     @property
     def head(self) -> str:
-        """``"three_class"`` or ``"binary"``."""
+        """One of ``nuclib.heads.HEADS``."""
         return self.config["head"]
 
     def __repr__(self) -> str:
@@ -204,6 +204,7 @@ class Segmenter:
         rotations, each with and without a mirror), each mapped back.
         """
         from nuclib.data.scale import rescale_image
+        from nuclib.postprocess.star import rays_from_view
 
         if factor != 1.0:
             x = rescale_image(x, factor)
@@ -216,6 +217,8 @@ class Segmenter:
                 view = np.rot90(x, turns)
                 view = view[:, ::-1] if mirror else view
                 probs = inferencer.predict(np.ascontiguousarray(view))
+                if self.head == "star":  # the rays turn with the image
+                    probs = rays_from_view(probs, turns, mirror)
                 probs = np.rot90(probs[:, ::-1] if mirror else probs, -turns)
                 total = probs.astype(np.float32) if total is None else total + probs
         return total / 8
@@ -369,7 +372,10 @@ class Segmenter:
                                    **tiling)
         if pred.factor == 1.0:
             return pred.probs
-        return rescale_image(pred.probs, shape=pred.shape)
+        out = rescale_image(pred.probs, shape=pred.shape)
+        if self.head == "star":  # distances in the original image's pixels
+            out[..., 1:] /= pred.factor
+        return out
 
     def labels_from(self, pred: ScaledPrediction, **postprocess) -> np.ndarray:
         """Instance labels at the original size from a ``ScaledPrediction``.
@@ -407,8 +413,9 @@ class Segmenter:
     def postprocess(self, probs, **overrides) -> np.ndarray:
         """Probabilities → uint32 instance labels with this model's thresholds.
 
-        Calls ``three_class_to_labels`` or ``binary_to_labels`` (by ``head``)
-        with the config's ``postprocess`` parameters.
+        Calls the head's post-processing (``nuclib.postprocess.thresholds.KINDS``:
+        ``three_class_to_labels``, ``binary_to_labels``, ``star_to_labels``
+        or ``distance_to_labels``) with the config's ``postprocess`` parameters.
 
         Args:
             probs: ``(H, W, 3)`` or ``(H, W, 1)`` probabilities, as from ``predict``.
@@ -424,13 +431,11 @@ class Segmenter:
             >>> int(Segmenter(None).postprocess(probs, min_size=1).max())
             1
         """
-        from nuclib.postprocess import binary_to_labels, three_class_to_labels
+        from nuclib.postprocess.thresholds import KINDS
 
         params = dict(self.config["postprocess"])
         params.update(overrides)
-        if self.head == "three_class":
-            return three_class_to_labels(probs, **params)
-        return binary_to_labels(probs, **params)
+        return KINDS[self.head](probs, **params)
 
     def segment(self, image, *, diameter: float | None = None, tta: bool | None = None,
                 progress: bool = False, **postprocess) -> np.ndarray:

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
                   "plateau_patience": 5, "plateau_factor": 0.5, "min_learning_rate": 1e-5},
     "train": {"epochs": 40, "steps_per_epoch": 100, "early_stopping_patience": 0,
               "mixed_precision": False, "fine_tune_from": None, "widen": False,
+              "backbone_from": None,
               "progress": True},
     "output": {"dir": "runs/model", "sample_image": None, "sample_diameter": 0.0,
                "finalize": True},
@@ -103,12 +104,14 @@ def load_recipe(recipe) -> dict:
         else:
             merged[key] = value
     for section, key in (("data", "train"), ("data", "val"), ("output", "dir"),
-                         ("output", "sample_image"), ("train", "fine_tune_from")):
+                         ("output", "sample_image"), ("train", "fine_tune_from"),
+                         ("train", "backbone_from")):
         value = merged[section][key]
         if value and not Path(value).is_absolute():
             resolved = (base / value).resolve()
-            # ``fine_tune_from`` may also be a zoo name or ``hf://`` URL, which are not paths.
-            if key != "fine_tune_from" or resolved.exists() or _looks_like_a_path(value):
+            # A model to start from may also be a zoo name or ``hf://`` URL, not a path.
+            if (key not in ("fine_tune_from", "backbone_from") or resolved.exists()
+                    or _looks_like_a_path(value)):
                 merged[section][key] = str(resolved)
     from nuclib.data.pipeline import SAMPLING_MODES
 
@@ -123,6 +126,9 @@ def load_recipe(recipe) -> dict:
     _check_postprocess(merged)
     if not isinstance(merged["train"]["widen"], bool):
         raise ValueError(f"[train] widen must be true or false, got {merged['train']['widen']!r}")
+    if merged["train"]["backbone_from"] and merged["train"]["fine_tune_from"]:
+        raise ValueError("[train] sets both fine_tune_from (the whole model) and backbone_from "
+                         "(all but the head); expected one of them")
     if merged["train"]["widen"] and not merged["train"]["fine_tune_from"]:
         raise ValueError("[train] widen = true needs [train] fine_tune_from: the narrower "
                          "trained model to widen into [model]")
@@ -265,8 +271,8 @@ def _looks_like_a_path(value: str) -> bool:
                                               or os.sep in value)
 
 
-def load_initial_model(source: str):
-    """The model to fine-tune: a ``.keras`` file, a model directory or a zoo name.
+def load_initial_model(source: str, key: str = "fine_tune_from"):
+    """The model to start from: a ``.keras`` file, a model directory or a zoo name.
 
     Example:
         >>> model = load_initial_model("dsb-3class")   # doctest: +SKIP
@@ -274,7 +280,7 @@ def load_initial_model(source: str):
     import keras
 
     if _looks_like_a_path(str(source)) and not Path(source).exists():
-        raise FileNotFoundError(f"[train] fine_tune_from {str(source)!r} does not exist; "
+        raise FileNotFoundError(f"[train] {key} {str(source)!r} does not exist; "
                                 "expected a .keras checkpoint, a model directory or a zoo name")
     if str(source).endswith(".keras"):
         return keras.saving.load_model(source, compile=False, safe_mode=True)
@@ -294,6 +300,21 @@ def _rebuilt_under_current_policy(initial, recipe: dict):
             f"recipe's [model] ({recipe['model']['factory']} {recipe['model']['args']}); with "
             f"mixed_precision the model is rebuilt from [model], so give the same "
             f"architecture ({err})") from err
+    return model
+
+
+def _with_backbone(initial, recipe: dict):
+    """The recipe's model with ``initial``'s encoder and decoder weights and a fresh head."""
+    from nuclib.models import copy_backbone
+
+    model = build_model(recipe)
+    try:
+        copy_backbone(initial, model)
+    except ValueError as err:
+        raise ValueError(
+            f"[train] backbone_from {recipe['train']['backbone_from']!r} does not match the "
+            f"recipe's [model] ({recipe['model']['factory']} {recipe['model']['args']}) "
+            f"outside the head: {err}") from err
     return model
 
 
@@ -372,10 +393,11 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
         train_pairs = train_pairs[: d["max_images"]]
     progress = recipe["train"]["progress"]
     augment = AUGMENTS[d["augment"]]
+    n_rays = recipe["model"]["args"].get("n_rays", 32)
     train_ds = nd.make_dataset(
         [], data=load_training_data(train_pairs, recipe, progress=progress),
         crop_size=d["crop_size"], batch_size=d["batch_size"], target=d["target"],
-        seed=recipe["seed"], sampling=d["sampling"],
+        seed=recipe["seed"], sampling=d["sampling"], n_rays=n_rays,
         augment=getattr(nd, augment)(seed=recipe["seed"]) if augment else None)
     val_ds = None
     if d["val"]:
@@ -384,7 +406,8 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
             val_pairs = val_pairs[: d["max_images"]]
         val_ds = nd.make_dataset([], data=load_training_data(val_pairs, recipe),
                                  crop_size=d["crop_size"], batch_size=d["batch_size"],
-                                 target=d["target"], shuffle=False, repeat=False, seed=1)
+                                 target=d["target"], shuffle=False, repeat=False, seed=1,
+                                 n_rays=n_rays)
 
     t = recipe["train"]
     if t["fine_tune_from"] and t["widen"]:
@@ -395,6 +418,8 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
             # Saved layers carry their float32 dtype policy, which would
             # override the global mixed policy: rebuild, then copy weights.
             model = _rebuilt_under_current_policy(model, recipe)
+    elif t["backbone_from"]:
+        model = _with_backbone(load_initial_model(t["backbone_from"], "backbone_from"), recipe)
     else:
         model = build_model(recipe)
     total_steps = t["epochs"] * t["steps_per_epoch"]

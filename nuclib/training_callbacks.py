@@ -13,7 +13,8 @@ class SamplePrediction(keras.callbacks.Callback):
 
     Writes ``epoch_###.png``: the input on the left, the class probabilities
     as RGB (background red, interior green, boundary blue; or the foreground
-    probability in gray for binary heads) on the right.
+    probability in gray for binary heads, the object
+    probability for star heads) on the right.
 
     Args:
         image_path: the sample image file.
@@ -51,8 +52,8 @@ class SamplePrediction(keras.callbacks.Callback):
             h, w = (s // m * m for s in self.x.shape[:2])
             self._cropped = self.x[:h, :w]
         probs = np.asarray(self.model(self._cropped[None], training=False))[0].astype(np.float32)
-        if probs.shape[-1] == 1:
-            probs = np.repeat(probs, 3, axis=-1)
+        if probs.shape[-1] != 3:  # binary, or a star head's object probability
+            probs = np.repeat(probs[..., :1], 3, axis=-1)
         left = np.repeat(self._cropped[..., :1], 3, axis=-1)
         panel = np.concatenate([left, probs], axis=1)
         write_image(self.out_dir / f"epoch_{epoch + 1:03d}.png",

@@ -27,9 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from nuclib.data.io import read_pair
+from nuclib.heads import HEADS
 from nuclib.data.normalize import prepare_image
 
-TARGET_KINDS = ("three_class", "binary")
+TARGET_KINDS = HEADS  # a target for every head
 SAMPLING_MODES = ("image", "nucleus")
 IGNORE = -1
 
@@ -193,15 +194,61 @@ def inner_boundary_tf(labels):
     return edge & (labels > 0)
 
 
-def labels_to_target_tf(labels, target: str):
-    """Integer class targets (``-1`` = ignore) from ``(N, H, W, 1)`` instance labels.
+def star_target_tf(labels, n_rays: int = 32):
+    """``(N, H, W, 1 + n_rays)`` float32 star targets (``targets.star``) of a label batch.
+
+    The rays are marched by the compiled NumPy kernel through
+    ``tf.numpy_function``: inside ``tf.data`` it runs on the input threads.
+
+    Example:
+        >>> out = star_target_tf(np.array([[[[0], [1], [1], [-1]]]]), n_rays=4)
+        >>> tuple(out.shape), float(out[0, 0, 3, 0])
+        ((1, 1, 4, 5), -1.0)
+    """
+    from nuclib.data.targets import star
+
+    def batch(lab):
+        return np.stack([star(one[..., 0], n_rays=n_rays) for one in lab]).astype(np.float32)
+
+    labels = tf.cast(labels, tf.int32)
+    out = tf.numpy_function(batch, [labels], tf.float32, stateful=False)
+    return tf.ensure_shape(out, labels.shape[:-1] + (1 + int(n_rays),))
+
+
+def distance_target_tf(labels):
+    """``(N, H, W, 1)`` float32 normalized distances (``targets.object_probability``).
+
+    Example:
+        >>> labels = np.zeros((1, 7, 7, 1), np.int32); labels[0, 1:6, 1:6] = 1
+        >>> out = distance_target_tf(labels).numpy()
+        >>> float(out[0, 3, 3, 0]), float(out[0, 0, 0, 0]), float(out[0, 1, 3, 0]) < 0.5
+        (1.0, 0.0, True)
+    """
+    from nuclib.data.targets import object_probability, star_distances
+
+    def batch(lab):
+        out = [object_probability(one, star_distances(one, 16))
+               for one in np.maximum(lab[..., 0], 0)]
+        return np.stack(out)[..., None].astype(np.float32)
+
+    labels = tf.cast(labels, tf.int32)
+    out = tf.numpy_function(batch, [labels], tf.float32, stateful=False)
+    return tf.ensure_shape(out, labels.shape)
+
+
+def labels_to_target_tf(labels, target: str, n_rays: int = 32):
+    """Training targets from ``(N, H, W, 1)`` instance labels (``-1`` = ignore).
 
     Args:
         labels: int ``(N, H, W, 1)`` instance labels, ``-1`` for padding.
-        target: ``"three_class"`` (inner boundaries) or ``"binary"``.
+        target: ``"three_class"`` (inner boundaries), ``"binary"``, ``"star"``
+            or ``"three_class_distance"``.
+        n_rays: rays of the ``"star"`` target.
 
     Returns:
-        int32 ``(N, H, W, 1)`` classes: 0 background, 1 interior (foreground
+        For ``"star"``, ``star_target_tf``'s float32 maps; for
+        ``"three_class_distance"``, float32 ``(N, H, W, 2)``: the three-class
+        target, then ``distance_target_tf``. Otherwise int32 ``(N, H, W, 1)`` classes: 0 background, 1 interior (foreground
         for ``"binary"``), 2 boundary, ``-1`` where labels are negative. Any
         ``target`` other than ``"binary"`` gives three classes.
 
@@ -212,6 +259,11 @@ def labels_to_target_tf(labels, target: str):
         >>> labels_to_target_tf(labels, "binary").numpy().ravel().tolist()
         [0, 1, 1, 1, -1]
     """
+    if target == "star":
+        return star_target_tf(labels, n_rays)
+    if target == "three_class_distance":
+        return tf.concat([tf.cast(labels_to_target_tf(labels, "three_class"), tf.float32),
+                          distance_target_tf(labels)], axis=-1)
     labels = tf.cast(labels, tf.int32)
     if target == "binary":
         out = tf.cast(labels > 0, tf.int32)
@@ -304,7 +356,7 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
                  data=None, progress: bool = False, cache: bool = True,
                  pad_multiple: int = 1, sampling: str = "image",
                  uniform_fraction: float = 0.25,
-                 deterministic: bool | None = None) -> tf.data.Dataset:
+                 deterministic: bool | None = None, n_rays: int = 32) -> tf.data.Dataset:
     """Build a ``tf.data.Dataset`` of ``(images, targets)`` batches.
 
     Images are float32 ``(N, H, W, C)`` (in [0, 1] with the default
@@ -317,7 +369,11 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         crop_size: random crop side; images smaller than it are padded. ``None``
             yields whole images one at a time (``batch_size`` is then 1).
         batch_size: images per batch.
-        target: ``"three_class"`` or ``"binary"``.
+        target: ``"three_class"``, ``"binary"`` or ``"star"`` (float32
+            ``(N, H, W, 1 + n_rays)``: object probability, ``-1`` on padding,
+            then ray distances; see ``targets.star``) or
+            ``"three_class_distance"`` (float32 ``(N, H, W, 2)``: classes as
+            above, then the normalized distance to the nucleus' edge).
         augment: a joint augmentation (e.g. ``default_augment()``) or None.
         shuffle: random image order / random crops.
         repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
@@ -346,6 +402,7 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
             parallel would draw in a varying order; deterministic runs
             augment one batch at a time (still ahead of a CPU training step).
             Default: True when ``seed`` is given.
+        n_rays: rays of the ``"star"`` target.
 
     Returns:
         A batched, prefetched ``tf.data.Dataset``.
@@ -409,7 +466,7 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
             return out["images"], out["labels"]
         deterministic = seed is not None if deterministic is None else deterministic
         ds = ds.map(_augment, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
-    ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target)),
+    ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -427,7 +484,7 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
                             batch_size: int = 8, target: str = "three_class",
                             channels: int = 1, preprocess: Callable | None = None,
                             pad_multiple: int = 16, data=None,
-                            progress: bool = False) -> tf.data.Dataset:
+                            progress: bool = False, n_rays: int = 32) -> tf.data.Dataset:
     """A deterministic, unaugmented dataset that covers every labelled pixel exactly once.
 
     Args:
@@ -436,7 +493,7 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
             multiples of ``pad_multiple``; an int cuts each image into
             non-overlapping tiles of that size (edge tiles padded) and batches them.
         batch_size: tiles per batch (tile mode).
-        target, channels, preprocess, data, progress: as ``make_dataset``.
+        target, channels, preprocess, data, progress, n_rays: as ``make_dataset``.
         pad_multiple: whole-image padding multiple (16 suits a depth-4 U-Net).
 
     Returns:
@@ -453,7 +510,7 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
     if tile_size is None:
         return make_dataset(pairs, crop_size=None, target=target, shuffle=False, repeat=False,
                             channels=channels, preprocess=preprocess, data=data,
-                            progress=progress, pad_multiple=pad_multiple)
+                            progress=progress, pad_multiple=pad_multiple, n_rays=n_rays)
     if target not in TARGET_KINDS:
         raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
     if int(tile_size) < 1:
@@ -470,6 +527,6 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
     ds = tf.data.Dataset.from_generator(tiles, output_signature=(
         tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
         tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
-    ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target)),
+    ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,8 @@ from nuclib.losses.crossentropy import (
     weighted_categorical_crossentropy,
 )
 from nuclib.losses.focal import Focal, focal_loss
+from nuclib.losses.distance import ThreeClassDistanceLoss, three_class_distance_loss
+from nuclib.losses.star import StarLoss, star_loss
 from nuclib.losses.overlap import Dice, Jaccard, Tversky, dice_loss, jaccard_loss, tversky_loss
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "Tversky",
     "Focal",
     "WeightedCategoricalCrossentropy",
+    "StarLoss",
+    "ThreeClassDistanceLoss",
     "bce_dice_loss",
     "dice_loss",
     "jaccard_loss",
@@ -36,4 +40,6 @@ __all__ = [
     "focal_loss",
     "binary_crossentropy",
     "weighted_categorical_crossentropy",
+    "star_loss",
+    "three_class_distance_loss",
 ]

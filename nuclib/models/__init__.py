@@ -15,7 +15,7 @@ from nuclib.models.attention_unet import attention_unet
 from nuclib.models.mobilenet_unet import mobilenet_unet
 from nuclib.models.multires_unet import multires_unet
 from nuclib.models.unet import unet
-from nuclib.models.utils import check_spatial_shape, predict, required_multiple
+from nuclib.models.utils import check_spatial_shape, copy_backbone, predict, required_multiple
 from nuclib.models.widening import widen
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "required_multiple",
     "check_spatial_shape",
     "widen",
+    "copy_backbone",
     "FACTORIES",
 ]
 

@@ -54,7 +54,7 @@ def attention_unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: in
 
 def attention_unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int = 4,
                    filters: int = 32, kernel_size: int = 3, batch_norm: bool = True,
-                   dropout: float = 0.0, upsampling: str = "transpose", logits: bool = False,
+                   dropout: float = 0.0, upsampling: str = "transpose", logits: bool = False, n_rays: int = 32,
                    name: str = "attention_unet") -> keras.Model:
     """Build an Attention U-Net: ``unet`` plus additive attention gates on the skips.
 
@@ -64,7 +64,7 @@ def attention_unet(*, input_shape=(None, None, 1), head: str = "three_class", de
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.
-        head: ``"binary"`` (1 channel, sigmoid) or ``"three_class"``
+        head: ``"binary"`` (1 channel, sigmoid), ``"star"`` (probability + rays) or ``"three_class"``
             (softmax over background / interior / boundary).
         depth: number of 2x down-sampling stages.
         filters: filters of the first stage; doubled at every stage.
@@ -73,6 +73,7 @@ def attention_unet(*, input_shape=(None, None, 1), head: str = "three_class", de
         dropout: dropout rate in the deepest encoder stage and the bottleneck.
         upsampling: ``"transpose"`` (Conv2DTranspose) or ``"bilinear"``.
         logits: return pre-activation logits instead of probabilities.
+        n_rays: rays of a ``head=\"star\"`` (>= 3; ignored by other heads).
         name: model name, also the prefix of every layer name.
 
     Returns:
@@ -91,5 +92,6 @@ def attention_unet(*, input_shape=(None, None, 1), head: str = "three_class", de
     x = attention_unet_base(inputs, depth=depth, filters=filters, kernel_size=kernel_size,
                             batch_norm=batch_norm, dropout=dropout, upsampling=upsampling,
                             name=name)
-    outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")
+    outputs = blocks.output_head(x, head, logits=logits, n_rays=n_rays,
+                                 name=f"{name}_head")
     return keras.Model(inputs, outputs, name=name)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-HEADS = ("binary", "three_class")
+from nuclib.heads import HEADS, check_head, head_channels  # noqa: F401  (re-exported)
+
 UPSAMPLING_MODES = ("transpose", "bilinear")
 
 
@@ -113,57 +114,70 @@ def upsample(x, filters: int, *, mode: str = "transpose", name: str):
     raise ValueError(f"unknown upsampling mode {mode!r}; expected one of {UPSAMPLING_MODES}")
 
 
-def output_head(x, head: str, *, logits: bool = False, name: str):
-    """1x1 convolution to the head's channels, then sigmoid / softmax unless ``logits``.
+def output_head(x, head: str, *, logits: bool = False, n_rays: int = 32, name: str):
+    """The output layers of a head; activations run in float32.
 
-    ``"binary"`` gives 1 channel (foreground probability); ``"three_class"``
-    gives 3 channels in the order (background, interior, boundary). The
-    activation runs in float32 so mixed-precision models stay calibrated.
+    Channel order, everywhere in nuclib:
+
+    - ``"binary"``: 1 channel, foreground probability (sigmoid).
+    - ``"three_class"``: 3 channels (background, interior, boundary), softmax.
+    - ``"star"``: ``1 + n_rays`` channels: the object probability (sigmoid;
+      high near a nucleus' centre), then the distance in pixels from the
+      pixel to its nucleus' edge along each ray ``k`` at angle
+      ``2πk / n_rays`` (rows grow with ``sin``, as in StarDist). A 3x3
+      convolution of 64 features comes first, as StarDist puts 128 after
+      its U-Net: 32 distances need more than the last decoder stage's
+      width. Distances are linear (post-processing clips them at 0).
+    - ``"three_class_distance"``: 4 channels: the three-class softmax, then
+      each pixel's distance to its nucleus' edge divided by the largest in
+      that nucleus (sigmoid; 1 at centres), which seeds the watershed.
 
     Args:
         x: ``(N, H, W, C)`` tensor.
-        head: ``"binary"`` or ``"three_class"``.
-        logits: return the 1x1 convolution's output without activation.
+        head: one of ``HEADS``.
+        logits: return pre-activation values (for ``"star"``: the probability
+            channel's logit, distances being linear either way; for
+            ``"three_class_distance"``: class logits and the distance's logit).
+        n_rays: rays of the star head (>= 3).
         name: prefix of the layer names.
 
     Returns:
-        ``(N, H, W, 1)`` or ``(N, H, W, 3)`` float32 tensor.
+        ``(N, H, W, head_channels(head, n_rays))`` float32 tensor.
 
     Raises:
-        ValueError: an unknown ``head``.
+        ValueError: an unknown ``head`` or ``n_rays < 3``.
 
     Example:
         >>> x = keras.Input((None, None, 16))
         >>> output_head(x, "three_class", name="m").shape[-1]
         3
+        >>> output_head(x, "star", n_rays=8, name="s").shape[-1]
+        9
     """
-    check_head(head)
+    check_head(head, n_rays)
+    if head == "star":
+        x = layers.Conv2D(64, 3, padding="same", activation="relu",
+                          kernel_initializer="he_normal", name=f"{name}_features")(x)
+        prob = layers.Conv2D(1, 1, dtype="float32", name=f"{name}_prob_logits")(x)
+        if not logits:
+            prob = layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(prob)
+        dist = layers.Conv2D(int(n_rays), 1, dtype="float32", name=f"{name}_distances")(x)
+        return layers.Concatenate(dtype="float32", name=f"{name}_star")([prob, dist])
+    if head == "three_class_distance":
+        classes = layers.Conv2D(3, 1, dtype="float32", name=f"{name}_logits")(x)
+        distance = layers.Conv2D(1, 1, dtype="float32", name=f"{name}_distance_logits")(x)
+        if not logits:
+            classes = layers.Activation("softmax", dtype="float32",
+                                        name=f"{name}_softmax")(classes)
+            distance = layers.Activation("sigmoid", dtype="float32",
+                                         name=f"{name}_sigmoid")(distance)
+        return layers.Concatenate(dtype="float32", name=f"{name}_joined")([classes, distance])
     channels = 1 if head == "binary" else 3
     x = layers.Conv2D(channels, 1, padding="same", dtype="float32", name=f"{name}_logits")(x)
     if logits:
         return x
     activation = "sigmoid" if head == "binary" else "softmax"
     return layers.Activation(activation, dtype="float32", name=f"{name}_{activation}")(x)
-
-
-def check_head(head: str) -> None:
-    """Raise ``ValueError`` unless ``head`` is one of ``HEADS``.
-
-    Args:
-        head: the head name to check.
-
-    Raises:
-        ValueError: ``head`` is not ``"binary"`` or ``"three_class"``.
-
-    Example:
-        >>> check_head("three_class")
-        >>> check_head("3class")
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown head '3class'; expected one of ('binary', 'three_class')
-    """
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
 
 
 def check_input_shape(input_shape, *, divisor: int | None = None) -> tuple:

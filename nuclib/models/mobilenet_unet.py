@@ -90,7 +90,7 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, bn_momentum: float
 def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: float = 1.0,
                    encoder_weights=None, freeze_encoder: bool = False, dropout: float = 0.0,
                    decoder_filters=(512, 256, 128, 64), bn_momentum: float = 0.99,
-                   logits: bool = False, name: str = "mobilenet_unet") -> keras.Model:
+                   logits: bool = False, n_rays: int = 32, name: str = "mobilenet_unet") -> keras.Model:
     """Build a U-Net with a MobileNetV2 encoder and a pix2pix decoder.
 
     The encoder is ``keras.applications.MobileNetV2(include_top=False)``
@@ -109,7 +109,7 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.
-        head: ``"binary"`` (1 channel, sigmoid) or ``"three_class"``
+        head: ``"binary"`` (1 channel, sigmoid), ``"star"`` (probability + rays) or ``"three_class"``
             (softmax over background / interior / boundary).
         alpha: MobileNetV2 width multiplier.
         encoder_weights: None (random) or a path to MobileNetV2
@@ -123,6 +123,7 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
         bn_momentum: momentum of the encoder's batch-norm statistics (see
             ``mobilenet_encoder``; 0.99 instead of MobileNetV2's 0.999).
         logits: return pre-activation logits instead of probabilities.
+        n_rays: rays of a ``head=\"star\"`` (>= 3; ignored by other heads).
         name: model name, also the prefix of every layer name.
 
     Returns:
@@ -161,5 +162,6 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
         x = blocks.pix2pix_upsample(x, filters, dropout=dropout, name=f"{name}_up{level}")
         x = layers.Concatenate(name=f"{name}_concat{level}")([x, skip])
     x = blocks.pix2pix_upsample(x, decoder_filters[-1], name=f"{name}_up{len(skips)}")
-    outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")
+    outputs = blocks.output_head(x, head, logits=logits, n_rays=n_rays,
+                                 name=f"{name}_head")
     return keras.Model(inputs, outputs, name=name)

@@ -50,7 +50,7 @@ def multires_unet_base(x, *, depth: int = 4, filters: int = 32, alpha: float = 1
 
 def multires_unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int = 4,
                   filters: int = 32, alpha: float = 1.67, dropout: float = 0.0,
-                  upsampling: str = "transpose", logits: bool = False,
+                  upsampling: str = "transpose", logits: bool = False, n_rays: int = 32,
                   name: str = "multires_unet") -> keras.Model:
     """Build a MultiResUNet.
 
@@ -61,7 +61,7 @@ def multires_unet(*, input_shape=(None, None, 1), head: str = "three_class", dep
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.
-        head: ``"binary"`` (1 channel, sigmoid) or ``"three_class"``
+        head: ``"binary"`` (1 channel, sigmoid), ``"star"`` (probability + rays) or ``"three_class"``
             (softmax over background / interior / boundary).
         depth: number of 2x down-sampling stages.
         filters: U-Net-equivalent filters of the first stage; doubled at every stage.
@@ -69,6 +69,7 @@ def multires_unet(*, input_shape=(None, None, 1), head: str = "three_class", dep
         dropout: dropout rate after the bottleneck block (0 = none, as in the paper).
         upsampling: ``"transpose"`` (Conv2DTranspose, the paper's) or ``"bilinear"``.
         logits: return pre-activation logits instead of probabilities.
+        n_rays: rays of a ``head=\"star\"`` (>= 3; ignored by other heads).
         name: model name, also the prefix of every layer name.
 
     Returns:
@@ -89,5 +90,6 @@ def multires_unet(*, input_shape=(None, None, 1), head: str = "three_class", dep
                                upsampling=upsampling, name=name)
     x = multires_unet_base(inputs, depth=depth, filters=filters, alpha=alpha, dropout=dropout,
                            upsampling=upsampling, name=name)
-    outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")
+    outputs = blocks.output_head(x, head, logits=logits, n_rays=n_rays,
+                                 name=f"{name}_head")
     return keras.Model(inputs, outputs, name=name)

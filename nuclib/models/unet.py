@@ -57,7 +57,7 @@ def unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: int = 3,
 
 def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int = 4,
          filters: int = 32, kernel_size: int = 3, batch_norm: bool = True,
-         dropout: float = 0.0, upsampling: str = "transpose", logits: bool = False,
+         dropout: float = 0.0, upsampling: str = "transpose", logits: bool = False, n_rays: int = 32,
          name: str = "unet") -> keras.Model:
     """Build a classic U-Net.
 
@@ -66,7 +66,7 @@ def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int =
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.
-        head: ``"binary"`` (1 channel, sigmoid) or ``"three_class"``
+        head: ``"binary"`` (1 channel, sigmoid), ``"star"`` (probability + rays) or ``"three_class"``
             (softmax over background / interior / boundary).
         depth: number of 2x down-sampling stages.
         filters: filters of the first stage; doubled at every stage.
@@ -75,6 +75,7 @@ def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int =
         dropout: dropout rate in the deepest encoder stage and the bottleneck.
         upsampling: ``"transpose"`` (Conv2DTranspose) or ``"bilinear"``.
         logits: return pre-activation logits instead of probabilities.
+        n_rays: rays of a ``head=\"star\"`` (>= 3; ignored by other heads).
         name: model name, also the prefix of every layer name.
 
     Returns:
@@ -92,5 +93,6 @@ def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int =
                                upsampling=upsampling, name=name)
     x = unet_base(inputs, depth=depth, filters=filters, kernel_size=kernel_size,
                   batch_norm=batch_norm, dropout=dropout, upsampling=upsampling, name=name)
-    outputs = blocks.output_head(x, head, logits=logits, name=f"{name}_head")
+    outputs = blocks.output_head(x, head, logits=logits, n_rays=n_rays,
+                                 name=f"{name}_head")
     return keras.Model(inputs, outputs, name=name)

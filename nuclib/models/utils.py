@@ -111,3 +111,52 @@ def predict(model, images, *, batch_size: int = 4) -> np.ndarray:
     check_spatial_shape(batch.shape, required_multiple(model))
     out = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
     return out[0] if single else out
+
+
+def _is_head_layer(layer, model) -> bool:
+    # Factories name the head's layers f"{model name}_head_..." (blocks.output_head).
+    return layer.name.startswith(f"{model.name}_head")
+
+
+def copy_backbone(source, target) -> int:
+    """Copy every weight but the head's from ``source`` into ``target`` (same architecture).
+
+    For starting a model with a new head (say ``"star"``) from one trained
+    with another (``"three_class"``): the encoder and decoder carry over,
+    the head starts fresh. Layers are paired in order, so the two models
+    may have different names (``dsb_3class_enc0_...`` and ``dsb_star_enc0_...``).
+
+    Args:
+        source: a trained nuclib factory model.
+        target: a model from the same factory and arguments, except the head.
+
+    Returns:
+        The number of layers whose weights were copied.
+
+    Raises:
+        ValueError: the backbones differ (naming the first pair of layers that
+            does not match).
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> copy_backbone(unet(depth=2, filters=4), unet(depth=2, filters=4, head="star"))
+        22
+    """
+    ours = [layer for layer in source.layers if not _is_head_layer(layer, source)]
+    theirs = [layer for layer in target.layers if not _is_head_layer(layer, target)]
+    if len(ours) != len(theirs):
+        raise ValueError(f"{source.name!r} has {len(ours)} layers before its head but "
+                         f"{target.name!r} has {len(theirs)}; expected the same backbone")
+    copied = 0
+    for a, b in zip(ours, theirs):
+        weights = a.get_weights()
+        shapes = [w.shape for w in weights]
+        expected = [tuple(w.shape) for w in b.weights]
+        if type(a) is not type(b) or shapes != expected:
+            raise ValueError(f"layer {a.name!r} ({type(a).__name__}, weights {shapes}) does not "
+                             f"match {b.name!r} ({type(b).__name__}, weights {expected}); "
+                             "expected the same factory and arguments except the head")
+        if weights:
+            b.set_weights(weights)
+            copied += 1
+    return copied

@@ -23,7 +23,13 @@ import numpy as np
 from nuclib.postprocess.instances import (_check_probabilities, binary_to_labels,
                                           remove_small_instances, three_class_to_labels)
 
-KINDS = {"three_class": three_class_to_labels, "binary": binary_to_labels}
+from nuclib.postprocess.distance import check_distance_maps, distance_to_labels
+from nuclib.postprocess.star import check_star_maps, star_to_labels
+
+# A model's head -> the function that turns its output into instances.
+KINDS = {"three_class": three_class_to_labels, "binary": binary_to_labels,
+         "star": star_to_labels, "three_class_distance": distance_to_labels}
+_CHECKS = {"star": check_star_maps, "three_class_distance": check_distance_maps}
 
 DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
     "three_class": {
@@ -37,6 +43,16 @@ DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
         "threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
         "split": (False, True),
         "split_height": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
+        "min_size": (0, 8, 16, 24, 32, 48),
+    },
+    "three_class_distance": {
+        "foreground_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+        "seed_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+        "min_size": (0, 8, 16, 24, 32, 48),
+    },
+    "star": {
+        "prob_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+        "nms_threshold": (0.2, 0.3, 0.4, 0.5),
         "min_size": (0, 8, 16, 24, 32, 48),
     },
 }
@@ -85,7 +101,8 @@ def _check_inputs(probs_list, labels_list, kind) -> tuple[list, list]:
     checked, truths = [], []
     for i, (probs, labels) in enumerate(zip(probs_list, labels_list)):
         try:
-            p = _check_probabilities(probs, kind=kind, from_logits=False)
+            p = (_CHECKS[kind](probs) if kind in _CHECKS
+                 else _check_probabilities(probs, kind=kind, from_logits=False))
         except ValueError as err:
             raise ValueError(f"probs_list[{i}]: {err}") from None
         y = np.asarray(labels)
@@ -150,8 +167,9 @@ def check_postprocess(kind: str, params: dict) -> dict:
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not a post-processing parameter of "
                          f"{KINDS[kind].__name__}; expected some of {sorted(accepted)}")
-    background = np.zeros((4, 4, 3 if kind == "three_class" else 1), np.float32)
-    if kind == "three_class":
+    channels = {"three_class": 3, "star": 5, "three_class_distance": 4}.get(kind, 1)
+    background = np.zeros((4, 4, channels), np.float32)
+    if kind in ("three_class", "three_class_distance"):
         background[..., 0] = 1.0
     try:
         KINDS[kind](background, **params)

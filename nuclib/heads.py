@@ -1,0 +1,61 @@
+"""The heads a nuclib model can have: one name per kind of output, used everywhere.
+
+The same names are the model factories' ``head=``, the training targets'
+``target=``, the ``Segmenter``'s ``head`` and the post-processing ``kind``.
+Channel order of each head's output:
+
+- ``"three_class"``: (background, interior, boundary) probabilities.
+- ``"binary"``: the foreground probability.
+- ``"star"``: the object probability, then ``n_rays`` distances in pixels
+  from the pixel to its nucleus' edge along rays at angles ``2πk/n_rays``
+  (rows grow with ``sin``, columns with ``cos``, as in StarDist).
+- ``"three_class_distance"``: the three-class probabilities, then the
+  distance to the nucleus' edge divided by the largest in that nucleus.
+
+This module imports nothing heavy, so any room may use it.
+
+Example:
+    >>> from nuclib.heads import HEADS, head_channels
+    >>> head_channels("star", n_rays=32), head_channels("three_class_distance")
+    (33, 4)
+"""
+
+from __future__ import annotations
+
+HEADS = ("three_class", "binary", "star", "three_class_distance")
+
+
+def check_head(head: str, n_rays: int = 32) -> None:
+    """Raise ``ValueError`` unless ``head`` is one of ``HEADS`` (and, for star, ``n_rays >= 3``).
+
+    Args:
+        head: the head name to check.
+        n_rays: rays of a star head.
+
+    Raises:
+        ValueError: ``head`` is not in ``HEADS``, or a star head with fewer than 3 rays.
+
+    Example:
+        >>> check_head("three_class")
+        >>> check_head("3class")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown head '3class'; expected one of ('three_class', 'binary', 'star', 'three_class_distance')
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+    if head == "star" and (isinstance(n_rays, bool) or not float(n_rays).is_integer()
+                           or n_rays < 3):
+        raise ValueError(f"n_rays must be a whole number >= 3 (a polygon needs three "
+                         f"corners), got {n_rays!r}")
+
+
+def head_channels(head: str, n_rays: int = 32) -> int:
+    """Output channels of a head: 3, 1, ``1 + n_rays`` or 4 (in ``HEADS`` order).
+
+    Example:
+        >>> head_channels("star", n_rays=16)
+        17
+    """
+    check_head(head, n_rays)
+    return {"three_class": 3, "binary": 1, "three_class_distance": 4}.get(head, 1 + int(n_rays))
