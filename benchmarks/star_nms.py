@@ -8,7 +8,7 @@ probability + 32 ray distances) and runs both
 - ``stardist.nms.non_maximum_suppression`` + ``stardist.geometry.polygons_to_label``
   (StarDist's C++ NMS and its painter),
 
-with the same thresholds, interleaved, and reports whether the kept objects
+with the same thresholds (and no border exclusion, ``b=0``), interleaved, and reports whether the kept objects
 agree (object counts; matched at IoU 0.5 and 0.9, as F1) and the speed ratio.
 
 The maps come from a trained star model (``--model``, default ``dsb-star``,
@@ -58,7 +58,7 @@ def _stardist(maps, prob_threshold, nms_threshold):
     from stardist.nms import non_maximum_suppression
 
     points, probs, dist = non_maximum_suppression(
-        maps[..., 1:], maps[..., 0], grid=(1, 1), prob_thresh=prob_threshold,
+        maps[..., 1:], maps[..., 0], grid=(1, 1), b=0, prob_thresh=prob_threshold,
         nms_thresh=nms_threshold, verbose=False)
     return polygons_to_label(dist, points, shape=maps.shape[:2], prob=probs)
 

@@ -53,6 +53,16 @@ def check_head(head: str, n_rays: int = 32) -> None:
 def head_channels(head: str, n_rays: int = 32) -> int:
     """Output channels of a head: 3, 1, ``1 + n_rays`` or 4 (in ``HEADS`` order).
 
+    Args:
+        head: one of ``HEADS``.
+        n_rays: rays of a star head.
+
+    Returns:
+        The number of output channels.
+
+    Raises:
+        ValueError: an unknown head, or a star head with fewer than 3 rays.
+
     Example:
         >>> head_channels("star", n_rays=16)
         17

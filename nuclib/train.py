@@ -274,6 +274,16 @@ def _looks_like_a_path(value: str) -> bool:
 def load_initial_model(source: str, key: str = "fine_tune_from"):
     """The model to start from: a ``.keras`` file, a model directory or a zoo name.
 
+    Args:
+        source: the ``.keras`` path, model directory or zoo name.
+        key: the recipe key it came from, for the error message.
+
+    Returns:
+        The loaded ``keras.Model``.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+
     Example:
         >>> model = load_initial_model("dsb-3class")   # doctest: +SKIP
     """

@@ -94,15 +94,16 @@ def test_bad_n_rays(n_rays):
 
 # -- geometry and NMS -------------------------------------------------------
 
-def test_intersection_area_of_offset_squares():
-    # Two axis-aligned squares as 4-ray "stars" rotated by 45 degrees are diamonds;
-    # use explicit squares instead: [0, 2]^2 and [1, 3]^2 share a unit square.
-    px, py = np.array([0.0, 2, 2, 0]), np.array([0.0, 0, 2, 2])
-    qx, qy = px + 1, py + 1
-    assert polygon_area(px, py) == pytest.approx(4.0)
-    assert intersection_area(px, py, qx, qy) == pytest.approx(1.0)
-    assert intersection_area(px, py, px + 5, py) == pytest.approx(0.0)
-    assert intersection_area(px, py, px * 0.5 + 0.5, py * 0.5 + 0.5) == pytest.approx(1.0)
+def test_intersection_area_of_offset_diamonds():
+    # A 4-ray star with all rays 2 is the diamond |x| + |y| <= 2 (area 8).
+    xs, ys = star_polygons(np.array([[0.0, 0.0]]), np.full((1, 4), 2.0))
+    px, py = xs[0], ys[0]
+    assert polygon_area(px, py) == pytest.approx(8.0)
+    # Shifted by 2 along x, two diamonds share a diamond of half their size (area 2).
+    assert intersection_area(px, py, 0, 0, px + 2, py, 2, 0) == pytest.approx(2.0)
+    assert intersection_area(px, py, 0, 0, px + 5, py, 5, 0) == pytest.approx(0.0)
+    # One inside the other: the smaller one's area.
+    assert intersection_area(px, py, 0, 0, px / 2, py / 2, 0, 0) == pytest.approx(2.0)
 
 
 def test_intersection_area_matches_rasterized(rng):
@@ -118,7 +119,8 @@ def test_intersection_area_matches_rasterized(rng):
         m1[draw(y1[0] * scale, x1[0] * scale, m1.shape)] = True
         m2[draw(y2[0] * scale, x2[0] * scale, m2.shape)] = True
         raster = (m1 & m2).sum() / scale ** 2
-        assert intersection_area(x1[0], y1[0], x2[0], y2[0]) == pytest.approx(raster, abs=0.5)
+        area = intersection_area(x1[0], y1[0], c1[0, 1], c1[0, 0], x2[0], y2[0], c2[0, 1], c2[0, 0])
+        assert area == pytest.approx(raster, abs=0.5)
 
 
 def test_nms_keeps_the_more_probable_of_two_overlapping():
@@ -150,7 +152,7 @@ def test_nms_agrees_with_stardist(rng, dsb_root):
 
 def _stardist_count(nms, maps):
     points, probs, dist = nms.non_maximum_suppression(
-        maps[..., 1:], maps[..., 0], grid=(1, 1), prob_thresh=0.5, nms_thresh=0.4,
+        maps[..., 1:], maps[..., 0], grid=(1, 1), b=0, prob_thresh=0.5, nms_thresh=0.4,
         verbose=False)
     return points, probs, len(points)
 

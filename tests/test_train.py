@@ -27,7 +27,7 @@ def tiny_recipe(dsb_root, tmp_path, **overrides):
         "output": {"dir": str(tmp_path / "run")},
     }
     for section, values in overrides.items():
-        recipe[section].update(values)
+        recipe.setdefault(section, {}).update(values)
     return recipe
 
 
@@ -295,3 +295,44 @@ def test_unknown_postprocess_keys_fail_when_the_recipe_is_loaded():
     binary = load_recipe({"data": {"train": "t", "target": "binary"},
                           "postprocess": {"split_height": 2.0}})
     assert binary["postprocess"] == {"split_height": 2.0}
+
+
+@pytest.mark.parametrize("head, loss", [("star", "StarLoss"),
+                                        ("three_class_distance", "ThreeClassDistanceLoss")])
+def test_new_heads_train_from_a_three_class_backbone(dsb_root, tmp_path, head, loss):
+    import keras
+
+    import nuclib
+    from nuclib.models import unet
+
+    start = unet(depth=2, filters=4, name="start")
+    start.save(tmp_path / "start.keras")
+    args = {"depth": 2, "filters": 4, "n_rays": 8} if head == "star" else {"depth": 2,
+                                                                           "filters": 4}
+    recipe = tiny_recipe(dsb_root, tmp_path, model={"args": args},
+                         data={"target": head, "max_images": 2},
+                         loss={"name": loss},
+                         train={"backbone_from": str(tmp_path / "start.keras")})
+    result = train(recipe)
+    trained = keras.saving.load_model(result["checkpoint"], safe_mode=True)
+    assert trained.output_shape[-1] == (9 if head == "star" else 4)
+    seg = nuclib.load_pretrained(tmp_path / "run" / "model")
+    assert seg.head == head
+    assert seg.segment(np.zeros((40, 40), np.uint8)).shape == (40, 40)
+
+
+def test_backbone_from_and_fine_tune_from_exclude_each_other(dsb_root, tmp_path):
+    with pytest.raises(ValueError, match="expected one of them"):
+        load_recipe(tiny_recipe(dsb_root, tmp_path, train={"backbone_from": "dsb-3class",
+                                                           "fine_tune_from": "dsb-3class"}))
+
+
+def test_backbone_from_names_a_mismatched_model(dsb_root, tmp_path):
+    from nuclib.models import unet
+
+    unet(depth=3, filters=4).save(tmp_path / "other.keras")
+    recipe = tiny_recipe(dsb_root, tmp_path, data={"target": "star"},
+                         loss={"name": "StarLoss"},
+                         train={"backbone_from": str(tmp_path / "other.keras")})
+    with pytest.raises(ValueError, match="backbone_from"):
+        train(recipe)

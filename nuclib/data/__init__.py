@@ -26,7 +26,8 @@ _EXPORTS = {
         "percentile_normalize", "standardize", "minmax_normalize", "to_grayscale", "is_color",
         "prepare_image"],
     "nuclib.data.targets": [
-        "three_class", "binary", "boundaries", "remove_small", "expand_labels"],
+        "three_class", "binary", "boundaries", "remove_small", "expand_labels",
+        "star_distances", "star", "object_probability", "three_class_distance"],
     "nuclib.data.augment": [
         "JointAugment", "JointLayer", "default_augment", "strong_augment",
         "RandomFlipRotate90", "RandomAffine", "RandomGridElastic", "RandomElastic",
@@ -61,8 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
                                       pad_to_multiple)
     from nuclib.data.scale import (median_diameter, rescale_image, rescale_labels,
                                    rescale_pair, scale_for_diameter)
-    from nuclib.data.targets import (binary, boundaries, expand_labels, remove_small,
-                                     three_class)
+    from nuclib.data.targets import (binary, boundaries, expand_labels, object_probability,
+                                     remove_small, star, star_distances, three_class,
+                                     three_class_distance)
 
 
 def __getattr__(name: str) -> Any:

@@ -200,6 +200,13 @@ def star_target_tf(labels, n_rays: int = 32):
     The rays are marched by the compiled NumPy kernel through
     ``tf.numpy_function``: inside ``tf.data`` it runs on the input threads.
 
+    Args:
+        labels: int ``(N, H, W, 1)`` instance labels, ``-1`` for padding.
+        n_rays: rays per pixel.
+
+    Returns:
+        float32 tensor ``(N, H, W, 1 + n_rays)``.
+
     Example:
         >>> out = star_target_tf(np.array([[[[0], [1], [1], [-1]]]]), n_rays=4)
         >>> tuple(out.shape), float(out[0, 0, 3, 0])
@@ -217,6 +224,12 @@ def star_target_tf(labels, n_rays: int = 32):
 
 def distance_target_tf(labels):
     """``(N, H, W, 1)`` float32 normalized distances (``targets.object_probability``).
+
+    Args:
+        labels: int ``(N, H, W, 1)`` instance labels; negative ids count as background.
+
+    Returns:
+        float32 tensor of the same shape, in [0, 1].
 
     Example:
         >>> labels = np.zeros((1, 7, 7, 1), np.int32); labels[0, 1:6, 1:6] = 1

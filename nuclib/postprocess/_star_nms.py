@@ -3,11 +3,13 @@
 numba, because NMS is a greedy loop whose every step depends on the last
 (which candidates are still alive), and NumPy cannot vectorize it.
 
-Intersection areas are exact for simple polygons, by Green's theorem: the
+Intersection areas are exact for star polygons, by Green's theorem: the
 boundary of ``P ∩ Q`` is the part of ``P``'s boundary inside ``Q`` plus the
 part of ``Q``'s boundary inside ``P``, so the area is the shoelace sum over
 those pieces. Each edge is cut where it crosses the other polygon, and each
-piece is kept when its midpoint lies inside. StarDist computes the same
+piece is kept when its midpoint lies inside (an O(1) test for a star
+polygon: only the edge of the point's angular sector can separate it from
+the centre). StarDist computes the same
 areas with a polygon-clipping library.
 """
 
@@ -29,22 +31,27 @@ def polygon_area(xs, ys):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _inside(px, py, xs, ys):  # pragma: no cover
-    """Even-odd rule: is (px, py) inside the polygon?"""
+def _inside(px, py, xs, ys, cx, cy):  # pragma: no cover
+    """Is (px, py) inside the star polygon with corners (xs, ys) around centre (cx, cy)?
+
+    O(1), not O(R): corner k lies at angle 2πk/R from the centre, so only
+    the edge of the point's angular sector can separate it from the centre.
+    """
     n = xs.shape[0]
-    inside = False
-    for k in range(n):
-        m = (k + 1) % n
-        if (ys[k] > py) != (ys[m] > py):
-            cross_x = xs[k] + (py - ys[k]) * (xs[m] - xs[k]) / (ys[m] - ys[k])
-            if px < cross_x:
-                inside = not inside
-    return inside
+    theta = np.arctan2(py - cy, px - cx)
+    if theta < 0.0:
+        theta += 2.0 * np.pi
+    k = int(theta * n / (2.0 * np.pi)) % n
+    m = (k + 1) % n
+    ex, ey = xs[m] - xs[k], ys[m] - ys[k]
+    side_point = ex * (py - ys[k]) - ey * (px - xs[k])
+    side_centre = ex * (cy - ys[k]) - ey * (cx - xs[k])
+    return side_point * side_centre > 0.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _boundary_inside(xs, ys, qx, qy, ts):  # pragma: no cover
-    """Signed shoelace sum over the parts of polygon (xs, ys)'s edges that lie inside q."""
+def _boundary_inside(xs, ys, qx, qy, qcx, qcy, ts):  # pragma: no cover
+    """Signed shoelace sum over the parts of polygon (xs, ys)'s edges inside star polygon q."""
     n, m = xs.shape[0], qx.shape[0]
     total = 0.0
     for k in range(n):
@@ -79,7 +86,7 @@ def _boundary_inside(xs, ys, qx, qy, ts):  # pragma: no cover
             if t1 <= t0:
                 continue
             tm = 0.5 * (t0 + t1)
-            if _inside(ax + tm * ex, ay + tm * ey, qx, qy):
+            if _inside(ax + tm * ex, ay + tm * ey, qx, qy, qcx, qcy):
                 x0, y0 = ax + t0 * ex, ay + t0 * ey
                 x1, y1 = ax + t1 * ex, ay + t1 * ey
                 total += x0 * y1 - x1 * y0
@@ -87,10 +94,11 @@ def _boundary_inside(xs, ys, qx, qy, ts):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def intersection_area(px, py, qx, qy):  # pragma: no cover
-    """Exact area of the intersection of two simple polygons with the same orientation."""
+def intersection_area(px, py, pcx, pcy, qx, qy, qcx, qcy):  # pragma: no cover
+    """Exact area of the intersection of two star polygons (corners, then centre)."""
     ts = np.empty(max(px.shape[0], qx.shape[0]) + 2, np.float64)
-    total = _boundary_inside(px, py, qx, qy, ts) + _boundary_inside(qx, qy, px, py, ts)
+    total = (_boundary_inside(px, py, qx, qy, qcx, qcy, ts)
+             + _boundary_inside(qx, qy, px, py, pcx, pcy, ts))
     return abs(total) * 0.5
 
 
@@ -179,7 +187,8 @@ def star_nms(xs, ys, areas, inner, px, py, threshold):  # pragma: no cover
                     if low > threshold * (areas[i] + areas[j] - low):
                         suppressed[j] = True
                         continue
-                    inter = intersection_area(xs[i], ys[i], xs[j], ys[j])
+                    inter = intersection_area(xs[i], ys[i], px[i], py[i],
+                                              xs[j], ys[j], px[j], py[j])
                     union = areas[i] + areas[j] - inter
                     if union > 0.0 and inter > threshold * union:
                         suppressed[j] = True

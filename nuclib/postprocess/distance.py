@@ -39,6 +39,13 @@ from nuclib.postprocess.instances import (_CROSS, _add_unseeded, _check_probabil
 def check_distance_maps(probs, *, from_logits: bool = False) -> np.ndarray:
     """Validate ``(H, W, 4)`` three-class-plus-distance maps; return them as float32.
 
+    Args:
+        probs: background, interior and boundary probabilities, then the distance.
+        from_logits: ``probs`` holds class logits and the distance's logit.
+
+    Returns:
+        float32 ``(H, W, 4)`` maps in [0, 1].
+
     Raises:
         ValueError: wrong shape (naming the head it fits instead), NaNs,
             values outside [0, 1].

@@ -81,6 +81,12 @@ def check_star_maps(maps, *, from_logits: bool = False) -> np.ndarray:
 def ray_angles(n_rays: int) -> np.ndarray:
     """The rays' angles ``2πk / n_rays`` (float32, as the targets use them).
 
+    Args:
+        n_rays: number of rays.
+
+    Returns:
+        float32 ``(n_rays,)`` angles in radians.
+
     Example:
         >>> [round(float(a), 4) for a in ray_angles(4)]
         [0.0, 1.5708, 3.1416, 4.7124]
