@@ -113,10 +113,10 @@ def main(argv=None) -> None:
     load_seconds = time.perf_counter() - started
     megapixels = sum(lab.size for lab in loaded[1]) / 1e6
 
-    def pipeline(augment, deterministic=None, sampling="image"):
+    def pipeline(augment, deterministic=None, sampling="image", target="three_class"):
         return data.make_dataset(pairs, crop_size=crop, batch_size=batch, seed=0, data=loaded,
                                  augment=augment, deterministic=deterministic,
-                                 sampling=sampling)
+                                 sampling=sampling, target=target)
 
     # Seeded pipelines augment one batch at a time (reproducible); the parallel rows show
     # what giving that up buys.
@@ -128,6 +128,11 @@ def main(argv=None) -> None:
                                                 warmup),
         "default_augment(), parallel (deterministic=False)": batches_per_second(
             pipeline(data.default_augment(0), deterministic=False), n_batches, warmup),
+        "default_augment(), star targets (32 rays)": batches_per_second(
+            pipeline(data.default_augment(0), target="star"), n_batches, warmup),
+        "default_augment(), three-class + distance targets": batches_per_second(
+            pipeline(data.default_augment(0), target="three_class_distance"), n_batches,
+            warmup),
         "strong_augment()": batches_per_second(pipeline(data.strong_augment(0)), n_batches,
                                                warmup),
         "strong_augment(), parallel (deterministic=False)": batches_per_second(

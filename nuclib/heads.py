@@ -24,6 +24,21 @@ from __future__ import annotations
 
 HEADS = ("three_class", "binary", "star", "three_class_distance")
 
+# What each head's output is and how nuclib turns it into nuclei (for model cards).
+DESCRIPTIONS = {
+    "three_class": "background / interior / boundary probabilities (softmax); interior seeds "
+                   "grown over the foreground by watershed (`three_class_to_labels`)",
+    "binary": "foreground probability (sigmoid); touching nuclei split by a watershed on the "
+              "mask's distance transform (`binary_to_labels`)",
+    "star": "object probability (sigmoid), then the distance from each pixel to its nucleus' "
+            "edge along each of n rays (StarDist's star-convex polygons); candidate polygons "
+            "kept by non-maximum suppression and painted (`star_to_labels`)",
+    "three_class_distance": "background / interior / boundary probabilities, then each "
+                            "pixel's distance to its nucleus' edge over the largest in that "
+                            "nucleus; watershed seeded from the distance maxima "
+                            "(`distance_to_labels`)",
+}
+
 
 def check_head(head: str, n_rays: int = 32) -> None:
     """Raise ``ValueError`` unless ``head`` is one of ``HEADS`` (and, for star, ``n_rays >= 3``).

@@ -53,6 +53,7 @@ DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
     "star": {
         "prob_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
         "nms_threshold": (0.2, 0.3, 0.4, 0.5),
+        "grid": (1, 2),
         "min_size": (0, 8, 16, 24, 32, 48),
     },
 }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nuclib._files import set_default_permissions
 from nuclib._version import __version__
+from nuclib.heads import DESCRIPTIONS
 from nuclib.zoo.files import KERAS_FILES, sha256
 
 
@@ -140,6 +141,7 @@ def model_card(config: dict) -> str:
         f"{config.get('normalize', {}).get('low')} / {config.get('normalize', {}).get('high')}; "
         f"inversion `{config.get('invert')}` (colour images and grayscale images with a bright "
         "background are inverted so nuclei are bright)",
+        f"- output: {DESCRIPTIONS.get(config.get('head'), '?')}",
         f"- post-processing: `{json.dumps(config.get('postprocess', {}))}`",
         f"- tiling: `{json.dumps(config.get('tiling', {}))}`",
     ]
@@ -181,6 +183,10 @@ def model_card(config: dict) -> str:
             previous = training.get("fine_tuned_from")
             if previous:
                 lines.append(f"- {_started(training)} from `{previous.get('model', '?')}`")
+            backbone = training.get("backbone_from")
+            if backbone:
+                lines.append(f"- encoder and decoder started from `{backbone.get('model', '?')}`"
+                             f"; the `{config.get('head')}` head trained from scratch on top")
             lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
                       f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
                       f"- {run_length(training)}", ""]
@@ -551,6 +557,9 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     if recipe["train"].get("fine_tune_from"):
         segmenter.config["training"]["fine_tuned_from"] = previous_stage(
             recipe["train"]["fine_tune_from"])
+    if recipe["train"].get("backbone_from"):
+        segmenter.config["training"]["backbone_from"] = previous_stage(
+            recipe["train"]["backbone_from"])
     out = write_model_dir(model, segmenter.config, out_dir, overwrite=True)
     report.to_csv(Path(out).parent / f"{recipe['name']}_val_report.csv")
     return {"model_dir": str(out), "scores": scores}
