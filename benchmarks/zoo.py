@@ -79,6 +79,31 @@ def _models(models) -> list[tuple[str, object]]:
             if entry.bundled_dir.is_dir()]
 
 
+def _three_class_only(seg):
+    """Segment with only the three-class channels of a three-class + distance model.
+
+    Post-processed like the bundled ``dsb-3class`` (its tuned parameters), so
+    the row says whether training with the extra distance channel lifted the
+    three-class output itself.
+    """
+    from skimage.segmentation import relabel_sequential
+
+    import nuclib
+    from nuclib.data.scale import rescale_labels
+    from nuclib.postprocess import three_class_to_labels
+
+    params = nuclib.load_pretrained("dsb-3class").config["postprocess"]
+
+    def segment(image, diameter):
+        pred = seg.predict_scaled(image)
+        labels = three_class_to_labels(pred.probs[..., :3], **params)
+        if pred.factor == 1.0:
+            return labels
+        return relabel_sequential(rescale_labels(labels, shape=pred.shape))[0]
+
+    return segment
+
+
 def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
         models=None) -> list[dict]:
     """Score zoo models (default: every bundled one) and the Otsu baseline; return rows."""
@@ -104,6 +129,8 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
             variants[f"{name}, diameter from labels"] = lambda im, d: seg.segment(im, diameter=d)
         if tta:
             variants[f"{name}, tta"] = lambda im, d: seg.segment(im, tta=True)
+        if seg.head == "three_class_distance":
+            variants[f"{name}, three-class channels only"] = _three_class_only(seg)
         for method, segment in variants.items():
             start = time.perf_counter()
             preds = [segment(im, d) for im, d in zip(images, diameters)]

@@ -376,3 +376,24 @@ def test_segment_large_stitches_star_objects_across_blocks():
                                       progress=False))
     assert int(blocks.max()) == int(whole.max())
     assert matching(whole, blocks, thresh=0.9).f1 == 1.0
+
+
+def test_star_segmenter_survives_save_and_load(tmp_path, rng):
+    from nuclib.segmenter import Segmenter
+
+    seg = _star_segmenter()
+    seg.save(tmp_path / "star-model")
+    loaded = Segmenter.from_directory(tmp_path / "star-model")
+    assert loaded.head == "star" and loaded.config["postprocess"] == {"prob_threshold": 0.3}
+    image = rng.random((48, 64)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(image), seg.predict(image), atol=1e-6)
+    card = (tmp_path / "star-model" / "README.md").read_text()
+    assert "star-convex polygons" in card
+
+
+def test_wrong_head_for_the_maps_is_a_clear_error():
+    from nuclib.segmenter import Segmenter
+
+    seg = Segmenter(None, {"head": "star"})
+    with pytest.raises(ValueError, match="three_class_to_labels"):
+        seg.postprocess(np.full((8, 8, 3), 1 / 3, np.float32))
