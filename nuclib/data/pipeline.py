@@ -261,7 +261,8 @@ def labels_to_target_tf(labels, target: str, n_rays: int = 32):
     Returns:
         For ``"star"``, ``star_target_tf``'s float32 maps; for
         ``"three_class_distance"``, float32 ``(N, H, W, 2)``: the three-class
-        target, then ``distance_target_tf``. Otherwise int32 ``(N, H, W, 1)`` classes: 0 background, 1 interior (foreground
+        target, then ``distance_target_tf``. Otherwise int32 ``(N, H, W, 1)``
+        classes: 0 background, 1 interior (foreground
         for ``"binary"``), 2 boundary, ``-1`` where labels are negative. Any
         ``target`` other than ``"binary"`` gives three classes.
 

@@ -39,8 +39,8 @@ def check_star_maps(maps, *, from_logits: bool = False) -> np.ndarray:
         from_logits: the probability channel holds logits (a sigmoid is applied).
 
     Returns:
-        float32 copy-free view or copy, with the probability in [0, 1] and
-        negative distances clipped to 0.
+        A float32 copy, with the probability in [0, 1] and negative
+        distances clipped to 0.
 
     Raises:
         ValueError: wrong rank or channel count, NaN or infinite values, or
