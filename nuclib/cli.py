@@ -17,9 +17,12 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 LABEL_SUFFIX = "_labels"
+OVERLAY_SUFFIX = "_overlay"
+TABLE_NAME_WIDTH = 12  # printed image names are cut to this many characters plus "…"
 
 
 def _positive_float(text: str) -> float:
@@ -72,13 +75,132 @@ def _inputs(paths) -> list[Path]:
     return files
 
 
+@dataclass(frozen=True)
+class _SegmentJob:
+    """What ``nuclib segment`` still has to write for one input image.
+
+    Attributes:
+        image: the input file.
+        labels: its ``<stem>_labels.<format>`` file.
+        overlay: its ``<stem>_overlay.png``, or None without ``--overlay``.
+        segment: the labels are to be (re)computed by the model.
+        draw: the overlay is to be (re)drawn.
+    """
+
+    image: Path
+    labels: Path
+    overlay: Path | None
+    segment: bool
+    draw: bool
+
+
+def _plan_segment(files, out_dir: Path, *, fmt: str, overlay: bool, overwrite: bool):
+    """Decide, before any model is loaded, which outputs of which image are still to write.
+
+    Each requested output (labels, overlay) is checked on its own: a run with
+    ``--overlay`` after one without it draws the overlays, and a deleted
+    overlay is drawn again, from the labels already on disk.
+
+    Args:
+        files: input image paths.
+        out_dir: the output folder.
+        fmt: label file format (``"tif"`` or ``"png"``).
+        overlay: overlays were requested.
+        overwrite: redo every requested output.
+
+    Returns:
+        ``(jobs, clashes, kept)``: a ``_SegmentJob`` for every image with
+        something to write, ``(path, message)`` for inputs whose name clashes
+        with an earlier one, and ``{"labels": n, "overlay": m}`` counting the
+        outputs that exist and are kept.
+
+    Example:
+        >>> _plan_segment([Path("a.png")], Path("/nonexistent"), fmt="tif", overlay=False,
+        ...               overwrite=False)[0][0].segment
+        True
+    """
+    jobs: list[_SegmentJob] = []
+    clashes: list[tuple[Path, str]] = []
+    kept = {"labels": 0, "overlay": 0}
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            # Same name from two folders: refuse rather than overwrite the first result.
+            clashes.append((path, f"its name clashes with {seen[path.stem]}; outputs would "
+                                  "overwrite each other (segment the folders separately)"))
+            continue
+        seen[path.stem] = path
+        label_path = out_dir / f"{path.stem}{LABEL_SUFFIX}.{fmt}"
+        overlay_path = out_dir / f"{path.stem}{OVERLAY_SUFFIX}.png" if overlay else None
+        segment = overwrite or not label_path.exists()
+        draw = overlay_path is not None and (overwrite or not overlay_path.exists())
+        kept["labels"] += not segment
+        kept["overlay"] += overlay_path is not None and not draw
+        if segment or draw:
+            jobs.append(_SegmentJob(path, label_path, overlay_path, segment, draw))
+    return jobs, clashes, kept
+
+
+def _segment_summary(done: int, drawn: int, kept: dict, failed: list, out_dir: Path) -> str:
+    """The last line of ``nuclib segment``: what was written, what was skipped and why."""
+    parts = [f"segmented {done}"]
+    if drawn:
+        parts.append(f"drew {drawn} overlay(s) from labels already in {out_dir}")
+    skipped = kept["labels"] + kept["overlay"]
+    if skipped:
+        kinds = [f"{kept['labels']} labels file(s)"] if kept["labels"] else []
+        kinds += [f"{kept['overlay']} overlay(s)"] if kept["overlay"] else []
+        parts.append(f"skipped {skipped} output(s) that already exist in {out_dir} "
+                     f"({', '.join(kinds)}; use --overwrite to redo)")
+    parts.append(f"failed {len(failed)}")
+    return ", ".join(parts)
+
+
+def _load_segmenter(args):
+    """The model with its ``--set`` overrides; raise ValueError for unusable options."""
+    from nuclib.zoo import load_pretrained
+
+    segmenter = load_pretrained(args.model, source=args.source)
+    if args.diameter is not None and segmenter.config["diameter"] is None:
+        raise ValueError(f"model {args.model!r} works at each image's own scale; "
+                         "--diameter needs a model trained at one nucleus size")
+    return segmenter, _postprocess_overrides(segmenter, args.set or [])
+
+
+def _run_segment_job(job: _SegmentJob, segmenter, overrides: dict, args) -> str:
+    """Write one image's missing outputs; return its ``--verbose`` line."""
+    from nuclib.data.io import read_image, read_labels, write_image, write_labels
+
+    image = read_image(job.image)
+    if job.segment:
+        pred = segmenter.predict_scaled(image, diameter=args.diameter,
+                                        tta=True if args.tta else None)
+        labels = segmenter.labels_from(pred, **overrides)
+        write_labels(job.labels, labels)
+        size = "" if pred.diameter is None else f" (diameter {pred.diameter:.1f} px)"
+        line = f"{job.image}: {int(labels.max())} nuclei{size} -> {job.labels}"
+    else:
+        # Only the overlay is missing: draw it from the labels on disk, no model needed.
+        labels = read_labels(job.labels)
+        line = f"{job.image}: overlay of the existing {job.labels}"
+    if job.draw:
+        from nuclib.viz import overlay_rgb
+
+        write_image(job.overlay, overlay_rgb(image, labels))
+        line += f" -> {job.overlay}"
+    return line
+
+
 def cmd_segment(args) -> int:
     """``nuclib segment``: write ``<stem>_labels.<format>`` for every input image.
 
     Folders are expanded to their image files (sorted, hidden files skipped).
-    Images whose label file already exists are skipped unless ``--overwrite``;
-    a file that fails is reported at the end and the others are still
-    processed.
+    Each requested output (labels; with ``--overlay`` also
+    ``<stem>_overlay.png``) that already exists is kept unless
+    ``--overwrite``; a missing overlay of existing labels is drawn from the
+    labels file. What is to be done is decided first: when nothing is left,
+    neither TensorFlow nor the model is loaded. A file that fails is reported
+    at the end and the others are still processed.
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
@@ -96,60 +218,45 @@ def cmd_segment(args) -> int:
     """
     from tqdm.auto import tqdm
 
-    from nuclib.data.io import read_image, write_image, write_labels
-    from nuclib.zoo import load_pretrained
-
     files = _inputs(args.inputs)
     if not files:
         print("nuclib segment: no input images found", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
-    segmenter = load_pretrained(args.model, source=args.source)
-    if args.diameter is not None and segmenter.config["diameter"] is None:
-        print(f"nuclib segment: model {args.model!r} works at each image's own scale; "
-              "--diameter needs a model trained at one nucleus size", file=sys.stderr)
-        return 2
-    try:
-        overrides = _postprocess_overrides(segmenter, args.set or [])
-    except ValueError as err:
-        print(f"nuclib segment: {err}", file=sys.stderr)
-        return 2
-    failed: list[tuple[Path, str]] = []
-    done = skipped = 0
-    seen: dict[str, Path] = {}
-    for path in tqdm(files, desc="segmenting", disable=args.no_progress):
-        if path.stem in seen:
-            # Same name from two folders: refuse rather than overwrite the first result.
-            failed.append((path, f"its name clashes with {seen[path.stem]}; outputs would "
-                                 "overwrite each other (segment the folders separately)"))
-            continue
-        seen[path.stem] = path
-        label_path = out_dir / f"{path.stem}{LABEL_SUFFIX}.{args.format}"
-        overlay_path = out_dir / f"{path.stem}_overlay.png"
-        if label_path.exists() and not args.overwrite:
-            skipped += 1
-            continue
+    jobs, failed, kept = _plan_segment(files, out_dir, fmt=args.format, overlay=args.overlay,
+                                       overwrite=args.overwrite)
+    segmenter, overrides = None, {}
+    if any(job.segment for job in jobs):
         try:
-            image = read_image(path)
-            pred = segmenter.predict_scaled(image, diameter=args.diameter,
-                                            tta=True if args.tta else None)
-            labels = segmenter.labels_from(pred, **overrides)
-            write_labels(label_path, labels)
-            if args.overlay:
-                from nuclib.viz import overlay_rgb
-
-                write_image(overlay_path, overlay_rgb(image, labels))
-            done += 1
-            if args.verbose:
-                size = "" if pred.diameter is None else f" (diameter {pred.diameter:.1f} px)"
-                print(f"{path}: {int(labels.max())} nuclei{size} -> {label_path}")
+            segmenter, overrides = _load_segmenter(args)
+        except ValueError as err:
+            print(f"nuclib segment: {err}", file=sys.stderr)
+            return 2
+    done = drawn = 0
+    for job in tqdm(jobs, desc="segmenting", disable=args.no_progress or not jobs):
+        try:
+            line = _run_segment_job(job, segmenter, overrides, args)
         except Exception as err:  # keep going past one bad file; report it at the end
-            failed.append((path, f"{type(err).__name__}: {err}"))
-    print(f"segmented {done}, skipped {skipped} existing (use --overwrite to redo), "
-          f"failed {len(failed)}", file=sys.stderr)
+            failed.append((job.image, f"{type(err).__name__}: {err}"))
+            continue
+        done += job.segment
+        drawn += job.draw and not job.segment
+        if args.verbose:
+            print(line)
+    print(_segment_summary(done, drawn, kept, failed, out_dir), file=sys.stderr)
     for path, message in failed:
         print(f"FAILED {path}: {message}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_segment_args(args) -> str | None:
+    """A usage problem of ``nuclib segment`` found without reading any image, or None."""
+    missing = [raw for raw in args.inputs if not Path(raw).exists()]
+    if missing:
+        return f"input not found: {', '.join(missing)} (expected image files or folders)"
+    if Path(args.out).is_file():
+        return f"--out {args.out} is a file; expected a folder for the outputs"
+    return None
 
 
 def _match_predictions(true_dir: Path, pred_dir: Path):
@@ -159,9 +266,144 @@ def _match_predictions(true_dir: Path, pred_dir: Path):
     preds = {}
     for p in list_images(pred_dir):
         stem = p.stem[: -len(LABEL_SUFFIX)] if p.stem.endswith(LABEL_SUFFIX) else p.stem
-        if not stem.endswith("_overlay"):
+        if not stem.endswith(OVERLAY_SUFFIX):
             preds[stem] = p
     return truths, preds
+
+
+class _NotLabels(ValueError):
+    """A file given as labels holds a colour image: stop (status 2), scoring it means nothing."""
+
+
+# When "labels" look like an intensity image. Instance ids are constant over
+# each nucleus, and most pixels of a label image are background; an intensity
+# image changes from pixel to pixel and has little exact 0. (Counting distinct
+# values says little: an 8-bit image has at most 256, as few per pixel as the
+# labels of a large image.) On the DSB2018 copy both tests hold for 558 of the
+# 565 images and for none of the 565 label images: these hold at least 97 %
+# equal neighbour pairs, the images at most 75 %; one dense label image has
+# only 41 % background, which is why a warning needs both.
+MIN_EQUAL_NEIGHBOURS = 0.9
+MIN_BACKGROUND = 0.5
+
+
+def intensity_like(labels) -> str | None:
+    """Why a label image looks like an intensity image, or None when it looks like labels.
+
+    The rule: fewer than ``MIN_BACKGROUND`` (half) of the pixels are 0 **and**
+    fewer than ``MIN_EQUAL_NEIGHBOURS`` (90 %) of the horizontally or
+    vertically adjacent pairs of non-zero pixels hold the same value. Instance
+    labels are constant over each nucleus and mostly background; an intensity
+    image changes from pixel to pixel.
+
+    Args:
+        labels: a 2-D integer array as read by ``read_labels``.
+
+    Returns:
+        A short reason naming both measurements, or None.
+
+    Example:
+        >>> import numpy as np
+        >>> intensity_like(np.arange(1, 17).reshape(4, 4)) is not None
+        True
+        >>> intensity_like(np.zeros((4, 4), np.int32)) is None
+        True
+    """
+    import numpy as np
+
+    arr = np.asarray(labels)
+    foreground = arr != 0
+    background = 1.0 - float(foreground.mean()) if arr.size else 1.0
+    equal = pairs = 0
+    for a, b in ((arr[:, 1:], arr[:, :-1]), (arr[1:], arr[:-1])):
+        both = (a != 0) & (b != 0)
+        pairs += int(both.sum())
+        equal += int((both & (a == b)).sum())
+    if not pairs or background >= MIN_BACKGROUND or equal / pairs >= MIN_EQUAL_NEIGHBOURS:
+        return None
+    return (f"only {background:.0%} of its pixels are background (0) and only "
+            f"{equal / pairs:.0%} of neighbouring nucleus pixels share an id (instance "
+            f"labels: mostly background, constant over each nucleus)")
+
+
+def _read_scored_labels(path: Path, option: str):
+    """Labels for ``nuclib evaluate``: stop on colour images, warn on intensity images."""
+    from nuclib.data.io import _channels_equal, read_image, read_labels
+
+    try:
+        labels = read_labels(path)
+    except ValueError:
+        # Read again only on failure, to tell a colour image from a broken label file.
+        arr = read_image(path)
+        if arr.ndim == 3 and arr.shape[2] > 1 and not _channels_equal(arr):
+            raise _NotLabels(
+                f"{option} {path} has {arr.shape[2]} colour channels; expected "
+                "single-channel instance labels (0 = background, 1..N the nuclei). Is "
+                f"{option} a folder of images rather than of label images?") from None
+        raise
+    reason = intensity_like(labels)
+    if reason:
+        print(f"WARNING {path}: looks like an intensity image, not instance labels: "
+              f"{reason}; its scores mean nothing. Is {option} a folder of images rather "
+              "than of label images?", file=sys.stderr)
+    return labels
+
+
+def read_groups(path, names, column: str | None = None) -> dict[str, str]:
+    """``{name: group}`` for ``names`` from a CSV with an id column and a group column.
+
+    The id column is ``id``, else ``name``, else the first column; its values
+    are matched to the image names (file names without extension; an id with
+    an image extension matches too). The group column is ``column``, else
+    ``modality`` when present (the DSB2018 ``manifest.csv``), else the second
+    column.
+
+    Args:
+        path: the CSV file.
+        names: the image names that need a group.
+        column: the group column's name.
+
+    Returns:
+        ``{name: group}`` for every name.
+
+    Raises:
+        ValueError: an empty file, fewer than two columns, an unknown
+            ``column``, or names without a row (the message counts them and
+            shows a few).
+
+    Example:
+        >>> read_groups("../shared/data/dsb2018/manifest.csv", ["00071198d059"])  # doctest: +SKIP
+        {'00071198d059': 'fluorescence'}
+    """
+    import csv
+
+    from nuclib.data.io import IMAGE_SUFFIXES
+
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    if len(header) < 2:
+        raise ValueError(f"groups file {path} has {len(header)} column(s); expected a header "
+                         "row with an id column and a group column, e.g. 'id,modality'")
+    id_column = next((c for c in ("id", "name") if c in header), header[0])
+    if column is None:
+        column = "modality" if "modality" in header else header[1]
+    elif column not in header:
+        raise ValueError(f"--group-column {column!r} is not a column of {path}; its columns "
+                         f"are {', '.join(header)}")
+    table = {}
+    for row in rows:
+        key = (row.get(id_column) or "").strip()
+        table[key] = row.get(column) or ""
+        if Path(key).suffix.lower() in IMAGE_SUFFIXES:
+            table.setdefault(Path(key).stem, table[key])
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ValueError(f"groups file {path} has no row for {len(missing)} of the "
+                         f"{len(names)} images (e.g. {', '.join(missing[:3])}); expected one row "
+                         f"per image, its file name without extension in column {id_column!r}")
+    return {n: table[n] for n in names}
 
 
 def cmd_evaluate(args) -> int:
@@ -169,29 +411,34 @@ def cmd_evaluate(args) -> int:
 
     Predictions are matched to truths by file stem, with an optional
     ``_labels`` suffix (``_overlay`` images are ignored; predictions without
-    a truth are ignored silently). Prints ``Report.table()`` and optionally
-    writes the CSV.
+    a truth are ignored silently). With ``--groups`` the scores are also
+    summarized per group, as ``nuclib.metrics.evaluate(groups=...)``. Prints
+    ``Report.table()`` (image names cut to 12 characters and "…") and
+    optionally writes the CSV (full names). A label file that looks like an
+    intensity image is scored with a warning naming it (see
+    ``intensity_like``); a colour image stops the command.
 
     Args:
         args: parsed arguments with ``true``, ``pred``, ``csv``,
-            ``thresholds`` and ``overwrite``.
+            ``thresholds``, ``groups``, ``group_column`` and ``overwrite``
+            (an existing ``--csv`` without ``--overwrite`` is refused before
+            anything is read, by ``main``).
 
     Returns:
         Exit status: 0 every truth had a readable prediction of the same
-        shape; 1 a prediction was missing or failed, or the CSV exists and
-        ``--overwrite`` was not given; 2 nothing matched.
+        shape; 1 a prediction was missing or failed; 2 nothing matched.
 
     Raises:
         FileNotFoundError: a missing folder.
-        ValueError: a folder without image files, or invalid thresholds.
-            (A prediction whose shape differs from its truth is reported as
-            failed, not raised.)
+        ValueError: a folder without image files, invalid thresholds, a
+            groups file without a row for an image, or a colour image given
+            as labels. (A prediction whose shape differs from its truth is
+            reported as failed, not raised.)
 
     Example:
         >>> main(["evaluate", "--true", "gt/", "--pred", "results/", "--csv", "scores.csv"])  # doctest: +SKIP
         0
     """
-    from nuclib.data.io import read_labels
     from nuclib.metrics import evaluate
 
     truths, preds = _match_predictions(Path(args.true), Path(args.pred))
@@ -203,40 +450,99 @@ def cmd_evaluate(args) -> int:
         print(f"nuclib evaluate: no prediction in {args.pred} matches a label image in "
               f"{args.true} (by file stem, '{LABEL_SUFFIX}' suffix allowed)", file=sys.stderr)
         return 2
+    # Groups before any label image is read: a bad groups file fails at once.
+    groups = read_groups(args.groups, names, args.group_column) if args.groups else None
     ys_true, ys_pred, failed = [], [], []
     ok_names = []
     for name in names:
         try:
-            y_true, y_pred = read_labels(truths[name]), read_labels(preds[name])
+            y_true = _read_scored_labels(truths[name], "--true")
+            y_pred = _read_scored_labels(preds[name], "--pred")
             if y_true.shape != y_pred.shape:
                 raise ValueError(f"shape {y_pred.shape} differs from the truth {y_true.shape}")
             ys_true.append(y_true)
             ys_pred.append(y_pred)
             ok_names.append(name)
+        except _NotLabels:
+            raise
         except Exception as err:
             failed.append((name, f"{type(err).__name__}: {err}"))
     for name, message in failed:
         print(f"FAILED {name}: {message}", file=sys.stderr)
     if not ys_true:
         return 1
-    report = evaluate(ys_true, ys_pred, names=ok_names,
-                      thresholds=tuple(args.thresholds))
-    print(report.table())
+    report = evaluate(ys_true, ys_pred, names=ok_names, thresholds=tuple(args.thresholds),
+                      groups=None if groups is None else [groups[n] for n in ok_names])
+    print(report.table(name_width=TABLE_NAME_WIDTH))
     if args.csv:
-        if Path(args.csv).exists() and not args.overwrite:
-            print(f"{args.csv} exists; not overwritten (use --overwrite)", file=sys.stderr)
-            return 1
         report.to_csv(args.csv)
     return 1 if (failed or missing) else 0
 
 
-def cmd_train(args) -> int:
-    """``nuclib train``: run ``nuclib.train.train`` and print its result as JSON.
+def _check_evaluate_args(args) -> str | None:
+    """A usage problem of ``nuclib evaluate`` found before any label image is read, or None."""
+    for option, folder in (("--true", args.true), ("--pred", args.pred)):
+        if not Path(folder).is_dir():
+            return f"{option} folder not found: {folder}"
+    if args.groups and not Path(args.groups).is_file():
+        return f"--groups file not found: {args.groups} (expected a CSV such as manifest.csv)"
+    if args.group_column and not args.groups:
+        return "--group-column needs --groups FILE (the CSV that holds that column)"
+    if args.csv:
+        csv_path = Path(args.csv)
+        if csv_path.exists() and not args.overwrite:
+            return f"--csv {csv_path} exists; not overwritten: pass --overwrite to replace it"
+        if not csv_path.resolve().parent.is_dir():
+            return f"--csv {csv_path}: folder {csv_path.parent} does not exist"
+    return None
 
-    The printed result leaves out the (long) history.
+
+def train_summary(result: dict) -> str:
+    """The few lines ``nuclib train`` ends with: where the model is, its scores, how to load it.
 
     Args:
-        args: parsed arguments with ``recipe`` and ``out``.
+        result: what ``nuclib.train.train`` returned.
+
+    Returns:
+        The summary (no trailing newline): the model directory, its
+        validation AP@0.5 overall and per group (when the validation data
+        has groups), and the line that loads it; without a model directory
+        (no ``[data] val``, or ``finalize = false``) the checkpoint instead.
+
+    Example:
+        >>> summary = train_summary({"run_dir": "runs/a", "model_dir": "runs/a/model",
+        ...                          "checkpoint": "runs/a/best.keras", "train_seconds": 90.0})
+        >>> summary.splitlines()[1]
+        'load it with: nuclib.load_pretrained("runs/a/model")'
+    """
+    minutes = f"trained in {result.get('train_seconds', 0.0) / 60:.1f} min"
+    if "model_dir" not in result:
+        lines = [f"{minutes}; checkpoint {result['checkpoint']} (no model directory: "
+                 "finalizing needs a [data] val folder and [output] finalize = true)",
+                 f'load it with: keras.saving.load_model("{result["checkpoint"]}")']
+    else:
+        scores = result.get("scores", {})
+        lines = [f"{minutes}; model directory: {result['model_dir']}"]
+        if isinstance(scores.get("ap50"), float):
+            groups = {g: v for g, v in scores.get("groups", {}).items() if g != "all"}
+            per_group = "".join(f", {g} {v['ap50']:.3f}" for g, v in groups.items())
+            lines.append(f"validation AP@0.5: {scores['ap50']:.3f} overall{per_group}")
+        lines.append(f'load it with: nuclib.load_pretrained("{result["model_dir"]}")')
+    lines.append(f"run folder: {result['run_dir']} (log.csv, history.json); the full result: "
+                 "nuclib train --json")
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    """``nuclib train``: run ``nuclib.train.train`` and print a short summary.
+
+    The summary (``train_summary``) says where the model directory is, its
+    validation AP@0.5 and how to load it; ``--json`` prints the whole result
+    as JSON instead, without the (long) history, which is in the run
+    folder's ``history.json``.
+
+    Args:
+        args: parsed arguments with ``recipe``, ``out`` and ``json``.
 
     Returns:
         Exit status 0 (errors propagate as exceptions; ``main`` turns the
@@ -249,8 +555,11 @@ def cmd_train(args) -> int:
     from nuclib.train import train
 
     result = train(args.recipe, output_dir=args.out)
-    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
-                     default=str))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
+                         default=str))
+    else:
+        print(train_summary(result))
     return 0
 
 
@@ -343,23 +652,35 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
                      help="override a post-processing parameter of the model, e.g. "
                           "--set min_size=30 --set seed_split_height=2 (repeatable)")
-    seg.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
-    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument("--overlay", action="store_true",
+                     help="also write <name>_overlay.png (drawn from existing labels when "
+                          "only the overlay is missing)")
+    seg.add_argument("--overwrite", action="store_true",
+                     help="replace existing outputs (default: keep each existing output and "
+                          "write only the missing ones)")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")
     seg.add_argument("-v", "--verbose", action="store_true", help="print one line per image")
-    seg.set_defaults(func=cmd_segment)
+    seg.set_defaults(func=cmd_segment, check=_check_segment_args, subparser=seg)
 
     ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")
     ev.add_argument("--true", required=True, help="folder of ground-truth label images")
     ev.add_argument("--pred", required=True, help="folder of predicted label images")
     ev.add_argument("--csv", help="write the per-image rows to this CSV")
     ev.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.75, 0.9])
+    ev.add_argument("--groups", metavar="FILE",
+                    help="CSV with an id column (id, name or the first) and a group column, "
+                         "e.g. the DSB2018 manifest.csv: scores are summarized per group")
+    ev.add_argument("--group-column", metavar="NAME",
+                    help="the group column of --groups (default: modality if present, else "
+                         "the second column)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
-    ev.set_defaults(func=cmd_evaluate)
+    ev.set_defaults(func=cmd_evaluate, check=_check_evaluate_args, subparser=ev)
 
     tr = sub.add_parser("train", help="train a model from a TOML recipe")
     tr.add_argument("recipe")
     tr.add_argument("--out", help="output folder (overrides the recipe's)")
+    tr.add_argument("--json", action="store_true",
+                    help="print the whole result as JSON instead of the short summary")
     tr.set_defaults(func=cmd_train)
 
     z = sub.add_parser("zoo", help="pretrained models")
@@ -385,8 +706,9 @@ def main(argv=None) -> int:
 
     ``KeyError``, ``ValueError``, ``FileNotFoundError``, ``FileExistsError``
     and ``RuntimeError`` from a command are printed as one line on stderr
-    (status 2) instead of a traceback. Usage errors and ``--version`` exit
-    through argparse (``SystemExit``).
+    (status 2) instead of a traceback. Usage errors (also those found by a
+    command's argument check, such as a missing input path or an existing
+    ``--csv``) and ``--version`` exit through argparse (``SystemExit``).
 
     Args:
         argv: the arguments without the program name; default ``sys.argv[1:]``.
@@ -400,6 +722,10 @@ def main(argv=None) -> int:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    # Arguments are checked before any model is loaded or image read.
+    problem = args.check(args) if getattr(args, "check", None) else None
+    if problem:
+        args.subparser.error(problem)  # usage message, exit status 2
     try:
         return args.func(args)
     except (KeyError, ValueError, OSError, RuntimeError) as err:

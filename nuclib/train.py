@@ -456,8 +456,9 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
         callbacks.append(SamplePrediction(recipe["output"]["sample_image"], run_dir / "epochs",
                                           preprocess=prep, zoom=_sample_zoom(recipe)))
     started = time.time()
+    # shuffle=False: the dataset shuffles itself; Keras would only warn that it ignores it.
     history = model.fit(train_ds, epochs=t["epochs"], steps_per_epoch=t["steps_per_epoch"],
-                        validation_data=val_ds, callbacks=callbacks,
+                        validation_data=val_ds, callbacks=callbacks, shuffle=False,
                         verbose=1 if progress else 2)
     result = {"run_dir": str(run_dir), "checkpoint": str(checkpoint),
               "history": history.history, "train_seconds": time.time() - started}

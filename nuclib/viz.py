@@ -4,9 +4,10 @@ Every plotting function returns a ``matplotlib.figure.Figure`` built without
 pyplot, so it works without a display (no backend is selected, nothing is
 shown, nothing accumulates in pyplot's figure list); save it with
 ``fig.savefig("out.png")`` or let Jupyter display it. Pass ``ax`` to draw into
-an existing figure instead. Matplotlib (the ``viz`` extra) is imported only
-inside the plotting functions; ``overlay_rgb`` needs only numpy and
-scikit-image.
+an existing figure instead. Matplotlib (the ``viz`` extra,
+``pip install "nuclib[viz]"``) is imported only inside the plotting
+functions, which without it raise a ``ModuleNotFoundError`` saying so;
+``overlay_rgb`` needs only numpy and scikit-image.
 
 Example:
     >>> import numpy as np
@@ -34,6 +35,30 @@ METRIC_LABELS = {
     "mean_matched_score": "mean matched IoU",
     "mean_true_score": "mean true score",
 }
+
+
+VIZ_EXTRA_HINT = 'pip install "nuclib[viz]"'
+
+
+def _matplotlib(submodule: str | None = None):
+    """``matplotlib`` (or ``matplotlib.<submodule>``), or an error that says how to install it.
+
+    Matplotlib is the optional ``viz`` extra, so a plain install lacks it; a
+    bare ``No module named 'matplotlib'`` would not say which extra to add.
+    """
+    import importlib
+
+    try:
+        # The package first: a submodule found in sys.modules would hide its absence.
+        module = importlib.import_module("matplotlib")
+        return importlib.import_module(f"matplotlib.{submodule}") if submodule else module
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("matplotlib"):
+            raise  # something matplotlib itself needs: show the real error
+        raise ModuleNotFoundError(
+            f"nuclib.viz draws with matplotlib, which is not installed: {VIZ_EXTRA_HINT} "
+            "(or pip install matplotlib). overlay_rgb needs only numpy and scikit-image.",
+            name="matplotlib") from err
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +141,7 @@ def display_image(image, *, normalize: bool = True, low: float = 0.5,
 def _rgb_tuple(color) -> np.ndarray:
     """A colour as three floats in [0, 1]: a name/hex string, or an RGB triple (0-255 or 0-1)."""
     if isinstance(color, str):
-        from matplotlib.colors import to_rgb
+        to_rgb = _matplotlib("colors").to_rgb
 
         return np.array(to_rgb(color), np.float32)
     rgb = np.asarray(color, np.float32).ravel()
@@ -192,7 +217,7 @@ def _figure_and_axes(ax, figsize):
     """A new pyplot-free figure with one axes, or the given axes and its figure."""
     if ax is not None:
         return ax.figure, ax
-    from matplotlib.figure import Figure
+    Figure = _matplotlib("figure").Figure
 
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
@@ -237,7 +262,7 @@ def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
         >>> fig = overlay(image, labels, color="instances")   # doctest: +SKIP
         >>> fig.savefig("overlay.png")                         # doctest: +SKIP
     """
-    from matplotlib.collections import LineCollection
+    LineCollection = _matplotlib("collections").LineCollection
 
     arr = _check_image(image)
     lab = _check_labels(labels, arr.shape[:2])
@@ -247,7 +272,7 @@ def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
           f"{n_objects} nuclei" if title is None else title)
     segments, owners = _contour_segments(lab)
     if color == "instances":
-        from matplotlib import colormaps
+        colormaps = _matplotlib().colormaps
 
         palette = colormaps["tab20"]
         colors = [palette(i % 20) for i in owners]
@@ -296,7 +321,7 @@ def error_map(image, y_true, y_pred, *, thresh: float = 0.5, ax=None, alpha: flo
     Example:
         >>> fig = error_map(image, truth, prediction, thresh=0.5)   # doctest: +SKIP
     """
-    from matplotlib.patches import Patch
+    Patch = _matplotlib("patches").Patch
     from skimage.segmentation import find_boundaries
 
     from nuclib.metrics.matching import matching
@@ -427,7 +452,7 @@ def probability_panel(image, probs, *, names: Sequence[str] | None = None,
     Example:
         >>> fig = probability_panel(image, segmenter.predict(image))   # doctest: +SKIP
     """
-    from matplotlib.figure import Figure
+    Figure = _matplotlib("figure").Figure
 
     arr = _check_image(image)
     p = np.asarray(probs, dtype=np.float32)

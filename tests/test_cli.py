@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nuclib.cli import main
-from nuclib.data.io import read_labels, write_image, write_labels
+from nuclib.data.io import read_image, read_labels, write_image, write_labels
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +79,18 @@ def test_evaluate_round_trip(tmp_path, sample_dir, capsys):
     assert "fluorescence" in text
     rows = list(csv.reader(text.splitlines()))
     assert len(rows) >= 3
-    # the CSV is not overwritten by a second run without --overwrite
-    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--csv",
-                 str(report)]) == 1
+    assert "WARNING" not in capsys.readouterr().err  # real labels: no intensity warning
+    # An existing CSV is refused before anything is scored: no table printed first.
+    report.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--true", str(truth), "--pred", str(pred), "--csv", str(report)])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "exists; not overwritten: pass --overwrite" in err
+    assert report.read_text() == "keep me"
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--csv", str(report),
+                 "--overwrite"]) == 0
+    assert "fluorescence" in report.read_text()
 
 
 def test_evaluate_reports_missing_predictions(tmp_path, sample_dir, capsys):
@@ -190,3 +199,215 @@ def test_set_needs_key_equals_value(model_dir, inputs, tmp_path, capsys):
               "--set", "min_size"])
     assert exit_.value.code == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+# -- segment: each output on its own; arguments and model names checked first -----------
+
+
+def test_overlays_added_later_are_drawn_from_the_existing_labels(model_dir, inputs, tmp_path,
+                                                               capsys, monkeypatch):
+    from nuclib import zoo
+    from nuclib.viz import overlay_rgb
+
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    sentinel = np.zeros((32, 40), np.int32)
+    sentinel[5:15, 5:15] = 1
+    for i in range(3):
+        write_labels(out / f"img{i}_labels.tif", sentinel)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although only overlays were missing")
+
+    monkeypatch.setattr(zoo, "load_pretrained", no_model)
+    command = ["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+               "--overlay", "--no-progress"]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "segmented 0, drew 3 overlay(s) from labels already in" in err
+    assert "skipped 3 output(s) that already exist" in err and "3 labels file(s)" in err
+    np.testing.assert_array_equal(read_image(out / "img1_overlay.png"),
+                                  overlay_rgb(read_image(inputs / "img1.png"), sentinel))
+    # A deleted overlay is drawn again; the others are kept.
+    (out / "img2_overlay.png").unlink()
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert "drew 1 overlay(s)" in err
+    assert "skipped 5 output(s)" in err and "(3 labels file(s), 2 overlay(s);" in err
+    assert sorted(p.name for p in out.glob("*_overlay.png")) == [
+        "img0_overlay.png", "img1_overlay.png", "img2_overlay.png"]
+
+
+def test_missing_labels_are_segmented_and_existing_ones_kept(model_dir, inputs, tmp_path,
+                                                            capsys):
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    sentinel = np.full((32, 40), 7, np.int32)
+    write_labels(out / "img0_labels.tif", sentinel)
+    write_image(out / "img1_overlay.png", np.zeros((32, 40, 3), np.uint8))
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+                 "--overlay", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    # img1, img2 segmented; img0's overlay drawn from its labels, img1's overlay kept.
+    assert err.startswith("segmented 2, drew 1 overlay(s)")
+    assert "skipped 2 output(s)" in err and "(1 labels file(s), 1 overlay(s);" in err
+    np.testing.assert_array_equal(read_labels(out / "img0_labels.tif"), sentinel)
+    assert read_image(out / "img1_overlay.png").max() == 0
+    assert (out / "img2_overlay.png").is_file() and (out / "img1_labels.tif").is_file()
+
+
+def test_nothing_to_do_loads_neither_tensorflow_nor_the_model(inputs, tmp_path):
+    import subprocess
+    import sys
+
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    for i in range(3):
+        write_labels(out / f"img{i}_labels.tif", np.zeros((32, 40), np.int32))
+        write_image(out / f"img{i}_overlay.png", np.zeros((32, 40, 3), np.uint8))
+    # A model that does not exist: loading it would fail.
+    script = ("import sys; from nuclib.cli import main; "
+              f"code = main(['segment', {str(inputs)!r}, '--model', 'no-such-model', "
+              f"'--out', {str(out)!r}, '--overlay', '--no-progress']); "
+              "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["0", "False", "False"], done.stderr
+    assert "segmented 0, skipped 6 output(s) that already exist" in done.stderr
+
+
+def test_a_missing_input_is_a_usage_error_before_the_model_loads(inputs, tmp_path, capsys):
+    missing = tmp_path / "nope.png"
+    with pytest.raises(SystemExit) as exit_:
+        # An unknown model too: had it been loaded first, that would be the error.
+        main(["segment", str(inputs), str(missing), "--model", "no-such-model",
+              "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nuclib segment")
+    assert f"error: input not found: {missing} (expected image files or folders)" in err
+    assert "unknown pretrained model" not in err
+
+
+def test_a_mistyped_model_directory_is_reported_as_missing(model_dir, inputs, tmp_path, capsys):
+    shutil.copytree(model_dir, tmp_path / "runs" / "my-model" / "model")
+    wrong = tmp_path / "runs" / "my-modle" / "model"
+    assert main(["segment", str(inputs), "--model", str(wrong), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"model directory '{wrong}' does not exist" in err
+    assert f"did you mean '{tmp_path / 'runs' / 'my-model' / 'model'}'?" in err
+    assert "unknown pretrained model" not in err
+
+
+def test_a_mistyped_zoo_name_gets_the_closest_one(inputs, tmp_path, capsys):
+    assert main(["segment", str(inputs), "--model", "dsb3class", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    assert "unknown pretrained model 'dsb3class'; did you mean 'dsb-3class'?" in (
+        capsys.readouterr().err)
+
+
+# -- evaluate: label checks, groups, short names ------------------------------------------
+
+# From DSB2018 val/: two fluorescence images (9 and 20 nuclei), one histology (21).
+FLUO = ("0acd2c223d300ea55d0546797713851e818e5c697d073b7f4091b96ce0f3d2fe",
+        "20468e8779c43e089dc0ff30f25e6cf3872d5aa6a0fdad6f8aca382da43e8582")
+HISTO = "0d3640c1f1b80f24e94cc9a5f3e1d9e8db7bf6af7d4aba920265f46cadc25e37"
+
+
+@pytest.fixture
+def dsb_folders(dsb_root, tmp_path):
+    """Truth labels of three val images; predictions right for fluorescence, empty for histology."""
+    truth, pred = tmp_path / "true", tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    for name in (*FLUO, HISTO):
+        labels = read_labels(dsb_root / "val" / "labels" / f"{name}.png")
+        write_labels(truth / f"{name}.png", labels)
+        write_labels(pred / f"{name}_labels.tif", labels if name in FLUO else 0 * labels)
+    return truth, pred
+
+
+def test_evaluate_groups_by_the_manifest_and_shortens_names(dsb_root, dsb_folders, tmp_path,
+                                                           capsys):
+    truth, pred = dsb_folders
+    scores = tmp_path / "scores.csv"
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--groups",
+                 str(dsb_root / "manifest.csv"), "--csv", str(scores)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:4] == ["0acd2c223d30…", "fluorescence", "9", "9"]
+    assert lines[2].split()[:5] == ["0d3640c1f1b8…", "histology", "21", "0", "0.000"]
+    assert lines[3].split()[:5] == ["20468e8779c4…", "fluorescence", "20", "20", "1.000"]
+    summary = {line.split()[0]: line.split() for line in lines[5:]}
+    assert summary["all"][1:4] == ["3", "50", "29"]
+    assert summary["fluorescence"][1:5] == ["2", "29", "29", "1.000"]
+    assert summary["histology"][1:5] == ["1", "21", "0", "0.000"]
+    with open(scores, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["name"], r["group"]) for r in rows] == [  # full names in the CSV
+        (FLUO[0], "fluorescence"), (HISTO, "histology"), (FLUO[1], "fluorescence")]
+
+
+def test_evaluate_group_column_and_groups_file_errors(dsb_folders, tmp_path, capsys):
+    truth, pred = dsb_folders
+    groups = tmp_path / "groups.csv"
+    groups.write_text("name,batch,stain\n" + "".join(f"{n}.png,b{i},s\n" for i, n in
+                                                      enumerate(sorted((*FLUO, HISTO)))))
+    # No "modality" column: the second one; ids may carry the image extension.
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--groups",
+                 str(groups)]) == 0
+    summary = capsys.readouterr().out.split("\n\n")[1]
+    assert [line.split()[0] for line in summary.splitlines()[1:]] == ["all", "b0", "b1", "b2"]
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--groups",
+                 str(groups), "--group-column", "stain"]) == 0
+    assert "\ns " in capsys.readouterr().out
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--groups",
+                 str(groups), "--group-column", "modality"]) == 2
+    assert ("--group-column 'modality' is not a column of" in capsys.readouterr().err)
+    groups.write_text(f"id,modality\n{FLUO[0]},fluorescence\n")
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred), "--groups",
+                 str(groups)]) == 2
+    assert "has no row for 2 of the 3 images" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--true", str(truth), "--pred", str(pred), "--group-column", "x"])
+    assert exit_.value.code == 2
+    assert "--group-column needs --groups FILE" in capsys.readouterr().err
+
+
+def test_evaluate_warns_when_labels_look_like_an_intensity_image(dsb_root, dsb_folders,
+                                                                 capsys):
+    truth, pred = dsb_folders
+    image = truth / f"{FLUO[1]}.png"
+    shutil.copy(dsb_root / "val" / "images" / f"{FLUO[1]}.png", image)  # grayscale image
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred)]) == 0
+    err = capsys.readouterr().err
+    assert f"WARNING {image}: looks like an intensity image, not instance labels" in err
+    assert err.count("WARNING") == 1
+
+
+def test_evaluate_stops_on_colour_labels(dsb_root, dsb_folders, capsys):
+    truth, pred = dsb_folders
+    image = truth / f"{HISTO}.png"
+    shutil.copy(dsb_root / "val" / "images" / f"{HISTO}.png", image)  # RGB histology image
+    assert main(["evaluate", "--true", str(truth), "--pred", str(pred)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"--true {image} has 3 colour channels; expected single-channel instance labels" in err
+
+
+def test_intensity_rule_known_answers():
+    from nuclib.cli import intensity_like
+
+    labels = np.zeros((10, 10), np.int32)
+    labels[2:8, 2:8] = 1
+    assert intensity_like(labels) is None
+    dense = np.ones((10, 10), np.int32)  # no background, but constant: still labels
+    assert intensity_like(dense) is None
+    ramp = np.arange(1, 101).reshape(10, 10)  # every neighbour differs
+    assert intensity_like(ramp) == (
+        "only 0% of its pixels are background (0) and only 0% of neighbouring nucleus pixels "
+        "share an id (instance labels: mostly background, constant over each nucleus)")
+    speckle = np.zeros((10, 10), np.int32)
+    speckle[::2, ::2] = np.arange(1, 26).reshape(5, 5)  # mostly background: not flagged
+    assert intensity_like(speckle) is None

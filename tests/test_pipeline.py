@@ -265,3 +265,21 @@ def test_same_seed_same_augmented_batches(dsb_pairs, augment):
     for (a, b), (c, d) in zip(first, second):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+
+
+@pytest.mark.parametrize("kwargs, batches", [
+    ({"crop_size": 16, "batch_size": 2}, 3),
+    ({"crop_size": 16, "batch_size": 2, "sampling": "nucleus"}, 3),
+    ({"crop_size": None}, 5),
+])
+def test_finite_datasets_know_their_length(rng, kwargs, batches):
+    # An unknown length makes Keras warn "Your input ran out of data" after every
+    # validation pass, although every batch was used.
+    images = [rng.random((16, 16, 1)).astype(np.float32) for _ in range(5)]
+    labels = [np.full((16, 16), i + 1, np.int32) for i in range(5)]
+    ds = make_dataset(None, shuffle=False, repeat=False, data=(images, labels), **kwargs)
+    assert int(ds.cardinality()) == batches
+    assert sum(1 for _ in ds) == batches
+    tiles = make_validation_dataset(None, tile_size=8, batch_size=3, data=(images, labels))
+    assert int(tiles.cardinality()) == 7  # 4 tiles per image, 20 in batches of 3
+    assert sum(1 for _ in tiles) == 7

@@ -130,3 +130,24 @@ def test_bad_images_are_named():
         evaluate([], [])
     with pytest.raises(ValueError, match="2 true label images but 1 predicted"):
         evaluate([y, y], [y])
+
+
+def test_table_shortens_long_names_but_rows_keep_them(dataset):
+    truths, preds = dataset
+    names = ["0123456789abcXdefgh", "0123456789abcYdefgh", "short"]
+    report = evaluate(truths, preds, names=names)
+    lines = report.table(name_width=12).splitlines()
+    # The first 13 characters of the two long names are the same: cut after 14 instead.
+    assert [line.split()[0] for line in lines[1:4]] == [
+        "0123456789abcX…", "0123456789abcY…", "short"]
+    assert [row["name"] for row in report.rows] == names
+    assert report.table().splitlines()[1].startswith("0123456789abcXdefgh ")
+
+
+def test_shorten_names_known_answers():
+    from nuclib.metrics.report import shorten_names
+
+    assert shorten_names(["abcdefghijklmnop", "abc", "abcdefghijklm"], 12) == [
+        "abcdefghijkl…", "abc", "abcdefghijklm"]
+    with pytest.raises(ValueError, match="at least 1"):
+        shorten_names(["a"], 0)

@@ -202,9 +202,12 @@ def test_rejects_model_that_changes_the_size():
 
 
 def test_rejects_channel_mismatch_and_bad_settings(models):
-    with pytest.raises(ValueError, match="3 channel.*expects 1"):
+    with pytest.raises(ValueError, match="3 channel.*expects 1") as err:
         TiledInferencer(models[1], tile_size=128, progress=False).predict(
             np.zeros((32, 32, 3), np.float32))
+    # The message names the fix, not only the problem.
+    assert "Segmenter.preprocess(image)" in str(err.value)
+    assert "nuclib.data.prepare_image(image, channels=1)" in str(err.value)
     with pytest.raises(ValueError, match="unknown blend"):
         TiledInferencer(models[1], blend="average")
     with pytest.raises(ValueError, match="batch_size"):

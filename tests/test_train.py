@@ -113,8 +113,46 @@ progress = false
 dir = "out"
 """)
     assert main(["train", str(toml)]) == 0
-    assert (tmp_path / "out" / "best.keras").is_file(), "output dir is relative to the recipe"
-    assert '"checkpoint"' in capsys.readouterr().out
+    checkpoint = tmp_path / "out" / "best.keras"
+    assert checkpoint.is_file(), "output dir is relative to the recipe"
+    # After Keras' epoch lines, a short summary rather than a page of JSON; without
+    # [data] val there is no model directory.
+    out = capsys.readouterr().out
+    assert "{" not in out
+    lines = out.splitlines()[-3:]
+    assert lines[0].startswith("trained in ")
+    assert f"checkpoint {checkpoint} (no model directory" in lines[0]
+    assert lines[1] == f'load it with: keras.saving.load_model("{checkpoint}")'
+    assert lines[2].startswith(f"run folder: {tmp_path / 'out'} (log.csv")
+
+
+def test_cli_train_ends_with_a_summary_and_prints_json_on_request(monkeypatch, capsys):
+    import nuclib.train
+
+    result = {"run_dir": "runs/x", "checkpoint": "runs/x/best.keras", "history": {"loss": [1.0]},
+              "train_seconds": 120.0, "model_dir": "runs/x/model",
+              "scores": {"ap50": 0.8, "per_image": [{"name": "a", "ap50": 0.8}],
+                         "groups": {"all": {"ap50": 0.8}, "fluorescence": {"ap50": 0.85},
+                                    "histology": {"ap50": 0.7}}}}
+    monkeypatch.setattr(nuclib.train, "train", lambda recipe, output_dir=None: result)
+    assert main(["train", "recipe.toml"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "trained in 2.0 min; model directory: runs/x/model",
+        "validation AP@0.5: 0.800 overall, fluorescence 0.850, histology 0.700",
+        'load it with: nuclib.load_pretrained("runs/x/model")',
+        "run folder: runs/x (log.csv, history.json); the full result: nuclib train --json"]
+    assert main(["train", "recipe.toml", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {k: v for k, v in result.items()
+                                                   if k != "history"}
+
+
+def test_training_with_validation_does_not_say_the_input_ran_out(dsb_root, tmp_path, recwarn):
+    # The finite validation set used to end with a StopIteration Keras took for
+    # running out of data, once per epoch, although every step ran.
+    result = train(tiny_recipe(dsb_root, tmp_path, output={"finalize": False}))
+    assert len(result["history"]["val_loss"]) == 2
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "ran out of data" in m or "`shuffle=True`" in m]
 
 
 @pytest.mark.parametrize("recipe,match", [

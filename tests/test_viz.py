@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -160,3 +161,16 @@ def test_viz_does_not_touch_pyplot(scene):
     viz.overlay(image, labels)
     viz.error_map(image, labels, labels)
     assert plt.get_fignums() == before
+
+
+def test_without_matplotlib_the_error_says_which_extra_to_install(scene, monkeypatch):
+    image, labels = scene
+    # As if matplotlib were not installed (submodules already imported do not help).
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "nuclib\[viz\]"') as err:
+        viz.overlay(image, labels)
+    assert err.value.name == "matplotlib"
+    with pytest.raises(ImportError, match=r'pip install "nuclib\[viz\]"'):
+        viz.probability_panel(image, labels > 0)
+    # Burnt-in outlines need no matplotlib.
+    assert viz.overlay_rgb(image, labels).shape == (64, 64, 3)

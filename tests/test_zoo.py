@@ -250,3 +250,38 @@ def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
                        "training": {"recipe_file": "recipes/m.toml", "widened": True,
                                     "fine_tuned_from": {"model": "dsb-3class"}}})
     assert "- widened (Net2WiderNet) and fine-tuned from `dsb-3class`" in card
+
+
+def test_unknown_name_suggests_the_closest_and_marks_aliases(registered):
+    with pytest.raises(KeyError) as err:
+        zoo.load_pretrained("tiny-tset")
+    message = err.value.args[0]
+    assert "unknown pretrained model 'tiny-tset'; did you mean 'tiny-test'?" in message
+    assert "Known names: tiny-test (alias: tiny-alias)." in message
+    with pytest.raises(KeyError, match="did you mean 'tiny-alias' \\(an alias of 'tiny-test'\\)"):
+        zoo.load_pretrained("tiny-alais")
+    with pytest.raises(KeyError) as err:
+        zoo.load_pretrained("qqq")
+    assert "did you mean" not in err.value.args[0]
+
+
+@pytest.mark.parametrize("text", ["runs/my-modle/model", "./my-model", "~/no-such-nuclib-model",
+                                  "model.weights.h5", "best.keras"])
+def test_a_path_like_model_that_does_not_exist_is_a_missing_directory(registered, text):
+    with pytest.raises(FileNotFoundError, match=f"model directory '{text}' does not exist"):
+        zoo.load_pretrained(text)
+
+
+def test_a_mistyped_model_directory_gets_the_close_existing_one(tiny_dir, tmp_path):
+    shutil.copytree(tiny_dir, tmp_path / "runs" / "my-model" / "model")
+    wrong = tmp_path / "runs" / "my-modle" / "model"
+    with pytest.raises(FileNotFoundError) as err:
+        zoo.load_pretrained(wrong)
+    assert str(err.value) == (
+        f"model directory '{wrong}' does not exist (no '{tmp_path / 'runs' / 'my-modle'}'; "
+        f"did you mean '{tmp_path / 'runs' / 'my-model' / 'model'}'?); expected a model "
+        "directory (config.json, metadata.json, model.weights.h5, nuclib.json), a zoo name "
+        "or 'hf://owner/repo'")
+    with pytest.raises(FileNotFoundError, match="is a file, not a directory; pass its folder"):
+        zoo.load_pretrained(tmp_path / "runs" / "my-model" / "model" / "nuclib.json")
+    assert zoo.load_pretrained(tmp_path / "runs" / "my-model" / "model").name == "tiny"

@@ -464,7 +464,7 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
                     return
         ds = tf.data.Dataset.from_generator(whole, output_signature=(
             tf.TensorSpec((None, None, c), tf.float32), tf.TensorSpec((None, None, 1), tf.int32)))
-        ds = ds.batch(1)
+        ds = _with_length(ds, None if repeat else len(source)).batch(1)
     else:
         if sampling == "nucleus":
             crops = _nucleus_crops(source, crop_size, seed, repeat, uniform_fraction)
@@ -473,6 +473,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         ds = tf.data.Dataset.from_generator(crops, output_signature=(
             tf.TensorSpec((crop_size, crop_size, c), tf.float32),
             tf.TensorSpec((crop_size, crop_size, 1), tf.int32)))
+        # Either way one crop per image per pass (see _image_crops, _nucleus_crops).
+        ds = _with_length(ds, None if repeat else len(source))
         ds = ds.batch(batch_size, drop_remainder=repeat)
     if augment is not None:
         def _augment(im, lab):
@@ -483,6 +485,23 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
     ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_length(ds: tf.data.Dataset, n: int | None) -> tf.data.Dataset:
+    """``ds`` with its number of elements declared, or ``ds`` unchanged for ``None``.
+
+    A generator dataset's length is unknown to ``tf.data``, so Keras learns
+    that a finite validation set has ended only from the ``StopIteration``
+    at its end, and then warns "Your input ran out of data; interrupting
+    training" after every validation pass although nothing was cut short.
+    With the length declared, Keras stops after the last batch instead.
+    """
+    return ds if n is None else ds.apply(tf.data.experimental.assert_cardinality(n))
+
+
+def _tile_count(shape, size: int) -> int:
+    """How many tiles ``_tiles`` cuts an image of ``shape`` into."""
+    return -(-int(shape[0]) // size) * -(-int(shape[1]) // size)
 
 
 def _tiles(image, labels, size: int):
@@ -541,6 +560,8 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
     ds = tf.data.Dataset.from_generator(tiles, output_signature=(
         tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
         tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
+    ds = _with_length(ds, sum(_tile_count(np.shape(source[i][1]), tile_size)
+                              for i in range(len(source))))
     ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

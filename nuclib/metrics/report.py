@@ -88,25 +88,33 @@ class Report:
         """Names of the per-image columns, in order."""
         return list(self.rows[0]) if self.rows else []
 
-    def table(self, digits: int = 3) -> str:
+    def table(self, digits: int = 3, *, name_width: int | None = None) -> str:
         """A printable, aligned text table: one line per image, then one per group.
 
         Args:
             digits: decimals of the scores.
+            name_width: cut image names longer than this to their first
+                ``name_width`` characters and "…" (more characters where two
+                names would otherwise read the same); None keeps them whole.
+                ``rows`` and ``to_csv`` always keep the full names.
 
         Returns:
             The table as a string (no trailing newline).
 
         Example:
-            >>> print(report.table())   # doctest: +SKIP
+            >>> print(report.table(name_width=12))   # doctest: +SKIP
         """
+        rows = self.rows
+        if name_width is not None:
+            short = shorten_names([row["name"] for row in rows], name_width)
+            rows = [dict(row, name=name) for row, name in zip(rows, short)]
         keys = [threshold_key(t) for t in self.thresholds]
         scores = [f"ap{k}" for k in keys] + [f"f1_{keys[0]}", "dsb_score", "aji"]
         counts = ["splits", "merges"]
-        grouped = any(row["group"] != ALL for row in self.rows)
+        grouped = any(row["group"] != ALL for row in rows)
         image_cols = ["name"] + (["group"] if grouped else []) + ["n_true", "n_pred"]
         image_cols += scores + counts
-        lines = _aligned(image_cols, self.rows, digits)
+        lines = _aligned(image_cols, rows, digits)
         group_cols = ["group", "n_images", "n_true", "n_pred"] + scores + counts
         groups = [{"group": name, **values} for name, values in self.summary["groups"].items()]
         return "\n".join(lines + [""] + _aligned(group_cols, groups, digits))
@@ -140,6 +148,38 @@ class Report:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+
+def shorten_names(names: Sequence[str], width: int) -> list[str]:
+    """Names longer than ``width`` cut to their first ``width`` characters and "…".
+
+    Where two cut names would read the same, all are cut longer, so that
+    different names stay different in the table.
+
+    Args:
+        names: the names, e.g. 64-character DSB2018 image ids.
+        width: characters kept before the "…" (at least 1).
+
+    Returns:
+        The shortened names, in order.
+
+    Raises:
+        ValueError: ``width`` below 1.
+
+    Example:
+        >>> shorten_names(["0123456789abcdef", "short"], 4)
+        ['0123…', 'short']
+    """
+    if int(width) < 1:
+        raise ValueError(f"width must be at least 1 character, got {width}")
+    names = [str(n) for n in names]
+    longest = max((len(n) for n in names), default=0)
+    for w in range(int(width), longest + 1):
+        # A name only one character too long is kept whole: "…" would save nothing.
+        short = [n if len(n) <= w + 1 else n[:w] + "…" for n in names]
+        if len(set(short)) == len(set(names)):
+            return short
+    return names
 
 
 def _cell(value, digits: int) -> str:

@@ -557,7 +557,8 @@ class TiledInferencer:
 
         Raises:
             ValueError: the image is not 2-D/3-D or empty, its channels do not
-                match the model, or the model changes the spatial size.
+                match the model (the message names the conversion), or the
+                model changes the spatial size.
 
         Example:
             >>> probs = TiledInferencer(model, progress=False).predict(image)  # doctest: +SKIP
@@ -569,8 +570,11 @@ class TiledInferencer:
         height, width, channels = self._check_image(image)
         expected = _model_channels(self.model)
         if expected is not None and channels != expected:
-            raise ValueError(f"image has {channels} channel(s) (shape {tuple(image.shape)}); "
-                             f"the model expects {expected}")
+            raise ValueError(
+                f"image has {channels} channel(s) (shape {tuple(image.shape)}); the model "
+                f"expects {expected}. Convert it first: Segmenter.preprocess(image) prepares "
+                f"any image for its model, or nuclib.data.prepare_image(image, "
+                f"channels={expected}) (grayscale or RGB, percentile-normalized)")
         if self._overlap is None:
             self._set_overlap(receptive_field_radius(self.model, channels=channels),
                               explicit=False)

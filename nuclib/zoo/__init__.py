@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nuclib.zoo.files import ChecksumError, sha256, verify_files
+from nuclib.zoo.files import KERAS_FILES, ChecksumError, sha256, verify_files
 from nuclib.zoo import registry as _registry
 from nuclib.zoo.registry import PretrainedEntry, resolve_name
 
-__all__ = ["load_pretrained", "list_pretrained", "resolve_name",
+__all__ = ["load_pretrained", "list_pretrained", "resolve_name", "looks_like_a_path",
            "PretrainedEntry", "ChecksumError", "sha256", "verify_files", "SOURCES"]
 
 SOURCES = ("auto", "bundled", "hub")
@@ -41,13 +41,72 @@ def list_pretrained() -> list[dict]:
             for e in _registry.load_registry().values()]
 
 
+# Files of a model directory: a path that ends in one of them means a folder.
+MODEL_FILES = KERAS_FILES + ("nuclib.json",)
+
+
+def looks_like_a_path(text: str) -> bool:
+    """Whether a model argument can only be meant as a path, never as a zoo name.
+
+    True when it holds a path separator (``/`` or ``\\``), starts with ``.``
+    or ``~``, or ends in a model file name (``MODEL_FILES``) or ``.keras``.
+
+    Args:
+        text: the argument as given.
+
+    Returns:
+        True for path-like text.
+
+    Example:
+        >>> looks_like_a_path("runs/my-model/model"), looks_like_a_path("dsb-3class")
+        (True, False)
+    """
+    return (any(sep in text for sep in ("/", "\\", os.sep)) or text.startswith((".", "~"))
+            or text.endswith(MODEL_FILES + (".keras",)))
+
+
+def _not_a_model_directory(text: str, path: Path) -> FileNotFoundError:
+    """The error for a path that is no model directory, naming what is wrong with it."""
+    expected = (f"expected a model directory ({', '.join(MODEL_FILES)}), a zoo name or "
+                "'hf://owner/repo'")
+    if path.exists():
+        hint = f"; pass its folder {str(path.parent)!r}" if path.name in MODEL_FILES else ""
+        return FileNotFoundError(f"model {text!r} is a file, not a directory{hint}; {expected}")
+    return FileNotFoundError(f"model directory {text!r} does not exist{_missing_part(path)}; "
+                             f"{expected}")
+
+
+def _missing_part(path: Path) -> str:
+    """``" (no 'runs/my-modle'; did you mean 'runs/my-model/model'?)"``, or ``""``."""
+    import difflib
+
+    parts = path.parts
+    for i, part in enumerate(parts):
+        head = Path(*parts[: i + 1])
+        if head.exists():
+            continue
+        parent = head.parent  # "." for the first part of a relative path
+        try:
+            siblings = sorted(p.name for p in parent.iterdir() if p.is_dir())
+        except OSError:
+            siblings = []
+        for close in difflib.get_close_matches(part, siblings, n=3):
+            candidate = parent.joinpath(close, *parts[i + 1:])
+            if candidate.is_dir():
+                return f" (no {str(head)!r}; did you mean {str(candidate)!r}?)"
+        # The first missing part, unless it is the whole path the message names anyway.
+        return f" (no {str(head)!r})" if head != path else ""
+    return ""
+
+
 def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None = None,
                     cache_dir=None):
     """Load a pretrained ``Segmenter``.
 
     Args:
         name_or_path: a zoo name or alias (``"dsb-3class"``), ``"hf://owner/repo"`` for any
-            Hub repo in nuclib's layout, or a local model directory.
+            Hub repo in nuclib's layout, or a local model directory (``~`` is
+            expanded).
         source: for zoo names: ``"bundled"`` (the copy shipped in the package,
             offline), ``"hub"`` (download through the Hugging Face cache), or
             ``"auto"`` (bundled if present, else hub).
@@ -58,7 +117,11 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         A ``nuclib.Segmenter``.
 
     Raises:
-        KeyError: unknown zoo name (the message lists the known ones).
+        KeyError: unknown zoo name (the message suggests the closest and lists
+            the known ones).
+        FileNotFoundError: a path that is not a model directory: one that
+            does not exist, when the argument looks like a path (see
+            ``looks_like_a_path``), or a file.
         ValueError: bad ``source``.
         nuclib.zoo.ChecksumError: a file differs from its pinned sha256;
             nothing is loaded.
@@ -81,10 +144,12 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         folder = download_model(text[len("hf://"):], revision=revision, cache_dir=cache_dir)
         model, config = load_model_dir(folder, verify=True)
         return Segmenter(model, config)
-    path = Path(text)
+    path = Path(text).expanduser()
     if path.is_dir():
         model, config = load_model_dir(path, verify=True)
         return Segmenter(model, config)
+    if looks_like_a_path(text):  # not a zoo name: say what is wrong with the path
+        raise _not_a_model_directory(text, path)
     entry = resolve_name(text)
     bundled = entry.bundled_dir
     if source == "bundled" or (source == "auto" and bundled.is_dir() and revision is None):

@@ -83,7 +83,8 @@ def resolve_name(name: str) -> PretrainedEntry:
         The matching ``PretrainedEntry``.
 
     Raises:
-        KeyError: unknown name; the message lists the known names and aliases.
+        KeyError: unknown name; the message suggests the closest one and lists
+            the known names, each with its aliases.
 
     Example:
         >>> resolve_name("dsb-3class").repo_id   # doctest: +SKIP
@@ -95,6 +96,46 @@ def resolve_name(name: str) -> PretrainedEntry:
     for entry in table.values():
         if name in entry.aliases:
             return entry
-    known = sorted(list(table) + [a for e in table.values() for a in e.aliases])
-    raise KeyError(f"unknown pretrained model {name!r}; known names: {', '.join(known)}. "
-                   "Pass a local model directory or 'hf://owner/repo' for other models.")
+    raise KeyError(unknown_name_message(name, table))
+
+
+def unknown_name_message(name: str, table: dict[str, PretrainedEntry]) -> str:
+    """The error for a name that is not in the registry: the closest name, then all of them.
+
+    Args:
+        name: the name that was not found.
+        table: ``{name: PretrainedEntry}``, as from ``load_registry``.
+
+    Returns:
+        ``"unknown pretrained model 'x'; did you mean 'y'? Known names: ..."``,
+        the suggestion (``difflib.get_close_matches``, ignoring case) only when
+        one is close; aliases are listed after their model as aliases.
+
+    Example:
+        >>> entry = PretrainedEntry("dsb-3class", "", "nuclib/dsb-3class", "main",
+        ...                         aliases=("default",))
+        >>> unknown_name_message("dsb3class", {"dsb-3class": entry}).split(" Known")[0]
+        "unknown pretrained model 'dsb3class'; did you mean 'dsb-3class'?"
+    """
+    import difflib
+
+    owner = {e.name: e.name for e in table.values()}
+    owner.update({alias: e.name for e in table.values() for alias in e.aliases})
+    lowered = {candidate.lower(): candidate for candidate in owner}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1)
+    hint = "."
+    if close:
+        match = lowered[close[0]]
+        alias = f" (an alias of {owner[match]!r})" if owner[match] != match else ""
+        hint = f"; did you mean {match!r}{alias}?"
+    known = ", ".join(_with_aliases(e) for e in sorted(table.values(), key=lambda e: e.name))
+    return (f"unknown pretrained model {name!r}{hint} Known names: {known}. Pass a local "
+            "model directory or 'hf://owner/repo' for other models.")
+
+
+def _with_aliases(entry: PretrainedEntry) -> str:
+    """``"dsb-3class (aliases: default, unet-3class)"``, or just the name."""
+    if not entry.aliases:
+        return entry.name
+    word = "alias" if len(entry.aliases) == 1 else "aliases"
+    return f"{entry.name} ({word}: {', '.join(sorted(entry.aliases))})"
