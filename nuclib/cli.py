@@ -156,10 +156,38 @@ def _segment_summary(done: int, drawn: int, kept: dict, failed: list, out_dir: P
     return ", ".join(parts)
 
 
+def _import_backend(verbose: bool) -> None:
+    """Import Keras and its backend, hiding the backend's native log lines unless ``verbose``.
+
+    TensorFlow's C++ runtime writes lines such as "Could not find cuda drivers"
+    to the process's stderr while it loads and looks for devices, before
+    ``TF_CPP_MIN_LOG_LEVEL`` applies; to a command-line user they are noise.
+    Python errors are not hidden: they are raised after stderr is restored.
+    """
+    if verbose:
+        import keras  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery logs now, not later
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def _load_segmenter(args):
     """The model with its ``--set`` overrides; raise ValueError for unusable options."""
     from nuclib.zoo import load_pretrained
 
+    _import_backend(args.verbose)
     segmenter = load_pretrained(args.model, source=args.source)
     if args.diameter is not None and segmenter.config["diameter"] is None:
         raise ValueError(f"model {args.model!r} works at each image's own scale; "
@@ -216,7 +244,7 @@ def cmd_segment(args) -> int:
         >>> main(["segment", "images/", "--out", "results/", "--overlay"])  # doctest: +SKIP
         0
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar, write
 
     files = _inputs(args.inputs)
     if not files:
@@ -233,7 +261,7 @@ def cmd_segment(args) -> int:
             print(f"nuclib segment: {err}", file=sys.stderr)
             return 2
     done = drawn = 0
-    for job in tqdm(jobs, desc="segmenting", disable=args.no_progress or not jobs):
+    for job in progress_bar(jobs, desc="segmenting", unit="image", enabled=not args.no_progress):
         try:
             line = _run_segment_job(job, segmenter, overrides, args)
         except Exception as err:  # keep going past one bad file; report it at the end
@@ -242,7 +270,7 @@ def cmd_segment(args) -> int:
         done += job.segment
         drawn += job.draw and not job.segment
         if args.verbose:
-            print(line)
+            write(line)  # through the bar, which it would otherwise break
     print(_segment_summary(done, drawn, kept, failed, out_dir), file=sys.stderr)
     for path, message in failed:
         print(f"FAILED {path}: {message}", file=sys.stderr)
@@ -542,7 +570,7 @@ def cmd_train(args) -> int:
     folder's ``history.json``.
 
     Args:
-        args: parsed arguments with ``recipe``, ``out`` and ``json``.
+        args: parsed arguments with ``recipe``, ``out``, ``json`` and ``verbose``.
 
     Returns:
         Exit status 0 (errors propagate as exceptions; ``main`` turns the
@@ -554,6 +582,7 @@ def cmd_train(args) -> int:
     """
     from nuclib.train import train
 
+    _import_backend(args.verbose)
     result = train(args.recipe, output_dir=args.out)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
@@ -601,6 +630,7 @@ def cmd_zoo(args) -> int:
                           else None}, indent=2))
         return 0
     if args.zoo_command == "download":
+        _import_backend(args.verbose)
         seg = zoo.load_pretrained(args.name, source="hub", cache_dir=args.cache_dir)
         print(f"downloaded and verified {seg.name}")
         if args.dir:
@@ -659,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace existing outputs (default: keep each existing output and "
                           "write only the missing ones)")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")
-    seg.add_argument("-v", "--verbose", action="store_true", help="print one line per image")
+    seg.add_argument("-v", "--verbose", action="store_true",
+                     help="print one line per image, and the backend's own log lines")
     seg.set_defaults(func=cmd_segment, check=_check_segment_args, subparser=seg)
 
     ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")
@@ -681,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="output folder (overrides the recipe's)")
     tr.add_argument("--json", action="store_true",
                     help="print the whole result as JSON instead of the short summary")
+    tr.add_argument("-v", "--verbose", action="store_true",
+                    help="also print the backend's own log lines (TensorFlow, absl)")
     tr.set_defaults(func=cmd_train)
 
     z = sub.add_parser("zoo", help="pretrained models")
@@ -693,6 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dir", help="also save it to this folder")
     dl.add_argument("--cache-dir", help="Hugging Face cache folder")
     dl.add_argument("--overwrite", action="store_true")
+    dl.add_argument("-v", "--verbose", action="store_true",
+                    help="also print the backend's own log lines (TensorFlow, absl)")
     push = zsub.add_parser("push", help="upload a model directory to the Hub")
     push.add_argument("directory")
     push.add_argument("--repo-id", required=True)
@@ -720,8 +755,9 @@ def main(argv=None) -> int:
         >>> main(["evaluate", "--true", "gt/", "--pred", "results/"])  # doctest: +SKIP
         0
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Arguments are checked before any model is loaded or image read.
     problem = args.check(args) if getattr(args, "check", None) else None
     if problem:

@@ -239,7 +239,7 @@ class Segmenter:
                 and diameter > 0):
             raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
 
-    def estimate_diameter(self, image, *, progress: bool = False) -> float:
+    def estimate_diameter(self, image, *, progress: bool = True) -> float:
         """Median nucleus diameter (pixels) in an image, measured with this model.
 
         A first pass at the image's own scale finds nuclei; if their size is
@@ -249,7 +249,7 @@ class Segmenter:
 
         Args:
             image: HxW or HxWxC image, any numeric dtype.
-            progress: show a progress bar over tiles.
+            progress: show a progress bar over tiles (``nuclib.progress``).
 
         Returns:
             The diameter in the image's pixels, or ``nan`` when no nucleus is
@@ -292,7 +292,7 @@ class Segmenter:
         return diameter, factor, probs
 
     def predict_scaled(self, image, *, diameter: float | None = None, tta: bool | None = None,
-                       progress: bool = False, **tiling) -> ScaledPrediction:
+                       progress: bool = True, **tiling) -> ScaledPrediction:
         """Probabilities in the model's space, where nuclei have the training size.
 
         For models without a training ``diameter`` this is ``predict`` with
@@ -305,7 +305,7 @@ class Segmenter:
             diameter: median nucleus diameter in the image, in pixels, if known.
             tta: average over the 8 rotations and mirrors of the image (8x
                 slower, slightly more accurate); default: the config's ``tta``.
-            progress: show a progress bar over tiles.
+            progress: show a progress bar over tiles (``nuclib.progress``).
             **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
 
         Returns:
@@ -333,7 +333,9 @@ class Segmenter:
                                     x.shape[:2], None)
         if diameter is None:
             window = self._window(x)
-            diameter, factor, probs = self._estimate(window, progress)
+            # Passes over a central crop only size the nuclei: no bar of their own.
+            # Over the whole image they are the prediction, and show theirs.
+            diameter, factor, probs = self._estimate(window, progress and window.shape == x.shape)
             if window.shape == x.shape and not tiling and not tta:
                 return ScaledPrediction(probs, factor, x.shape[:2], diameter)
         factor = scale_for_diameter(diameter, self.config["diameter"])
@@ -341,7 +343,7 @@ class Segmenter:
                                 x.shape[:2], float(diameter))
 
     def predict(self, image, *, diameter: float | None = None, tta: bool | None = None,
-                progress: bool = False, **tiling) -> np.ndarray:
+                progress: bool = True, **tiling) -> np.ndarray:
         """Probabilities for one image: ``(H, W, 3)`` (background, interior, boundary)
         for three-class models, ``(H, W, 1)`` foreground for binary ones.
 
@@ -350,7 +352,7 @@ class Segmenter:
             diameter: median nucleus diameter in pixels, for models trained at
                 one nucleus size (config ``diameter``); measured when omitted.
             tta: average over the 8 rotations and mirrors (see ``predict_scaled``).
-            progress: show a progress bar over tiles.
+            progress: show a progress bar over tiles (``nuclib.progress``).
             **tiling: override tiling settings (``tile_size``, ``batch_size``, ...).
 
         Returns:
@@ -438,7 +440,7 @@ class Segmenter:
         return KINDS[self.head](probs, **params)
 
     def segment(self, image, *, diameter: float | None = None, tta: bool | None = None,
-                progress: bool = False, **postprocess) -> np.ndarray:
+                progress: bool = True, **postprocess) -> np.ndarray:
         """Instance labels (uint32 HxW, nuclei numbered 1..N) for one image.
 
         Args:
@@ -446,7 +448,7 @@ class Segmenter:
             diameter: median nucleus diameter in pixels, for models trained at
                 one nucleus size (config ``diameter``); measured when omitted.
             tta: average over the 8 rotations and mirrors (see ``predict_scaled``).
-            progress: show a progress bar over tiles.
+            progress: show a progress bar over tiles (``nuclib.progress``).
             **postprocess: override post-processing parameters.
 
         Returns:
@@ -488,15 +490,14 @@ class Segmenter:
         Example:
             >>> results = seg.segment_many("images/")   # doctest: +SKIP
         """
-        from tqdm.auto import tqdm
-
         from nuclib.data.io import list_images, read_image
+        from nuclib.progress import progress_bar
 
         if isinstance(images, (str, Path)):
             images = list_images(images)
         items = list(images)
         out = []
-        for item in tqdm(items, desc="segmenting", disable=not progress):
+        for item in progress_bar(items, desc="segmenting", unit="image", enabled=progress):
             image = read_image(item) if isinstance(item, (str, Path)) else item
             out.append(self.segment(image, diameter=diameter, tta=tta, **postprocess))
         return out

@@ -411,3 +411,19 @@ def test_intensity_rule_known_answers():
     speckle = np.zeros((10, 10), np.int32)
     speckle[::2, ::2] = np.arange(1, 26).reshape(5, 5)  # mostly background: not flagged
     assert intensity_like(speckle) is None
+
+
+def test_the_cli_hides_the_backends_native_log_lines(model_dir, inputs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (inputs / "broken.png").unlink()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "nuclib", "segment", str(inputs), "--model",
+                           str(model_dir), "--out", str(tmp_path / "out"), "--no-progress"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    # TensorFlow's C++ lines ("I0000 ... cudart_stub.cc", "WARNING: All log messages
+    # before absl::InitializeLog()") are gone: only nuclib's own summary is left.
+    assert done.stderr.splitlines() == ["segmented 3, failed 0"]

@@ -218,7 +218,8 @@ def test_rejects_channel_mismatch_and_bad_settings(models):
 
 # -- progress bar --------------------------------------------------------------------
 @pytest.mark.parametrize("progress", [True, False])
-def test_progress_bar_can_be_switched_off(capsys, progress):
+def test_progress_bar_can_be_switched_off(capsys, monkeypatch, progress):
+    monkeypatch.setattr("nuclib.progress.DELAY", 0)  # draw at once, however quick the work
     TiledInferencer(_pointwise, tile_size=16, overlap=2, progress=progress).predict(
         np.zeros((40, 40), np.float32))
     err = capsys.readouterr().err

@@ -374,3 +374,15 @@ def test_backbone_from_names_a_mismatched_model(dsb_root, tmp_path):
                          train={"backbone_from": str(tmp_path / "other.keras")})
     with pytest.raises(ValueError, match="backbone_from"):
         train(recipe)
+
+
+def test_bfloat16_is_native_reads_the_cpu_flags(tmp_path):
+    from nuclib.train import bfloat16_is_native
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert bfloat16_is_native(amx)
+    assert not bfloat16_is_native(avx2)  # emulated bfloat16: float32 is faster
+    assert not bfloat16_is_native(tmp_path / "missing")

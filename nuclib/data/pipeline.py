@@ -60,7 +60,7 @@ def _load_one(image_path, label_path, prep: Callable, channels: int | None):
 
 
 def load_pairs(pairs, *, channels: int = 1, preprocess: Callable | None = None,
-               progress: bool = False):
+               progress: bool = True):
     """Read and normalize every (image, label) pair once.
 
     Args:
@@ -80,12 +80,13 @@ def load_pairs(pairs, *, channels: int = 1, preprocess: Callable | None = None,
     Example:
         >>> images, labels = load_pairs(folder_pairs("dsb2018/val")[:4])   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     prep = _preprocess(channels, preprocess)
     images, labels = [], []
     expected = channels if preprocess is None else None
-    for image_path, label_path in tqdm(list(pairs), desc="loading", disable=not progress):
+    for image_path, label_path in progress_bar(list(pairs), desc="loading", unit="image",
+                                                   enabled=progress):
         x, lab = _load_one(image_path, label_path, prep, expected)
         expected = x.shape[2]
         images.append(x)
@@ -367,7 +368,7 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
                  target: str = "three_class", augment: Callable | None = None,
                  shuffle: bool = True, repeat: bool = True, channels: int = 1,
                  preprocess: Callable | None = None, seed: int | None = None,
-                 data=None, progress: bool = False, cache: bool = True,
+                 data=None, progress: bool = True, cache: bool = True,
                  pad_multiple: int = 1, sampling: str = "image",
                  uniform_fraction: float = 0.25,
                  deterministic: bool | None = None, n_rays: int = 32) -> tf.data.Dataset:
@@ -517,7 +518,7 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
                             batch_size: int = 8, target: str = "three_class",
                             channels: int = 1, preprocess: Callable | None = None,
                             pad_multiple: int = 16, data=None,
-                            progress: bool = False, n_rays: int = 32) -> tf.data.Dataset:
+                            progress: bool = True, n_rays: int = 32) -> tf.data.Dataset:
     """A deterministic, unaugmented dataset that covers every labelled pixel exactly once.
 
     Args:

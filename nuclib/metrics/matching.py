@@ -590,7 +590,7 @@ def _pool(records: Sequence[Matching], thresh: float, criterion: str,
 
 def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
                      criterion: str = "iou", by_image: bool = False,
-                     progress: bool = False):
+                     progress: bool = True):
     """Detection scores of a whole dataset, pooled or averaged per image.
 
     With ``by_image=False`` tp, fp and fn are summed over all images before
@@ -604,7 +604,7 @@ def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
         thresh: threshold in [0, 1], or a list/tuple of them.
         criterion: ``"iou"``, ``"iot"`` or ``"iop"``.
         by_image: average per image instead of pooling counts.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (``nuclib.progress``).
 
     Returns:
         A ``DatasetMatching``, or a list of them for a list of thresholds.
@@ -617,7 +617,7 @@ def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
         >>> matching_dataset([y, y], [y, np.zeros_like(y)]).accuracy
         0.5
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     _check_criterion(criterion)
     values, single = _thresholds(thresh)
@@ -626,8 +626,8 @@ def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
         raise ValueError(f"{len(ys_true)} true label images but {len(ys_pred)} predicted "
                          "ones; expected one prediction per image")
     per_image = [match_overlap(label_overlap(t, p), values, criterion)
-                 for t, p in tqdm(list(zip(ys_true, ys_pred)), desc="matching",
-                                  disable=not progress)]
+                 for t, p in progress_bar(list(zip(ys_true, ys_pred)), desc="matching",
+                                          unit="image", enabled=progress)]
     out = [_pool([records[i] for records in per_image], t, criterion, by_image)
            for i, t in enumerate(values)]
     return out[0] if single else out

@@ -217,7 +217,7 @@ def _group_summary(rows: list[dict], records: list[list], thresholds: list[float
 def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
              thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
              groups: Sequence[str] | None = None, *, split_thresh: float = 0.5,
-             progress: bool = False) -> Report:
+             progress: bool = True) -> Report:
     """Score predicted label images against ground truth: per image and per dataset.
 
     Each pair is read once (one sparse overlap table) for all scores:
@@ -232,7 +232,7 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
         groups: one group label per image (e.g. the imaging modality); the
             summary then has a block per group besides ``"all"``.
         split_thresh: overlap fraction for ``splits_and_merges``.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (``nuclib.progress``).
 
     Returns:
         A ``Report``.
@@ -247,7 +247,7 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
         >>> evaluate([y], [y]).summary["dsb_score"]
         1.0
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     ys_true, ys_pred = list(ys_true), list(ys_pred)
     n = len(ys_true)
@@ -269,7 +269,7 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
     split_thresh = _check_fraction(split_thresh, "split_thresh")
 
     rows, records = [], []
-    for i in tqdm(range(n), desc="evaluating", disable=not progress):
+    for i in progress_bar(range(n), desc="evaluating", unit="image", enabled=progress):
         try:
             overlap = label_overlap(ys_true[i], ys_pred[i])
         except ValueError as err:

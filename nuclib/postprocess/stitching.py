@@ -236,7 +236,7 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
         on_large: what to do about objects larger than ``min_overlap``
             crossing block borders: ``"warn"`` (keep what the owning block
             sees), ``"raise"`` (ValueError) or ``"ignore"``.
-        progress: show a tqdm progress bar over blocks.
+        progress: show a progress bar over blocks.
 
     Returns:
         ``out``, holding uint32-compatible labels numbered 1..N in block order.
@@ -254,7 +254,7 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
         ...                                 shape=image.shape[:2])    # doctest: +SKIP
         >>> segment_large(image, lambda b: label(b > 128), out=out)   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     shape = _check_image(image)
     context = 0 if context is None else int(context)
@@ -272,7 +272,7 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
                      min_overlap, context)
     writer = _Writer(out, blocks, clear)
     large = []
-    for block in tqdm(blocks, desc="blocks", unit="block", disable=not progress):
+    for block in progress_bar(blocks, desc="blocks", unit="block", enabled=progress):
         window = np.asarray(image[block.read])
         labels = _check_labels(segment_fn(window), window.shape[:2], "block")
         crop = tuple(slice(block.keep[a].start - block.read[a].start,
@@ -323,7 +323,7 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
         import dask
     except ImportError as err:  # pragma: no cover - exercised only without dask
         raise ImportError("segment_dask needs dask: pip install 'nuclib[dask]'") from err
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     shape = _check_image(darr)
     if not hasattr(darr, "map_overlap"):
@@ -366,7 +366,7 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
     writer = _Writer(out, blocks, clear)
     order = [(i, j) for i in range(len(y_cores)) for j in range(len(x_cores))]
     step = max(int(blocks_per_compute), 1)
-    with tqdm(total=len(order), desc="blocks", unit="block", disable=not progress) as bar:
+    with progress_bar(total=len(order), desc="blocks", unit="block", enabled=progress) as bar:
         for first in range(0, len(order), step):
             wave = order[first:first + step]
             results = dask.compute(*[labelled.blocks[i, j] for i, j in wave], **compute_kwargs)

@@ -199,7 +199,7 @@ def _check_grid(grid, kind, accepted) -> dict[str, list]:
 def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
                         kind: str = "three_class", grid: dict | None = None,
                         score="ap50", base: dict | None = None, search: str = "coordinate",
-                        max_rounds: int = 3, progress: bool = False) -> dict:
+                        max_rounds: int = 3, progress: bool = True) -> dict:
     """Find the post-processing parameters that maximize a score on validation data.
 
     Starts from the function's defaults (updated by ``base``) and, with
@@ -224,7 +224,7 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
         base: fixed parameters (and the starting point for those in the grid).
         search: ``"coordinate"`` or ``"grid"``.
         max_rounds: coordinate-search rounds at most.
-        progress: show a tqdm bar over evaluated settings.
+        progress: show a progress bar over evaluated settings.
 
     Returns:
         dict with ``params`` (keyword arguments for the post-processing
@@ -241,7 +241,7 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
         >>> tuned["params"]                                                  # doctest: +SKIP
         {'seed_threshold': 0.6, 'boundary_boost': 1.0, 'foreground_threshold': 0.4, 'min_size': 16}
     """
-    from tqdm.auto import tqdm
+    from nuclib.progress import progress_bar
 
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {tuple(KINDS)}")
@@ -263,7 +263,6 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
     start.update(base)
     cache: dict = {}           # setting -> score
     raw: dict = {}             # the last setting without min_size -> its labels
-    bar = tqdm(desc=f"tuning {kind} thresholds", unit="setting", disable=not progress)
 
     def evaluate(params: dict) -> float:
         key = tuple(sorted(params.items(), key=lambda item: item[0]))
@@ -281,7 +280,8 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
         bar.set_postfix(best=f"{max(cache.values()):.4f}")
         return cache[key]
 
-    try:
+    with progress_bar(desc=f"tuning {kind} thresholds", unit="setting",
+                      enabled=progress) as bar:
         best_params, best = dict(start), evaluate(start)
         start_score = best
         if search == "grid":
@@ -303,8 +303,6 @@ def optimize_thresholds(probs_list: Sequence, labels_list: Sequence, *,
                             best_params, best, changed = candidate, value, True
                 if not changed:
                     break
-    finally:
-        bar.close()
     return {
         "params": {name: _plain(value) for name, value in best_params.items()},
         "score": best,

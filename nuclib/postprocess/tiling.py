@@ -185,7 +185,10 @@ def _probe_radius(fn: Callable, channels: int, multiple: int, *, limit: int = 20
         batch = np.repeat(base, len(offsets) + 1, axis=0)
         for i, r in enumerate(offsets, start=1):
             batch[i, centre + r, centre + r] += 1.0
-        out = np.asarray(fn(batch), dtype=np.float32)
+        # One image per call: some CPU kernels (oneDNN on AVX2) sum in an order
+        # that depends on the batch, which would change every output pixel.
+        out = np.concatenate([np.asarray(fn(batch[i:i + 1]), dtype=np.float32)
+                              for i in range(len(batch))])
         radius, touches_border = 0, False
         for i, r in enumerate(offsets, start=1):
             changed = np.any(out[i] != out[0], axis=-1)
@@ -407,7 +410,7 @@ class TiledInferencer:
             computed once per model.
         batch_size: tiles per model call; memory grows with it.
         blend: ``"crop"``, ``"linear"`` or ``"gaussian"``.
-        progress: show a tqdm progress bar over tiles.
+        progress: show a progress bar over tiles (``nuclib.progress``).
         multiple: the model's total stride (tile origins and sizes are
             multiples of it). Default: ``nuclib.models.required_multiple``
             for Keras models, 1 for other callables.
@@ -426,8 +429,8 @@ class TiledInferencer:
         (300, 200, 3)
     """
 
-    def __init__(self, model, *, tile_size=256, overlap: int | None = None,
-                 batch_size: int = 8, blend: str = "crop", progress: bool = True,
+    def __init__(self, model, *, tile_size=1024, overlap: int | None = None,
+                 batch_size: int = 1, blend: str = "crop", progress: bool = True,
                  multiple: int | None = None):
         if not callable(model):
             raise ValueError(f"model must be callable (a keras.Model or a function), got "
@@ -563,7 +566,7 @@ class TiledInferencer:
         Example:
             >>> probs = TiledInferencer(model, progress=False).predict(image)  # doctest: +SKIP
         """
-        from tqdm.auto import tqdm
+        from nuclib.progress import progress_bar
 
         if not hasattr(image, "shape"):  # lists and other sequences
             image = np.asarray(image)
@@ -583,8 +586,8 @@ class TiledInferencer:
 
         out = weight_sum = None
         weights = {}
-        bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not self.progress)
-        try:
+        with progress_bar(total=len(tiles), desc="tiles", unit="tile",
+                          enabled=self.progress) as bar:
             for first in range(0, len(tiles), self.batch_size):
                 chunk = tiles[first:first + self.batch_size]
                 batch = np.stack([self._read_tile(image,
@@ -613,8 +616,6 @@ class TiledInferencer:
                     out[y0:y0 + h, x0:x0 + w] += p[:h, :w] * wt[..., None]
                     weight_sum[y0:y0 + h, x0:x0 + w] += wt
                 bar.update(len(chunk))
-        finally:
-            bar.close()
         if weight_sum is not None:
             out /= weight_sum[..., None]
         return out
