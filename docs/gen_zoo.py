@@ -67,8 +67,9 @@ def _model_section(entry: dict) -> list[str]:
     description = entry.get("description") or config.get("description", "")
     if description:
         lines += [description, ""]
-    lines += ["```python", "import nuclib", f'seg = nuclib.load_pretrained("{name}")',
-              "labels = seg.segment(image)", "```", ""]
+    lines += ["```python", "import nuclib", "", f'seg = nuclib.load_pretrained("{name}")',
+              'image = nuclib.data.read_image("cells.tif")   # any size; 8/16-bit or float',
+              "labels = seg.segment(image)                   # uint32, nuclei 1..N", "```", ""]
 
     architecture = config.get("architecture") or entry.get("architecture") or "?"
     args = config.get("architecture_args") or {}
