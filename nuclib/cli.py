@@ -1,10 +1,11 @@
-"""The ``nuclib`` command line: segment, evaluate, train, zoo.
+"""The ``nuclib`` command line: segment, evaluate, train, export, zoo.
 
 Examples::
 
     nuclib segment images/*.tif --model dsb-3class --out results/ --overlay
     nuclib evaluate --true gt/ --pred results/ --csv scores.csv
     nuclib train recipes/dsb-3class.toml
+    nuclib export dsb-3class --format openvino --out dsb-3class.xml
     nuclib zoo list
 
 Exit status: 0 when everything succeeded, 1 when any input failed (the
@@ -188,7 +189,7 @@ def _load_segmenter(args):
     from nuclib.zoo import load_pretrained
 
     _import_backend(args.verbose)
-    segmenter = load_pretrained(args.model, source=args.source)
+    segmenter = load_pretrained(args.model, source=args.source, engine=args.engine)
     if args.diameter is not None and segmenter.config["diameter"] is None:
         raise ValueError(f"model {args.model!r} works at each image's own scale; "
                          "--diameter needs a model trained at one nucleus size")
@@ -232,7 +233,7 @@ def cmd_segment(args) -> int:
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
-            ``out``, ``format``, ``diameter``, ``tta``, ``set`` (post-processing
+            ``out``, ``format``, ``diameter``, ``engine``, ``tta``, ``set`` (post-processing
             overrides as ``(key, value)`` pairs), ``overlay``, ``overwrite``,
             ``no_progress`` and ``verbose``.
 
@@ -284,6 +285,13 @@ def _check_segment_args(args) -> str | None:
         return f"input not found: {', '.join(missing)} (expected image files or folders)"
     if Path(args.out).is_file():
         return f"--out {args.out} is a file; expected a folder for the outputs"
+    if args.engine is not None:
+        from nuclib.engines import check_engine
+
+        try:
+            check_engine(args.engine)
+        except ValueError as err:
+            return f"--engine: {err}"
     return None
 
 
@@ -525,6 +533,55 @@ def _check_evaluate_args(args) -> str | None:
     return None
 
 
+def cmd_export(args) -> int:
+    """``nuclib export``: write a model's network as ONNX, OpenVINO IR or a TF SavedModel.
+
+    See ``nuclib.export.export_model``: the exported graph takes a float32
+    ``image`` batch ``(N, H, W, C)`` (normalized as ``Segmenter.preprocess``
+    does, H and W multiples of the model's stride) and returns its
+    probabilities; prints the paths written.
+
+    Args:
+        args: parsed arguments with ``name``, ``source``, ``format``, ``out``,
+            ``overwrite`` and ``verbose``.
+
+    Returns:
+        Exit status 0 (errors propagate; ``main`` turns the usual ones into
+        status 2).
+
+    Example:
+        >>> main(["export", "dsb-3class", "--format", "onnx", "--out", "m.onnx"])  # doctest: +SKIP
+        0
+    """
+    from nuclib.export import export_model, exported_paths
+    from nuclib.models.utils import required_multiple
+    from nuclib.zoo import load_pretrained
+
+    _import_backend(args.verbose)
+    segmenter = load_pretrained(args.name, source=args.source)
+    export_model(segmenter, args.out, format=args.format, overwrite=args.overwrite)
+    paths = " and ".join(str(p) for p in exported_paths(args.out, args.format))
+    print(f"exported {segmenter.name} ({args.format}) to {paths}; input 'image' "
+          f"(N, H, W, {segmenter.config['input_channels']}) float32, H and W multiples of "
+          f"{required_multiple(segmenter.model)}")
+    return 0
+
+
+def _check_export_args(args) -> str | None:
+    """A usage problem of ``nuclib export`` found before the model is loaded, or None."""
+    from nuclib.export import _NEEDS, exported_paths, require
+
+    modules, extra = _NEEDS[args.format]
+    try:
+        require(modules, extra, f"--format {args.format}")
+    except ValueError as err:
+        return str(err)
+    for path in exported_paths(args.out, args.format):
+        if path.exists() and not args.overwrite:
+            return f"--out {path} exists; not overwritten: pass --overwrite to replace it"
+    return None
+
+
 def train_summary(result: dict) -> str:
     """The few lines ``nuclib train`` ends with: where the model is, its scores, how to load it.
 
@@ -654,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Returns:
         An ``argparse.ArgumentParser`` with the sub-commands ``segment``,
-        ``evaluate``, ``train`` and ``zoo``.
+        ``evaluate``, ``train``, ``export`` and ``zoo``.
 
     Example:
         >>> args = build_parser().parse_args(["segment", "a.png", "--out", "res"])
@@ -677,6 +734,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="label file format (tif: 32-bit, png: 16-bit)")
     seg.add_argument("--diameter", type=_positive_float, default=None,
                      help="median nucleus diameter in pixels (default: measured per image)")
+    seg.add_argument("--engine", default=None,
+                     choices=("keras", "openvino", "onnxruntime", "auto"),
+                     help="what runs the network: keras, openvino, onnxruntime, or auto "
+                          "(openvino when installed, else keras); default: the model's own "
+                          "(keras for the zoo models)")
     seg.add_argument("--tta", action="store_true",
                      help="average the 8 rotations and mirrors of each image (8x slower)")
     seg.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
@@ -715,6 +777,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-v", "--verbose", action="store_true",
                     help="also print the backend's own log lines (TensorFlow, absl)")
     tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("export", help="export a model's network as ONNX, OpenVINO IR or "
+                                       "a TensorFlow SavedModel")
+    ex.add_argument("name", help="zoo name, hf://owner/repo or a model directory")
+    ex.add_argument("--source", default="auto", choices=("auto", "bundled", "hub"))
+    ex.add_argument("--format", default="onnx", choices=("onnx", "openvino", "saved_model"),
+                    help="onnx: one .onnx file; openvino: .xml + .bin; saved_model: a folder "
+                         "(default onnx)")
+    ex.add_argument("--out", required=True,
+                    help="output path (the format's suffix is added when missing)")
+    ex.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    ex.add_argument("-v", "--verbose", action="store_true",
+                    help="also print the backend's own log lines (TensorFlow, absl)")
+    ex.set_defaults(func=cmd_export, check=_check_export_args, subparser=ex)
 
     z = sub.add_parser("zoo", help="pretrained models")
     zsub = z.add_subparsers(dest="zoo_command", required=True)

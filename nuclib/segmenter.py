@@ -47,6 +47,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "estimate_side": 1024,
     # Test-time augmentation: average the 8 rotations / mirrors (8x the time).
     "tta": False,
+    # What runs the network: "keras", "openvino", "onnxruntime" or "auto"
+    # (openvino when installed, else keras); see nuclib.engines.
+    "engine": "keras",
 }
 
 # The size estimate stops refining once two passes agree within this factor.
@@ -86,18 +89,25 @@ class Segmenter:
     """A Keras model plus the settings that make it usable on raw images.
 
     Args:
-        model: a Keras model (or any callable mapping ``(N, H, W, C)`` float32
-            batches to ``(N, H, W, K)`` probabilities).
+        model: a Keras model (or, with the ``keras`` or ``auto`` engine, any
+            callable mapping ``(N, H, W, C)`` float32 batches to
+            ``(N, H, W, K)`` probabilities).
         config: settings, merged over ``DEFAULT_CONFIG``: ``head``
             (``"three_class"`` or ``"binary"``), ``input_channels``,
             ``normalize`` percentiles, ``invert`` (``"auto"``/true/false),
             ``postprocess`` keyword arguments, ``tiling`` (tile size,
             overlap, batch size, blend), ``diameter`` (the median nucleus
             diameter in pixels the model was trained at, or None) and
-            ``estimate_side``.
+            ``estimate_side``, ``engine``.
+        engine: what runs the network (``nuclib.engines``): ``"keras"``,
+            ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (OpenVINO when
+            installed, else Keras); stored in the config (so it is saved with
+            the model). Default: the config's ``engine``, else ``"keras"``.
 
     Raises:
-        ValueError: an unknown head or channel count.
+        ValueError: an unknown head, channel count or engine, or an engine
+            whose package is not installed (the message names the
+            ``pip install``).
 
     Example:
         >>> from nuclib.models import unet
@@ -106,9 +116,18 @@ class Segmenter:
         (40, 50)
     """
 
-    def __init__(self, model, config: dict | None = None):
+    def __init__(self, model, config: dict | None = None, *, engine: str | None = None):
+        from nuclib.engines import check_engine, is_keras_model
+
         self.model = model
         self.config = _merge(DEFAULT_CONFIG, config or {})
+        if engine is not None:
+            self.config["engine"] = engine
+        check_engine(self.config["engine"])
+        if (self.config["engine"] in ("openvino", "onnxruntime") and model is not None
+                and not is_keras_model(model)):
+            raise ValueError(f"engine {self.config['engine']!r} converts Keras models; got a "
+                             f"{type(model).__name__} (use engine='keras' or 'auto')")
         check_head(self.config["head"])
         if self.config["input_channels"] not in (1, 3):
             raise ValueError(f"input_channels must be 1 or 3, got {self.config['input_channels']}")
@@ -117,6 +136,7 @@ class Segmenter:
             raise ValueError(f"config diameter must be a positive number of pixels or None, "
                              f"got {trained!r}")
         self._inferencer = None
+        self._engine = None
 
     # -- properties ---------------------------------------------------------
     @property
@@ -129,9 +149,33 @@ class Segmenter:
         """One of ``nuclib.heads.HEADS``."""
         return self.config["head"]
 
+    @property
+    def engine(self) -> str:
+        """The engine that runs the network: ``"keras"``, ``"openvino"`` or ``"onnxruntime"``
+        (the config's ``engine``, with ``"auto"`` resolved)."""
+        from nuclib.engines import resolve_engine
+
+        return resolve_engine(self.config["engine"])
+
     def __repr__(self) -> str:
+        engine = self.config["engine"]
         return (f"Segmenter(name={self.name!r}, head={self.head!r}, "
-                f"input_channels={self.config['input_channels']})")
+                f"input_channels={self.config['input_channels']}"
+                + (f", engine={engine!r})" if engine != "keras" else ")"))
+
+    def _network(self):
+        """``(predictor, tiling defaults)``: the model, or its compiled engine with the
+        Keras model's stride and receptive field (so tiles are laid out identically)."""
+        from nuclib.engines import is_keras_model, make_engine
+
+        name = self.engine
+        if name == "keras" or self.model is None or (
+                self.config["engine"] == "auto" and not is_keras_model(self.model)):
+            return self.model, {}
+        if self._engine is None or self._engine[0] != (name, id(self.model)):
+            self._engine = ((name, id(self.model)), make_engine(self.model, name))
+        engine = self._engine[1]
+        return engine, {"multiple": engine.multiple, "overlap": engine.overlap}
 
     # -- pipeline -----------------------------------------------------------
     def preprocess(self, image) -> np.ndarray:
@@ -179,7 +223,9 @@ class Segmenter:
                 ``None`` values are ignored.
 
         Returns:
-            A ``nuclib.postprocess.TiledInferencer`` around ``self.model``.
+            A ``nuclib.postprocess.TiledInferencer`` around ``self.model``, or
+            around its compiled engine (``nuclib.engines``) with the Keras
+            model's stride and receptive field, so tiles are the same.
 
         Example:
             >>> from nuclib.models import unet
@@ -189,11 +235,13 @@ class Segmenter:
         """
         from nuclib.postprocess.tiling import TiledInferencer
 
-        settings = {k: v for k, v in self.config["tiling"].items() if v is not None}
+        network, defaults = self._network()
+        settings = dict(defaults)
+        settings.update({k: v for k, v in self.config["tiling"].items() if v is not None})
         settings.update({k: v for k, v in overrides.items() if v is not None})
-        key = tuple(sorted(settings.items()))
+        key = (id(network), tuple(sorted(settings.items())))
         if self._inferencer is None or self._inferencer[0] != key:
-            self._inferencer = (key, TiledInferencer(self.model, **settings))
+            self._inferencer = (key, TiledInferencer(network, **settings))
         return self._inferencer[1]
 
     def _run(self, x, factor: float, progress: bool, tiling: dict,
@@ -528,8 +576,38 @@ class Segmenter:
         return write_model_dir(self.model, self.config, directory, card=card,
                                overwrite=overwrite)
 
+    def export(self, path, format: str = "onnx", *, overwrite: bool = False) -> Path:
+        """Export the network for another runtime (ONNX, OpenVINO IR, TF SavedModel).
+
+        See ``nuclib.export.export_model``: the exported graph is the model
+        alone (input ``image``, ``(N, H, W, C)`` float32 normalized as by
+        ``preprocess``, H and W multiples of ``nuclib.models.required_multiple``;
+        output the ``(N, H, W, K)`` probabilities).
+
+        Args:
+            path: a ``.onnx`` file, an OpenVINO ``.xml`` (``.bin`` beside it)
+                or a SavedModel folder.
+            format: ``"onnx"``, ``"openvino"`` or ``"saved_model"``.
+            overwrite: replace existing outputs.
+
+        Returns:
+            The main path written.
+
+        Raises:
+            ValueError: unknown format or its package missing.
+            FileExistsError: an output exists and ``overwrite`` is False.
+
+        Example:
+            >>> seg.export("dsb-3class.xml", format="openvino")   # doctest: +SKIP
+            PosixPath('dsb-3class.xml')
+        """
+        from nuclib.export import export_model
+
+        return export_model(self, path, format=format, overwrite=overwrite)
+
     @classmethod
-    def from_directory(cls, directory, *, verify: bool = True) -> "Segmenter":
+    def from_directory(cls, directory, *, verify: bool = True,
+                       engine: str | None = None) -> "Segmenter":
         """Load a model directory written by ``save`` (``safe_mode=True``).
 
         With ``verify``, files listed with a sha256 in ``nuclib.json`` are
@@ -539,6 +617,8 @@ class Segmenter:
             directory: a model directory (``config.json``, ``metadata.json``,
                 ``model.weights.h5``, ``nuclib.json``).
             verify: check the sha256 table of ``nuclib.json``.
+            engine: what runs the network (see ``Segmenter``); default: the
+                saved config's ``engine``.
 
         Returns:
             A ``Segmenter`` with the loaded model and config.
@@ -555,7 +635,7 @@ class Segmenter:
         from nuclib.zoo.files import load_model_dir
 
         model, config = load_model_dir(directory, verify=verify)
-        return cls(model, config)
+        return cls(model, config, engine=engine)
 
 
 def read_config(directory) -> dict:

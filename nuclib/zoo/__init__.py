@@ -100,7 +100,7 @@ def _missing_part(path: Path) -> str:
 
 
 def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None = None,
-                    cache_dir=None):
+                    cache_dir=None, engine: str | None = None):
     """Load a pretrained ``Segmenter``.
 
     Args:
@@ -112,6 +112,9 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
             ``"auto"`` (bundled if present, else hub).
         revision: Hub revision; defaults to the registry's pinned revision.
         cache_dir: Hugging Face cache folder (default: ``HF_HOME``).
+        engine: what runs the network: ``"keras"``, ``"openvino"``,
+            ``"onnxruntime"`` or ``"auto"`` (see ``nuclib.engines``); default:
+            the model's saved ``engine`` (``"keras"`` for the zoo models).
 
     Returns:
         A ``nuclib.Segmenter``.
@@ -122,7 +125,8 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         FileNotFoundError: a path that is not a model directory: one that
             does not exist, when the argument looks like a path (see
             ``looks_like_a_path``), or a file.
-        ValueError: bad ``source``.
+        ValueError: bad ``source``, or an unknown engine or one whose package is
+            not installed (checked before anything is loaded).
         nuclib.zoo.ChecksumError: a file differs from its pinned sha256;
             nothing is loaded.
         FileNotFoundError / RuntimeError: missing files, or the Hub unreachable
@@ -132,6 +136,7 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         >>> seg = load_pretrained("dsb-3class")                 # doctest: +SKIP
         >>> seg = load_pretrained("hf://someone/nuclei-model")  # doctest: +SKIP
         >>> seg = load_pretrained("models/my-model")            # doctest: +SKIP
+        >>> seg = load_pretrained("dsb-3class", engine="openvino")  # doctest: +SKIP
     """
     from nuclib.segmenter import Segmenter
     from nuclib.zoo.files import load_model_dir
@@ -139,15 +144,19 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    if engine is not None:
+        from nuclib.engines import check_engine
+
+        check_engine(engine)
     text = os.fspath(name_or_path)
     if text.startswith("hf://"):
         folder = download_model(text[len("hf://"):], revision=revision, cache_dir=cache_dir)
         model, config = load_model_dir(folder, verify=True)
-        return Segmenter(model, config)
+        return Segmenter(model, config, engine=engine)
     path = Path(text).expanduser()
     if path.is_dir():
         model, config = load_model_dir(path, verify=True)
-        return Segmenter(model, config)
+        return Segmenter(model, config, engine=engine)
     if looks_like_a_path(text):  # not a zoo name: say what is wrong with the path
         raise _not_a_model_directory(text, path)
     entry = resolve_name(text)
@@ -164,4 +173,4 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
                                 revision=revision or entry.revision, cache_dir=cache_dir)
     expected = entry.files if (revision is None or revision == entry.revision) else None
     model, config = load_model_dir(folder, verify=True, expected=expected)
-    return Segmenter(model, config)
+    return Segmenter(model, config, engine=engine)

@@ -1,0 +1,167 @@
+"""Benchmark of the inference engines on the dsb-3class network: Keras, OpenVINO, ONNX Runtime.
+
+Times the bundled ``dsb-3class`` U-Net alone (no tiling, no
+post-processing) on one 1024x1024x1 tile, the zoo's default tile size,
+with each engine of ``nuclib.engines``:
+
+* ``keras``: ``model.predict_on_batch`` (TensorFlow, oneDNN), the baseline;
+* ``openvino f32``: ``OpenVINOEngine`` as the Segmenter uses it, compiled
+  once with dynamic batch, height and width;
+* ``openvino f32 static``: the same network reshaped to the tile's shape and
+  compiled for it (what a per-shape cache would hold), to decide between the two;
+* ``openvino bf16``: ``INFERENCE_PRECISION_HINT=bf16``, only on CPUs with
+  AVX512-BF16 or AMX (``/proc/cpuinfo`` flags ``avx512_bf16`` / ``amx_bf16``);
+  elsewhere OpenVINO would run bf16 emulated or fall back to f32, so the row
+  is reported as skipped;
+* ``onnxruntime``: ``ONNXRuntimeEngine`` (tf2onnx conversion, CPU provider).
+
+The engines are timed interleaved in one process (one call of each per
+round, median over rounds) so that other load on the machine hits all of
+them alike. Each is called once untimed first (conversion, compilation and
+first-shape set-up, reported as "set-up s"). Ratios are Keras' time divided
+by the engine's (above 1: faster than Keras); "max Δp" is the largest
+probability difference to Keras on the tile. The input is the bright-field
+sample image (``examples/data/brightfield.png``, 1024x1024) normalized as
+the Segmenter does.
+
+Usage:
+    python benchmarks/engines.py             # 1024x1024 tile, 5 rounds
+    python benchmarks/engines.py --quick     # 256x256 tile, 1 round (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import print_table
+
+REPO = Path(__file__).resolve().parents[1]
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def static_openvino(model, shape):
+    """An ``OpenVINOEngine`` whose network is reshaped to ``shape`` and compiled for it."""
+    from nuclib.engines import OpenVINOEngine
+
+    class StaticOpenVINOEngine(OpenVINOEngine):
+        def _compile(self, folder):
+            import openvino as ov
+
+            from nuclib.export import export_model
+
+            xml = export_model(self.model, folder / "model.xml", format="openvino")
+            core = ov.Core()
+            ov_model = core.read_model(xml.read_bytes(),
+                                       ov.Tensor(np.fromfile(xml.with_suffix(".bin"), np.uint8)))
+            ov_model.reshape(list(shape))
+            return core.compile_model(ov_model, self.device,
+                                      {"INFERENCE_PRECISION_HINT": self.precision})
+
+    return StaticOpenVINOEngine(model)
+
+
+def engines(model, shape, flags):
+    """``(label, predictor or None, note)`` for every engine to time."""
+    from nuclib.engines import ONNXRuntimeEngine, OpenVINOEngine
+
+    rows = [("keras", model.predict_on_batch, ""),
+            ("openvino f32", OpenVINOEngine(model), "dynamic H/W, compiled once"),
+            ("openvino f32 static", static_openvino(model, shape), "reshaped to the tile")]
+    if flags & set(BF16_FLAGS):
+        rows.append(("openvino bf16", OpenVINOEngine(model, precision="bf16"), ""))
+    else:
+        rows.append(("openvino bf16", None,
+                     "skipped: this CPU has neither avx512_bf16 nor amx_bf16"))
+    rows.append(("onnxruntime", ONNXRuntimeEngine(model), "CPU execution provider"))
+    return rows
+
+
+def run(*, size: int, rounds: int) -> list[dict]:
+    import nuclib
+    from nuclib.data.io import read_image
+
+    seg = nuclib.load_pretrained("dsb-3class")
+    image = read_image(REPO / "examples" / "data" / "brightfield.png")
+    x = seg.preprocess(image)[:size, :size][None]
+    x = np.ascontiguousarray(np.pad(x, ((0, 0), (0, size - x.shape[1]), (0, size - x.shape[2]),
+                                        (0, 0)), mode="reflect"))
+    flags = cpu_flags()
+    candidates = engines(seg.model, x.shape, flags)
+    setup, outputs = {}, {}
+    for label, fn, _ in candidates:
+        if fn is None:
+            continue
+        start = time.perf_counter()
+        outputs[label] = np.asarray(fn(x), dtype=np.float32)
+        setup[label] = time.perf_counter() - start
+    times = {label: [] for label in setup}
+    for _ in range(rounds):  # interleaved: one call of each engine per round
+        for label, fn, _ in candidates:
+            if fn is None:
+                continue
+            start = time.perf_counter()
+            fn(x)
+            times[label].append(time.perf_counter() - start)
+    keras_s = statistics.median(times["keras"])
+    rows = []
+    for label, fn, note in candidates:
+        if fn is None:
+            rows.append({"engine": label, "s / tile": "-", "vs keras": "-", "max Δp": "-",
+                         "set-up s": "-", "note": note})
+            continue
+        seconds = statistics.median(times[label])
+        rows.append({"engine": label, "s / tile": seconds, "vs keras": keras_s / seconds,
+                     "max Δp": float(np.abs(outputs[label] - outputs["keras"]).max()),
+                     "set-up s": setup[label], "note": note})
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a 256x256 tile and 1 round: a seconds-long smoke run")
+    parser.add_argument("--size", type=int, default=1024,
+                        help="tile side, a multiple of 16 (default 1024)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    opts = parser.parse_args(argv)
+    size, rounds = (256, 1) if opts.quick else (opts.size, opts.rounds)
+    rows = run(size=size, rounds=rounds)
+    flags = cpu_flags()
+    isa = ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+           else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    print(f"dsb-3class network on one {size}x{size}x1 tile, batch 1, median of {rounds} "
+          f"interleaved rounds; {cpu_name()}, {os.cpu_count()} logical CPUs, {isa}:\n")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,0 +1,181 @@
+"""``nuclib.engines``: OpenVINO and ONNX Runtime run the network as Keras does."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import nuclib
+from nuclib.data.io import read_image, read_labels
+from nuclib.engines import ENGINES, check_engine, make_engine, resolve_engine
+from nuclib.metrics import matching
+from nuclib.segmenter import Segmenter
+
+COMPILED = ("openvino", "onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def image(sample_dir):
+    """A real DSB2018 fluorescence image (260x347) shipped in examples/data."""
+    return read_image(sample_dir / "fluorescence.png")
+
+
+@pytest.fixture(scope="module")
+def keras_run(image):
+    """The bundled dsb-3class with the Keras engine: (segmenter, prediction, labels)."""
+    seg = nuclib.load_pretrained("dsb-3class")
+    diameter = seg.estimate_diameter(image, progress=False)
+    pred = seg.predict_scaled(image, diameter=diameter, progress=False)
+    return seg, pred, seg.labels_from(pred)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from nuclib.models import unet
+
+    return unet(depth=2, filters=4)
+
+
+def _hide(monkeypatch, *modules):
+    """Make ``importlib.util.find_spec`` say ``modules`` are not installed."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in modules else real(name, *a))
+
+
+@pytest.mark.parametrize("engine", COMPILED)
+def test_engine_labels_equal_the_keras_engines(engine, keras_run, image, sample_dir):
+    keras_seg, keras_pred, keras_labels = keras_run
+    seg = nuclib.load_pretrained("dsb-3class", engine=engine)
+    assert seg.engine == engine and seg.config["engine"] == engine
+    # The same tiles: stride and receptive field come from the Keras model.
+    ours, theirs = seg.inferencer(), keras_seg.inferencer()
+    assert (ours.multiple, ours.overlap) == (theirs.multiple, theirs.overlap) == (16, 107)
+    assert ours.tile_origins(image.shape) == theirs.tile_origins(image.shape)
+    assert seg.estimate_diameter(image, progress=False) == pytest.approx(
+        keras_pred.diameter, rel=0.01)
+    pred = seg.predict_scaled(image, diameter=keras_pred.diameter, progress=False)
+    assert pred.factor == keras_pred.factor
+    np.testing.assert_allclose(pred.probs, keras_pred.probs, atol=1e-3)
+    labels = seg.labels_from(pred)
+    assert labels.shape == keras_labels.shape and labels.dtype == keras_labels.dtype
+    assert matching(keras_labels, labels, thresh=0.5).accuracy >= 0.99
+    # The engine's scores against the annotations are the Keras engine's.
+    truth = read_labels(sample_dir / "fluorescence_labels.png")
+    assert matching(truth, labels).accuracy == pytest.approx(
+        matching(truth, keras_labels).accuracy, abs=0.01)
+
+
+@pytest.mark.parametrize("engine", COMPILED)
+def test_compiled_engines_match_keras_on_a_batch_and_compile_once(engine, tiny):
+    compiled = make_engine(tiny, engine)
+    assert (compiled.multiple, compiled.overlap, compiled.input_shape[-1]) == (4, 23, 1)
+    rng = np.random.default_rng(0)
+    for shape in ((1, 64, 96, 1), (3, 32, 48, 1)):  # any batch and size
+        batch = rng.random(shape, dtype=np.float32)
+        np.testing.assert_allclose(compiled(batch), tiny.predict_on_batch(batch), atol=1e-5)
+    first = compiled.compiled()
+    assert compiled.compiled() is first
+    with pytest.raises(ValueError, match=r"multiples of 4"):
+        compiled(np.zeros((1, 30, 32, 1), np.float32))
+    with pytest.raises(ValueError, match=r"expected a float32 batch \(N, h, w, 1\)"):
+        compiled(np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_segmenter_builds_its_engine_once(tiny):
+    seg = Segmenter(tiny, engine="onnxruntime")
+    image = np.random.default_rng(0).random((50, 70)).astype(np.float32)
+    first = seg.predict(image, progress=False)
+    network = seg.inferencer().model
+    assert network.name == "onnxruntime" and network.model is tiny
+    np.testing.assert_allclose(seg.predict(image, progress=False), first)
+    assert seg.inferencer().model is network
+    np.testing.assert_allclose(first, Segmenter(tiny).predict(image, progress=False),
+                               atol=1e-5)
+
+
+def test_the_engine_survives_save_and_load(tiny, tmp_path):
+    seg = Segmenter(tiny, {"name": "tiny"}, engine="onnxruntime")
+    assert "engine='onnxruntime'" in repr(seg)
+    folder = seg.save(tmp_path / "tiny")
+    assert Segmenter.from_directory(folder).engine == "onnxruntime"
+    assert nuclib.load_pretrained(folder).config["engine"] == "onnxruntime"
+    assert nuclib.load_pretrained(folder, engine="keras").engine == "keras"
+    assert Segmenter.from_directory(folder, engine="openvino").engine == "openvino"
+
+
+def test_the_default_engine_is_keras_and_auto_prefers_openvino(tiny, monkeypatch):
+    assert Segmenter(tiny).engine == "keras"
+    assert nuclib.load_pretrained("dsb-3class").engine == "keras"
+    auto = Segmenter(tiny, engine="auto")
+    assert auto.engine == "openvino" and auto.config["engine"] == "auto"
+    _hide(monkeypatch, "openvino")
+    assert auto.engine == "keras" and resolve_engine("auto") == "keras"
+    assert auto.inferencer().model is tiny
+
+
+def test_compiled_engines_need_a_keras_model():
+    def threshold(batch):
+        return np.repeat(batch > 0.5, 3, axis=-1).astype(np.float32)
+
+    with pytest.raises(ValueError, match="engine 'openvino' converts Keras models"):
+        Segmenter(threshold, engine="openvino")
+    with pytest.raises(ValueError, match="converts Keras models; got a function"):
+        make_engine(threshold, "onnxruntime")
+    # auto falls back to the callable itself.
+    auto = Segmenter(threshold, {"tiling": {"overlap": 0}}, engine="auto")
+    assert auto.inferencer().model is threshold
+    assert auto.predict(np.zeros((20, 30), np.float32), progress=False).shape == (20, 30, 3)
+
+
+def test_unknown_engine_is_refused(tiny):
+    with pytest.raises(ValueError, match=r"unknown engine 'tensorrt'.*pip install"):
+        Segmenter(tiny, engine="tensorrt")
+    with pytest.raises(ValueError, match=r"unknown engine 'tensorrt'"):
+        Segmenter(tiny, {"engine": "tensorrt"})
+    with pytest.raises(ValueError, match=r"unknown engine"):
+        nuclib.load_pretrained("dsb-3class", engine="tensorrt")
+    assert ENGINES == ("keras", "openvino", "onnxruntime", "auto")
+
+
+@pytest.mark.parametrize("engine, extra, module", [("openvino", "openvino", "openvino"),
+                                                   ("onnxruntime", "onnx", "onnxruntime"),
+                                                   ("onnxruntime", "onnx", "tf2onnx")])
+def test_an_engine_whose_package_is_missing_names_the_install(engine, extra, module, tiny,
+                                                             monkeypatch):
+    _hide(monkeypatch, module)
+    message = rf'engine {engine!r} needs {module}.*pip install "nuclib\[{extra}\]"'
+    with pytest.raises(ValueError, match=message):
+        check_engine(engine)
+    with pytest.raises(ValueError, match=message):
+        Segmenter(tiny, engine=engine)
+    with pytest.raises(ValueError, match=message):
+        nuclib.load_pretrained("dsb-3class", engine=engine)
+
+
+def test_cli_segment_engine(tiny, tmp_path, image, monkeypatch, capsys):
+    from nuclib.cli import main
+    from nuclib.data.io import write_image
+
+    model_dir = Segmenter(tiny, {"name": "tiny"}).save(tmp_path / "tiny")
+    write_image(tmp_path / "cells.png", image)
+    outputs = {}
+    for engine in ("keras", "openvino"):
+        out = tmp_path / engine
+        assert main(["segment", str(tmp_path / "cells.png"), "--model", str(model_dir),
+                     "--engine", engine, "--out", str(out), "--no-progress"]) == 0
+        outputs[engine] = read_labels(out / "cells_labels.tif")
+    assert matching(outputs["keras"], outputs["openvino"]).accuracy >= 0.99
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # not one of the choices
+        main(["segment", str(tmp_path / "cells.png"), "--engine", "tensorrt",
+              "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    _hide(monkeypatch, "openvino")
+    with pytest.raises(SystemExit) as exit_info:  # checked before the model is loaded
+        main(["segment", str(tmp_path / "cells.png"), "--engine", "openvino",
+              "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert 'pip install "nuclib[openvino]"' in capsys.readouterr().err
