@@ -12,7 +12,10 @@ Models trained at one nucleus size measure it on every image (the default
 path). A row "diameter from labels" zooms by the true median diameter
 instead (an oracle: the best the size estimate could do, and the time
 without its passes). ``--tta`` adds rows with test-time augmentation (the
-8 rotations and mirrors averaged; 8x the time).
+8 rotations and mirrors averaged; 8x the time). ``--engine NAME``
+(repeatable) adds a row per engine (``nuclib.engines``: ``openvino``,
+``onnxruntime``) beside the Keras one. A model's rows are timed image by
+image in turn (interleaved), so their speed ratios share the machine's load.
 
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
 ``--quick`` (3 images per modality); ``--model NAME_OR_DIR`` (repeatable)
@@ -105,7 +108,7 @@ def _three_class_only(seg):
 
 
 def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
-        models=None) -> list[dict]:
+        models=None, engines=()) -> list[dict]:
     """Score zoo models (default: every bundled one) and the Otsu baseline; return rows."""
     import nuclib
     from nuclib.data.scale import median_diameter
@@ -131,15 +134,24 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
             variants[f"{name}, tta"] = lambda im, d: seg.segment(im, tta=True)
         if seg.head == "three_class_distance":
             variants[f"{name}, three-class channels only"] = _three_class_only(seg)
-        for method, segment in variants.items():
-            start = time.perf_counter()
-            preds = [segment(im, d) for im, d in zip(images, diameters)]
-            seconds = time.perf_counter() - start
-            rows += _score_rows(method, seconds, megapixels,
-                                evaluate(truths, preds, names=names, groups=groups))
+        for engine in engines:
+            other = nuclib.load_pretrained(model, engine=engine)
+            other.segment(images[0])  # warm-up: conversion and compilation
+            variants[f"{name}, engine {engine}"] = (lambda s: lambda im, d: s.segment(im))(other)
+        seconds = dict.fromkeys(variants, 0.0)
+        preds = {method: [] for method in variants}
+        for im, d in zip(images, diameters):  # interleaved: the load hits every row alike
+            for method, segment in variants.items():
+                start = time.perf_counter()
+                preds[method].append(segment(im, d))
+                seconds[method] += time.perf_counter() - start
+        for method in variants:
+            rows += _score_rows(method, seconds[method], megapixels,
+                                evaluate(truths, preds[method], names=names, groups=groups))
             print(f"{method}: {seg.model.count_params():,} parameters, "
-                  f"{seconds / megapixels:.2f} s/MP end to end, "
-                  f"{seconds / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's time",
+                  f"{seconds[method] / megapixels:.2f} s/MP end to end, "
+                  f"{seconds[method] / seconds[name]:.2f}x the default path's time, "
+                  f"{seconds[method] / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's",
                   flush=True)
     return rows
 
@@ -154,9 +166,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="append", metavar="NAME_OR_DIR",
                         help="score this zoo name or model directory (repeatable) instead of "
                              "every bundled model, e.g. a new run against the bundled one")
+    parser.add_argument("--engine", action="append", default=[], metavar="NAME",
+                        help="also score each model under this engine (repeatable): "
+                             "openvino, onnxruntime")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta,
-               models=args.model)
+               models=args.model, engines=args.engine)
     print_table(rows, digits=3)
 
 

@@ -24,13 +24,13 @@ import re
 import sys
 from pathlib import Path
 
-from nuclib.zoo.export import retrain_commands, run_length, training_stages
+from nuclib.model_card import retrain_commands, run_length, training_stages
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "nuclib" / "zoo"
 PAGE = REPO / "docs" / "zoo.md"
 
-# (key in a scores row, column title); the keys nuclib.zoo.export writes.
+# (key in a scores row, column title); the keys nuclib.finalize writes.
 SCORE_COLUMNS = (("n_images", "images"), ("ap50", "AP@0.5"), ("ap75", "AP@0.75"),
                  ("ap90", "AP@0.9"), ("f1_50", "F1@0.5"), ("dsb_score", "DSB score"))
 
@@ -157,7 +157,7 @@ def render() -> str:
     if not registry:
         lines += ["!!! note \"No models registered yet\"",
                   "    The registry (`nuclib/zoo/registry.json`) is empty in this checkout. "
-                  "Models appear here after `nuclib.zoo.export.register_model` adds them.", ""]
+                  "Models appear here after `nuclib.zoo.registry.register_model` adds them.", ""]
         return "\n".join(lines)
     lines += ["| name | architecture | parameters | description |", "|---|---|---:|---|"]
     for entry in registry:

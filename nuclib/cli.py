@@ -364,14 +364,14 @@ def intensity_like(labels) -> str | None:
 
 def _read_scored_labels(path: Path, option: str):
     """Labels for ``nuclib evaluate``: stop on colour images, warn on intensity images."""
-    from nuclib.data.io import _channels_equal, read_image, read_labels
+    from nuclib.data.io import channels_equal, read_image, read_labels
 
     try:
         labels = read_labels(path)
     except ValueError:
         # Read again only on failure, to tell a colour image from a broken label file.
         arr = read_image(path)
-        if arr.ndim == 3 and arr.shape[2] > 1 and not _channels_equal(arr):
+        if arr.ndim == 3 and arr.shape[2] > 1 and not channels_equal(arr):
             raise _NotLabels(
                 f"{option} {path} has {arr.shape[2]} colour channels; expected "
                 "single-channel instance labels (0 = background, 1..N the nuclei). Is "
@@ -569,11 +569,10 @@ def cmd_export(args) -> int:
 
 def _check_export_args(args) -> str | None:
     """A usage problem of ``nuclib export`` found before the model is loaded, or None."""
-    from nuclib.export import _NEEDS, exported_paths, require
+    from nuclib.export import exported_paths, require_format
 
-    modules, extra = _NEEDS[args.format]
     try:
-        require(modules, extra, f"--format {args.format}")
+        require_format(args.format, f"--format {args.format}")
     except ValueError as err:
         return str(err)
     for path in exported_paths(args.out, args.format):
@@ -840,6 +839,11 @@ def main(argv=None) -> int:
         args.subparser.error(problem)  # usage message, exit status 2
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (``nuclib zoo info x | head``): not an error of ours.
+        # Point stdout at /dev/null so Python's exit flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (KeyError, ValueError, OSError, RuntimeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"nuclib {args.command}: {message}", file=sys.stderr)

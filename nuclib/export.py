@@ -28,7 +28,7 @@ existing output is never replaced unless ``overwrite=True``.
 Example:
     >>> import nuclib
     >>> from nuclib.export import export_model
-    >>> export_model("dsb-3class", "dsb-3class.onnx")          # doctest: +SKIP
+    >>> export_model(nuclib.load_pretrained("dsb-3class"), "dsb-3class.onnx")  # doctest: +SKIP
     PosixPath('dsb-3class.onnx')
     >>> import onnxruntime, numpy as np                          # doctest: +SKIP
     >>> session = onnxruntime.InferenceSession("dsb-3class.onnx")  # doctest: +SKIP
@@ -58,6 +58,23 @@ _SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "saved_model": ""}
 # Import names each format needs, and the extra that installs them.
 _NEEDS = {"onnx": (("tf2onnx", "onnx"), "onnx"), "openvino": (("openvino",), "openvino"),
           "saved_model": ((), None)}
+
+
+def require_format(format: str, what: str | None = None) -> None:
+    """Raise ``ValueError`` naming the ``pip install`` unless ``format``'s packages are installed.
+
+    Args:
+        format: one of ``FORMATS``.
+        what: how the message names the format (default ``export format 'onnx'``).
+
+    Example:
+        >>> require_format("saved_model")   # TensorFlow itself: nothing more to install
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; expected one of {FORMATS}")
+    modules, extra = _NEEDS[format]
+    if modules:
+        require(modules, extra, what or f"export format {format!r}")
 
 
 def require(modules, extra: str, what: str) -> None:
@@ -120,20 +137,17 @@ def exported_paths(path, format: str = "onnx") -> list[Path]:
     return [path]
 
 
-def _keras_model(segmenter_or_name):
-    """The Keras model of a Segmenter, a Keras model, or a zoo name / model directory."""
-    model = segmenter_or_name
+def _keras_model(segmenter_or_model):
+    """The Keras model of a Segmenter (duck-typed: its ``.model``) or a Keras model."""
+    model = segmenter_or_model
     if isinstance(model, (str, os.PathLike)):
-        from nuclib.zoo import load_pretrained
-
-        model = load_pretrained(model)
-    from nuclib.segmenter import Segmenter
-
-    if isinstance(model, Segmenter):
-        model = model.model
+        raise ValueError(f"expected a Segmenter or a Keras model, got the name {str(model)!r}; "
+                         f"load it first: nuclib.load_pretrained({str(model)!r}).export(path)")
+    if not hasattr(model, "inputs") and hasattr(getattr(model, "model", None), "inputs"):
+        model = model.model  # a Segmenter
     if not (hasattr(model, "export") and hasattr(model, "inputs")):
-        raise ValueError(f"expected a Segmenter, a Keras model, a zoo name or a model "
-                         f"directory, got {type(segmenter_or_name).__name__}")
+        raise ValueError(f"expected a Segmenter or a Keras model, got "
+                         f"{type(segmenter_or_model).__name__}")
     if len(model.inputs) != 1:
         raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; nuclib exports "
                          "models with one image input")
@@ -185,9 +199,9 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     tmp.unlink()
 
 
-def export_model(segmenter_or_name, path, *, format: str = "onnx",
+def export_model(segmenter_or_model, path, *, format: str = "onnx",
                  overwrite: bool = False) -> Path:
-    """Export the network of a Segmenter (or a Keras model, or a zoo model) for another runtime.
+    """Export the network of a Segmenter (or a Keras model) for another runtime.
 
     Calls ``keras.Model.export`` with a float32 input named ``image`` of
     shape ``(None, None, None, C)``: batch, height and width dynamic, the
@@ -198,8 +212,11 @@ def export_model(segmenter_or_name, path, *, format: str = "onnx",
     are not part of it.
 
     Args:
-        segmenter_or_name: a ``Segmenter``, a Keras model, or a zoo name /
-            model directory for ``nuclib.load_pretrained``.
+        segmenter_or_model: a ``Segmenter`` (anything with a Keras ``.model``)
+            or a Keras model. For a zoo name or model directory, load it
+            first: ``nuclib.load_pretrained(name).export(path)``. (This module
+            knows networks only, so that the Segmenter and the engines can
+            use it.)
         path: the output: a ``.onnx`` file, an OpenVINO ``.xml`` (its
             ``.bin`` is written beside it), or a SavedModel folder. The
             suffix is appended when missing (see ``exported_paths``).
@@ -223,14 +240,12 @@ def export_model(segmenter_or_name, path, *, format: str = "onnx",
         PosixPath('tiny.onnx')
     """
     targets = exported_paths(path, format)
-    modules, extra = _NEEDS[format]
-    if modules:
-        require(modules, extra, f"export format {format!r}")
+    require_format(format)
     if not overwrite:
         for target in targets:
             if target.exists():
                 raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-    model = _keras_model(segmenter_or_name)
+    model = _keras_model(segmenter_or_model)
     main = targets[0]
     main.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{main.name}.", dir=main.parent))

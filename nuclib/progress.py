@@ -6,7 +6,8 @@ its bar through ``progress_bar``, with the same rules:
 - **On by default, switched off with ``progress=False``** (``--no-progress``
   on the command line).
 - **Only work that lasts is shown**: a bar appears after ``DELAY`` seconds,
-  so a call that finishes sooner prints nothing.
+  so a call that finishes sooner prints nothing, and never for a single
+  step (one tile, one image).
 - **One bar per user-visible step**: while a nuclib bar is open, the bars
   of the work it contains stay hidden (``segment_many`` shows one bar over
   images, not one per image over its tiles; ``segment`` shows the final
@@ -44,7 +45,8 @@ def _opened(total, desc: str, unit: str, enabled: bool):
     from tqdm.auto import tqdm
 
     with _lock:
-        visible = enabled and _open == 0
+        # A single step has no progress to show (one tile, one image).
+        visible = enabled and _open == 0 and (total is None or total > 1)
         _open += 1
     # leave=False: a finished bar makes room for the next step's output.
     return tqdm(total=total, desc=desc, unit=unit, disable=not visible, delay=DELAY,

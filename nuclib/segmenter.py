@@ -17,40 +17,16 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from nuclib.heads import HEADS, check_head  # noqa: F401  (HEADS re-exported)
-
-CONFIG_FILE = "nuclib.json"
-FORMAT_VERSION = 1
-
-DEFAULT_CONFIG: dict[str, Any] = {
-    "format_version": FORMAT_VERSION,
-    "name": "model",
-    "head": "three_class",
-    "input_channels": 1,
-    "normalize": {"low": 1.0, "high": 99.8},
-    "invert": "auto",
-    "postprocess": {},
-    "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop"},
-    # Median nucleus diameter (pixels) the model was trained at; None: each
-    # image at its own scale. ``estimate_side``: the size estimate looks at a
-    # central window of at most this many pixels per side.
-    "diameter": None,
-    "estimate_side": 1024,
-    # Test-time augmentation: average the 8 rotations / mirrors (8x the time).
-    "tta": False,
-    # What runs the network: "keras", "openvino", "onnxruntime" or "auto"
-    # (openvino when installed, else keras); see nuclib.engines.
-    "engine": "keras",
-}
+from nuclib.model_dir import (  # noqa: F401  (CONFIG_FILE, FORMAT_VERSION, read_config re-exported)
+    CONFIG_FILE, DEFAULT_CONFIG, FORMAT_VERSION, merge_config, read_config)
 
 # The size estimate stops refining once two passes agree within this factor.
 _ESTIMATE_AGREEMENT = 1.1
@@ -73,16 +49,6 @@ class ScaledPrediction:
     factor: float
     shape: tuple
     diameter: float | None
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 class Segmenter:
@@ -120,7 +86,7 @@ class Segmenter:
         from nuclib.engines import check_engine, is_keras_model
 
         self.model = model
-        self.config = _merge(DEFAULT_CONFIG, config or {})
+        self.config = merge_config(DEFAULT_CONFIG, config or {})
         if engine is not None:
             self.config["engine"] = engine
         check_engine(self.config["engine"])
@@ -554,7 +520,7 @@ class Segmenter:
     def save(self, directory, *, card: str | None = None, overwrite: bool = False) -> Path:
         """Write the model directory: Keras Hub layout + ``nuclib.json`` + model card.
 
-        See ``nuclib.zoo.export.write_model_dir``.
+        See ``nuclib.model_dir.write_model_dir``.
 
         Args:
             directory: target folder.
@@ -571,7 +537,7 @@ class Segmenter:
             >>> seg.save("models/my-model")                     # doctest: +SKIP
             PosixPath('models/my-model')
         """
-        from nuclib.zoo.export import write_model_dir
+        from nuclib.model_dir import write_model_dir
 
         return write_model_dir(self.model, self.config, directory, card=card,
                                overwrite=overwrite)
@@ -632,43 +598,7 @@ class Segmenter:
             >>> seg                                                             # doctest: +SKIP
             Segmenter(name='dsb-3class', head='three_class', input_channels=1)
         """
-        from nuclib.zoo.files import load_model_dir
+        from nuclib.model_dir import load_model_dir
 
         model, config = load_model_dir(directory, verify=verify)
         return cls(model, config, engine=engine)
-
-
-def read_config(directory) -> dict:
-    """Read and validate ``nuclib.json`` of a model directory.
-
-    Only the file's presence, JSON syntax and ``format_version`` are checked;
-    the settings are returned as stored (not merged over ``DEFAULT_CONFIG``).
-
-    Args:
-        directory: a model directory.
-
-    Returns:
-        The parsed ``nuclib.json`` as a dict.
-
-    Raises:
-        FileNotFoundError: the directory has no ``nuclib.json``.
-        ValueError: invalid JSON, not a JSON object, or a ``format_version``
-            other than ``FORMAT_VERSION``.
-
-    Example:
-        >>> read_config("nuclib/zoo/bundled/dsb-3class")["head"]   # doctest: +SKIP
-        'three_class'
-    """
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; expected a nuclib model directory "
-                                "(config.json, metadata.json, model.weights.h5, nuclib.json)")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format_version "
-                         f"{config.get('format_version') if isinstance(config, dict) else None}; "
-                         f"expected {FORMAT_VERSION}")
-    return config

@@ -427,3 +427,16 @@ def test_the_cli_hides_the_backends_native_log_lines(model_dir, inputs, tmp_path
     # TensorFlow's C++ lines ("I0000 ... cudart_stub.cc", "WARNING: All log messages
     # before absl::InitializeLog()") are gone: only nuclib's own summary is left.
     assert done.stderr.splitlines() == ["segmented 3, failed 0"]
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    import subprocess
+    import sys
+
+    # As in `nuclib zoo info dsb-3class | head -1`: the pipe closes before nuclib writes.
+    proc = subprocess.Popen([sys.executable, "-m", "nuclib", "zoo", "info", "dsb-3class"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err

@@ -161,6 +161,8 @@ def test_errors_name_the_files(tmp_path):
         make_dataset([good], target="distance")
     with pytest.raises(ValueError, match="no .image, label. pairs"):
         make_dataset([])
+    with pytest.raises(ValueError, match=r"or data=\(images, labels\)"):
+        make_dataset()
     with pytest.raises(ValueError, match="crop_size"):
         make_dataset([good], crop_size=0)
 
@@ -210,7 +212,7 @@ def one_nucleus_images(rng, n=4, shape=(300, 260)):
 
 def test_nucleus_crops_contain_their_nucleus(rng):
     data = one_nucleus_images(rng)
-    ds = make_dataset([], data=data, crop_size=32, batch_size=8, target="binary",
+    ds = make_dataset(data=data, crop_size=32, batch_size=8, target="binary",
                       sampling="nucleus", uniform_fraction=0.0, seed=1)
     for _, targets in ds.take(10):
         # Every crop was drawn around the only nucleus of its image.
@@ -224,12 +226,12 @@ def test_nucleus_sampling_weighs_images_by_their_nuclei(rng):
         many[10 + 30 * k:14 + 30 * k, 100:104] = k + 1
     labels[1] = many                  # image 0: one nucleus, image 1: nine
     counts = np.zeros(2)
-    ds = make_dataset([], data=(images, labels), crop_size=32, batch_size=10,
+    ds = make_dataset(data=(images, labels), crop_size=32, batch_size=10,
                       sampling="nucleus", uniform_fraction=0.0, seed=0)
     for batch, _ in ds.take(40):
         counts += np.bincount(batch.numpy()[:, 0, 0, 0].astype(int), minlength=2)
     assert counts[1] / counts.sum() == pytest.approx(0.9, abs=0.05)   # 400 crops
-    uniform = make_dataset([], data=(images, labels), crop_size=32, batch_size=10,
+    uniform = make_dataset(data=(images, labels), crop_size=32, batch_size=10,
                            sampling="nucleus", uniform_fraction=1.0, seed=0)
     counts[:] = 0
     for batch, _ in uniform.take(40):
@@ -239,7 +241,7 @@ def test_nucleus_sampling_weighs_images_by_their_nuclei(rng):
 
 def test_finite_nucleus_sampling_yields_one_crop_per_image(rng):
     data = one_nucleus_images(rng, n=3)
-    ds = make_dataset([], data=data, crop_size=32, batch_size=2, sampling="nucleus",
+    ds = make_dataset(data=data, crop_size=32, batch_size=2, sampling="nucleus",
                       repeat=False, seed=0)
     assert sum(int(images.shape[0]) for images, _ in ds) == 3
 
@@ -251,7 +253,7 @@ def test_finite_nucleus_sampling_yields_one_crop_per_image(rng):
 ])
 def test_bad_sampling_settings(rng, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        make_dataset([], data=one_nucleus_images(rng, n=1), **kwargs)
+        make_dataset(data=one_nucleus_images(rng, n=1), **kwargs)
 
 
 @pytest.mark.parametrize("augment", [default_augment, strong_augment])

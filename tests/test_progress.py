@@ -77,9 +77,14 @@ def test_a_failed_loop_does_not_hide_later_bars(bars):
     with pytest.raises(RuntimeError):
         for _ in progress_bar(range(3), desc="failing"):
             raise RuntimeError("bad file")
-    with progress_bar(total=1, desc="next") as bar:
-        bar.update(1)
+    with progress_bar(total=2, desc="next") as bar:
+        bar.update(2)
     assert bars[-1] == ("next", True)
+
+
+def test_a_single_step_shows_no_bar(bars):
+    list(progress_bar(["one image"], desc="segmenting"))
+    assert bars == [("segmenting", False)]
 
 
 def test_switched_off_outer_bars_still_hide_the_inner_ones(bars):

@@ -301,7 +301,7 @@ def test_sample_prediction_shows_the_sample_at_the_models_scale(tmp_path):
 
 def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path):
     from nuclib.postprocess.thresholds import DEFAULT_GRIDS
-    from nuclib.zoo.export import finalize_model
+    from nuclib.finalize import finalize_model
 
     recipe = load_recipe(tiny_recipe(dsb_root, tmp_path, data={"diameter": 20.0},
                                      output={"finalize": False}))
@@ -386,3 +386,130 @@ def test_bfloat16_is_native_reads_the_cpu_flags(tmp_path):
     assert bfloat16_is_native(amx)
     assert not bfloat16_is_native(avx2)  # emulated bfloat16: float32 is faster
     assert not bfloat16_is_native(tmp_path / "missing")
+
+
+def test_the_optimizer_takes_its_schedule_and_clipping_from_the_recipe():
+    import keras
+
+    from nuclib.train import build_optimizer
+
+    recipe = load_recipe({"data": {"train": "d/train"}, "train": {"steps_per_epoch": 10},
+                          "optimizer": {"name": "sgd", "schedule": "exponential",
+                                        "decay_rate": 0.5, "clipvalue": 0.1}})
+    optimizer = build_optimizer(recipe)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert (optimizer.clipnorm, optimizer.clipvalue) == (None, 0.1)
+    schedule = optimizer._learning_rate
+    # decay_steps 0 means one epoch: the rate halves every 10 steps.
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(20)) == pytest.approx(0.25e-3)
+    cosine = build_optimizer(load_recipe({"data": {"train": "d/train"}}))._learning_rate
+    assert float(cosine(4000)) == pytest.approx(1e-5)  # min_learning_rate after all steps
+    assert build_optimizer(load_recipe({"data": {"train": "d/train"}, "optimizer": {
+        "schedule": "constant"}})).clipnorm is None  # 0 means no clipping
+
+
+@pytest.mark.parametrize("optimizer, match", [
+    ({"schedule": "linear"}, "unknown .optimizer. schedule 'linear'"),
+    ({"clipnorm": -1.0}, "clipnorm must be a number >= 0"),
+    ({"learning_rate": 0}, "learning_rate must be > 0"),
+    ({"decay_rate": 1.5}, r"decay_rate must be in \(0, 1\]"),
+    ({"clipnorm": 1.0, "clipvalue": 0.5}, "both clipnorm and clipvalue"),
+])
+def test_bad_optimizer_settings_fail_when_the_recipe_is_loaded(optimizer, match):
+    with pytest.raises(ValueError, match=match):
+        load_recipe({"data": {"train": "d/train"}, "optimizer": optimizer})
+
+
+def test_an_unknown_optimizer_is_named():
+    from nuclib.train import build_optimizer
+
+    with pytest.raises(ValueError, match="unknown .optimizer. name 'adamz'"):
+        build_optimizer(load_recipe({"data": {"train": "d/train"},
+                                     "optimizer": {"name": "adamz"}}))
+
+
+def test_the_best_checkpoint_is_chosen_on_every_validation_pixel(dsb_root, tmp_path,
+                                                                  monkeypatch):
+    import nuclib.data as nd
+
+    calls = []
+    real = nd.make_validation_dataset
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nd, "make_validation_dataset", recording)
+    recipe = tiny_recipe(dsb_root, tmp_path, train={"epochs": 1},
+                         output={"finalize": False})
+    history = train(recipe)["history"]
+    assert len(calls) == 1 and calls[0]["tile_size"] == 64  # tiles of crop_size, every pixel
+    # Deterministic: the same weights give the same validation loss.
+    model = __import__("keras").models.load_model(tmp_path / "run" / "best.keras")
+    val = real(data=calls[0]["data"], tile_size=64, batch_size=2, progress=False)
+    assert model.evaluate(val, verbose=0) == pytest.approx(history["val_loss"][0], rel=1e-4)
+
+
+def test_the_card_of_a_users_own_model_describes_that_model(dsb_root, tmp_path):
+    import os
+    import shutil
+
+    # The user's data: a folder of their own (here three DSB images copied into it).
+    for split, names in (("train", SMALL_VAL_IMAGES + ("0402a81e75262469925ea893b6706183832e"
+                                                        "85324f7b1e08e634129f5d522cdd",)),
+                         ("val", SMALL_VAL_IMAGES)):
+        for sub in ("images", "labels"):
+            (tmp_path / "my_data" / split / sub).mkdir(parents=True)
+            for name in names:
+                shutil.copy(dsb_root / "val" / sub / f"{name}.png",
+                            tmp_path / "my_data" / split / sub)
+    recipe = tiny_recipe(dsb_root, tmp_path, data={
+        "train": str(tmp_path / "my_data" / "train"), "val": str(tmp_path / "my_data" / "val"),
+        "max_images": 0}, train={"epochs": 1, "fine_tune_from": "dsb-3class"})
+    recipe["name"] = "my-nuclei"
+    recipe["model"]["args"] = {"depth": 4, "filters": 16, "batch_norm": True, "dropout": 0.1,
+                               "upsampling": "transpose"}  # dsb-3class's, as the guide says
+    train(recipe)
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "# my-nuclei" in card and "license: other" in card
+    assert "fine-tuned from `dsb-3class`" in card
+    assert "Started from a model trained on the 2018 Data Science Bowl images" in card
+    assert "3 images from my_data/train/" in card  # its own data, counted
+    assert "val/ (2 images)" in card
+    assert f"on a {os.cpu_count()}-core CPU" in card or " GPU" in card
+    for claim in ("BBBC038", "498 DSB2018", "DSB test split", "similar to DSB2018"):
+        assert claim not in card
+
+
+def test_a_card_cites_dsb2018_for_models_trained_on_it_or_started_from_one():
+    from nuclib.model_card import model_card
+
+    dsb = model_card({"name": "dsb-x", "training": {
+        "data": "DSB2018 stage-1 train, community-fixed masks (498 images, CC0)"}})
+    assert "license: cc0-1.0" in dsb and "- BBBC038" in dsb
+    assert "Trained on the 2018 Data Science Bowl images: Caicedo et al." in dsb
+    tuned = model_card({"name": "mine", "training": {
+        "data": "12 images from lab/train/", "fine_tuned_from": {"model": "dsb-3class"}}})
+    assert "BBBC038" not in tuned and "Trained on 12 images from lab/train/" in tuned
+    assert "Started from a model trained on the 2018 Data Science Bowl images" in tuned
+
+
+def test_a_missing_start_fails_before_any_image_is_read(tmp_path):
+    recipe = {"data": {"train": str(tmp_path / "not-there")},  # reading it would fail too
+              "train": {"fine_tune_from": str(tmp_path / "runs" / "nope" / "best.keras")},
+              "output": {"dir": str(tmp_path / "run")}}
+    with pytest.raises(FileNotFoundError, match="fine_tune_from .*best.keras' does not exist"):
+        train(recipe)
+
+
+def test_training_leaves_the_global_dtype_policy_as_it_found_it(dsb_root, tmp_path,
+                                                                 monkeypatch):
+    import keras
+
+    monkeypatch.setattr("nuclib.train.bfloat16_is_native", lambda: True)
+    recipe = tiny_recipe(dsb_root, tmp_path, train={"epochs": 1, "steps_per_epoch": 1,
+                                                    "mixed_precision": True},
+                         data={"val": None}, output={"finalize": False})
+    train(recipe)
+    assert keras.mixed_precision.global_policy().name == "float32"

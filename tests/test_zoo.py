@@ -11,7 +11,7 @@ import pytest
 from hub_server import COMMIT, FakeHub
 from nuclib import zoo
 from nuclib.segmenter import Segmenter
-from nuclib.zoo import files as zoo_files
+from nuclib import model_dir
 from nuclib.zoo.registry import PretrainedEntry
 
 
@@ -34,7 +34,7 @@ def image(rng):
 def registered(tiny_dir, monkeypatch):
     """A registry with one Hub-only entry pinned to the tiny model's hashes."""
     files = {name: zoo.sha256(tiny_dir / name)
-             for name in (*zoo_files.KERAS_FILES, "nuclib.json")}
+             for name in (*model_dir.KERAS_FILES, "nuclib.json")}
     entry = PretrainedEntry(name="tiny-test", description="a tiny test model",
                             repo_id="nuclib-test/tiny", revision=COMMIT, files=files,
                             aliases=("tiny-alias",))
@@ -57,12 +57,12 @@ def test_saved_directory_has_the_hub_layout(tiny_dir):
                      "nuclib.json"]
     config = json.loads((tiny_dir / "nuclib.json").read_text())
     assert config["name"] == "tiny" and config["head"] == "three_class"
-    assert set(config["files"]) == set(zoo_files.KERAS_FILES)
+    assert set(config["files"]) == set(model_dir.KERAS_FILES)
     assert (tiny_dir / "README.md").read_text().startswith("---\nlibrary_name: keras\n")
 
 
 def test_local_directory_round_trip(tiny_dir, image):
-    from nuclib.zoo.files import load_model_dir
+    from nuclib.model_dir import load_model_dir
 
     model, _ = load_model_dir(tiny_dir)
     seg = zoo.load_pretrained(tiny_dir)
@@ -112,7 +112,7 @@ def test_tampered_download_raises_and_loads_nothing(registered, tiny_dir, hub_en
     def must_not_load(*args, **kwargs):
         raise AssertionError("Keras was asked to load a file that failed its checksum")
 
-    monkeypatch.setattr(zoo_files, "_load_keras_dir", must_not_load)
+    monkeypatch.setattr(model_dir, "_load_keras_dir", must_not_load)
     with FakeHub({"nuclib-test/tiny": bad}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         with pytest.raises(zoo.ChecksumError, match="model.weights.h5"):
@@ -166,7 +166,7 @@ def test_model_compiled_with_nuclib_metrics_loads(tmp_path):
     from nuclib.losses import WeightedCategoricalCrossentropy
     from nuclib.metrics import DiceCoefficient
     from nuclib.models import unet
-    from nuclib.zoo.export import write_model_dir
+    from nuclib.model_dir import write_model_dir
 
     model = unet(depth=2, filters=4, name="compiled")
     model.compile(optimizer="adam", loss=WeightedCategoricalCrossentropy(),
@@ -192,7 +192,8 @@ def _run_record(run, name, epochs, seconds, fine_tuned_from=None, widen=False):
 
 
 def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
-    from nuclib.zoo.export import model_card, previous_stage
+    from nuclib.model_card import model_card
+    from nuclib.finalize import previous_stage
 
     stage1 = previous_stage(_run_record(tmp_path / "runs" / "stage1", "m-stage1", 40, 4200.0))
     assert stage1 == {"recipe_file": "recipes/m-stage1.toml", "epochs": 40,
@@ -213,7 +214,8 @@ def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
 
 
 def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
-    from nuclib.zoo.export import model_card, previous_stage, training_stages
+    from nuclib.model_card import model_card, training_stages
+    from nuclib.finalize import previous_stage
 
     first = previous_stage(_run_record(tmp_path / "s1", "m-stage1", 40, 4200.0))
     # stage 2's finalized model records stage 1, so stage 3 sees the whole chain

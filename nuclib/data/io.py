@@ -91,7 +91,7 @@ def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise ValueError(f"image {path} has shape {arr.shape}; expected HxW or HxWxC")
     if as_gray and arr.ndim == 3 and arr.shape[2] == 3:
-        if _channels_equal(arr):
+        if channels_equal(arr):
             arr = arr[..., 0]
         elif as_gray is True:
             arr = _luminance(arr)
@@ -138,7 +138,13 @@ def _read_tiff(path: Path, memmap: bool) -> np.ndarray:
     return arr
 
 
-def _channels_equal(rgb: np.ndarray) -> bool:
+def channels_equal(rgb: np.ndarray) -> bool:
+    """Whether an ``HxWx3`` (or more) image's first three channels are identical: gray stored as RGB.
+
+    Example:
+        >>> channels_equal(np.zeros((2, 2, 3), np.uint8))
+        True
+    """
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1])
                 and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
@@ -176,7 +182,7 @@ def read_labels(path) -> np.ndarray:
         return read_mask_folder(path)
     arr = read_image(path)
     if arr.ndim == 3:
-        if arr.shape[2] == 1 or _channels_equal(arr):
+        if arr.shape[2] == 1 or channels_equal(arr):
             arr = arr[..., 0]
         else:
             raise ValueError(f"label image {path} has {arr.shape[2]} differing channels; "

@@ -364,7 +364,7 @@ def _nucleus_crops(source, size: int, seed, repeat: bool, uniform_fraction: floa
     return crops
 
 
-def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: int = 8,
+def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_size: int = 8,
                  target: str = "three_class", augment: Callable | None = None,
                  shuffle: bool = True, repeat: bool = True, channels: int = 1,
                  preprocess: Callable | None = None, seed: int | None = None,
@@ -380,7 +380,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
     padded pixels that the losses ignore.
 
     Args:
-        pairs: (image_path, label_path) pairs, e.g. from ``folder_pairs``.
+        pairs: (image_path, label_path) pairs, e.g. from ``folder_pairs``;
+            leave it out when giving ``data``.
         crop_size: random crop side; images smaller than it are padded. ``None``
             yields whole images one at a time (``batch_size`` is then 1).
         batch_size: images per batch.
@@ -395,7 +396,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         channels: model input channels (1 or 3).
         preprocess: image → float32 HxWxC function; default ``prepare_image``.
         seed: makes crops and order reproducible.
-        data: already loaded ``(images, labels)`` lists, to skip reading.
+        data: already loaded ``(images, labels)`` lists, to skip reading
+            (``make_dataset(data=(images, labels), ...)``, without ``pairs``).
         progress: show a progress bar while loading.
         cache: decode and normalize every image once and keep it in memory
             (fast); ``False`` reads each image when it is used (for datasets
@@ -443,7 +445,8 @@ def make_dataset(pairs: Sequence, *, crop_size: int | None = 256, batch_size: in
         raise ValueError(f"batch_size and pad_multiple must be >= 1, got {batch_size}, "
                          f"{pad_multiple}")
     if data is None and not len(pairs):
-        raise ValueError("no (image, label) pairs given; expected at least one")
+        raise ValueError("no (image, label) pairs given; expected at least one, or "
+                         "data=(images, labels)")
     source = _Source(pairs, data, channels, preprocess, progress, cache)
     if not len(source):
         raise ValueError("no (image, label) pairs given; expected at least one")
@@ -514,7 +517,7 @@ def _tiles(image, labels, size: int):
             yield image[y:y + size, x:x + size], labels[y:y + size, x:x + size]
 
 
-def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
+def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = None,
                             batch_size: int = 8, target: str = "three_class",
                             channels: int = 1, preprocess: Callable | None = None,
                             pad_multiple: int = 16, data=None,
@@ -550,7 +553,8 @@ def make_validation_dataset(pairs: Sequence, *, tile_size: int | None = None,
     if int(tile_size) < 1:
         raise ValueError(f"tile_size must be a positive int or None, got {tile_size}")
     if data is None and not len(pairs):
-        raise ValueError("no (image, label) pairs given; expected at least one")
+        raise ValueError("no (image, label) pairs given; expected at least one, or "
+                         "data=(images, labels)")
     source = _Source(pairs, data, channels, preprocess, progress, cache=True)
 
     def tiles():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nuclib.zoo.files import KERAS_FILES, ChecksumError, sha256, verify_files
+from nuclib.model_dir import KERAS_FILES, ChecksumError, sha256, verify_files
 from nuclib.zoo import registry as _registry
 from nuclib.zoo.registry import PretrainedEntry, resolve_name
 
@@ -139,7 +139,7 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         >>> seg = load_pretrained("dsb-3class", engine="openvino")  # doctest: +SKIP
     """
     from nuclib.segmenter import Segmenter
-    from nuclib.zoo.files import load_model_dir
+    from nuclib.model_dir import load_model_dir
     from nuclib.zoo.hub import download_model
 
     if source not in SOURCES:

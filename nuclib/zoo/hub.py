@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nuclib.segmenter import CONFIG_FILE
-from nuclib.zoo.files import KERAS_FILES
+from nuclib.model_dir import CONFIG_FILE, KERAS_FILES
 
 
 def download_files(repo_id: str, filenames, *, revision: str | None = None,

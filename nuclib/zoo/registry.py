@@ -1,16 +1,19 @@
 """The registry of pretrained models: name → Hub repo, pinned revision, file hashes.
 
 The table lives in ``registry.json`` beside this module (written by
-``nuclib.zoo.export.register_model`` after training) so hashes are data, not code.
+``register_model`` after training) so hashes are data, not code.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+
+from nuclib.model_dir import KERAS_FILES, sha256
 
 
 @dataclass(frozen=True)
@@ -139,3 +142,63 @@ def _with_aliases(entry: PretrainedEntry) -> str:
         return entry.name
     word = "alias" if len(entry.aliases) == 1 else "aliases"
     return f"{entry.name} ({word}: {', '.join(sorted(entry.aliases))})"
+
+
+def register_model(model_dir, *, name: str, repo_id: str, revision: str, description: str,
+                   aliases=(), bundle: bool = True, registry_file=None) -> dict:
+    """Add (or replace) a registry entry for a finished model directory.
+
+    Computes the sha256 of every loaded file, optionally copies the directory
+    into the package (``nuclib/zoo/bundled/<name>``) as the offline copy, and
+    rewrites ``registry.json``. A maintainer step after training and
+    ``nuclib zoo push``.
+
+    Args:
+        model_dir: a finished model directory (with ``nuclib.json``).
+        name: registry name; an entry of the same name is replaced.
+        repo_id: Hugging Face Hub repository holding the files.
+        revision: Hub revision (branch, tag or commit) to pin.
+        description: one-line description for ``list_pretrained``.
+        aliases: other names that resolve to this model.
+        bundle: also copy the directory to ``nuclib/zoo/bundled/<name>``
+            (replacing an older copy).
+        registry_file: registry to rewrite; default: the package's
+            ``registry.json``.
+
+    Returns:
+        The new entry as a dict.
+
+    Example:
+        >>> register_model("runs/dsb-3class/model", name="dsb-3class",
+        ...                repo_id="nuclib/dsb-3class", revision="main",
+        ...                description="...")   # doctest: +SKIP
+    """
+    from importlib import resources
+
+    from nuclib.model_dir import CONFIG_FILE, read_config
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    package = Path(str(resources.files("nuclib.zoo")))
+    registry_path = Path(registry_file) if registry_file else package / "registry.json"
+    files = {f: sha256(model_dir / f) for f in (*KERAS_FILES, CONFIG_FILE)}
+    scores = config.get("scores", {})
+    headline = {}
+    for group, row in scores.get("groups", {}).items():
+        for key in ("ap50", "dsb_score"):
+            if key in row:
+                headline[f"{group}_{key}"] = row[key]
+    entry = {"name": name, "description": description, "repo_id": repo_id,
+             "revision": revision, "files": files, "aliases": list(aliases),
+             "architecture": config.get("architecture", ""), "scores": headline}
+    table = json.loads(registry_path.read_text()) if registry_path.is_file() else {"models": []}
+    table["models"] = [m for m in table["models"] if m["name"] != name] + [entry]
+    table["models"].sort(key=lambda m: m["name"])
+    registry_path.write_text(json.dumps(table, indent=2) + "\n")
+    if bundle:
+        target = package / "bundled" / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(model_dir, target)
+    load_registry.cache_clear()
+    return entry
