@@ -157,6 +157,11 @@ def _segment_summary(done: int, drawn: int, kept: dict, failed: list, out_dir: P
     return ", ".join(parts)
 
 
+# One -v: more of nuclib's own lines; -vv: also the backend's (TensorFlow, absl).
+BACKEND_LOGS = 2
+BACKEND_LOGS_HELP = "-vv: also print the backend's own log lines (TensorFlow, absl)"
+
+
 def _import_backend(verbose: bool) -> None:
     """Import Keras and its backend, hiding the backend's native log lines unless ``verbose``.
 
@@ -188,7 +193,7 @@ def _load_segmenter(args):
     """The model with its ``--set`` overrides; raise ValueError for unusable options."""
     from nuclib.zoo import load_pretrained
 
-    _import_backend(args.verbose)
+    _import_backend(args.verbose >= BACKEND_LOGS)
     segmenter = load_pretrained(args.model, source=args.source, engine=args.engine)
     if args.diameter is not None and segmenter.config["diameter"] is None:
         raise ValueError(f"model {args.model!r} works at each image's own scale; "
@@ -557,7 +562,7 @@ def cmd_export(args) -> int:
     from nuclib.models.utils import required_multiple
     from nuclib.zoo import load_pretrained
 
-    _import_backend(args.verbose)
+    _import_backend(args.verbose >= BACKEND_LOGS)
     segmenter = load_pretrained(args.name, source=args.source)
     export_model(segmenter, args.out, format=args.format, overwrite=args.overwrite)
     paths = " and ".join(str(p) for p in exported_paths(args.out, args.format))
@@ -638,7 +643,7 @@ def cmd_train(args) -> int:
     """
     from nuclib.train import train
 
-    _import_backend(args.verbose)
+    _import_backend(args.verbose >= BACKEND_LOGS)
     result = train(args.recipe, output_dir=args.out)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
@@ -686,7 +691,7 @@ def cmd_zoo(args) -> int:
                           else None}, indent=2))
         return 0
     if args.zoo_command == "download":
-        _import_backend(args.verbose)
+        _import_backend(args.verbose >= BACKEND_LOGS)
         seg = zoo.load_pretrained(args.name, source="hub", cache_dir=args.cache_dir)
         print(f"downloaded and verified {seg.name}")
         if args.dir:
@@ -750,8 +755,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace existing outputs (default: keep each existing output and "
                           "write only the missing ones)")
     seg.add_argument("--no-progress", action="store_true", help="no progress bar")
-    seg.add_argument("-v", "--verbose", action="store_true",
-                     help="print one line per image, and the backend's own log lines")
+    seg.add_argument("-v", "--verbose", action="count", default=0,
+                     help="print one line per image; -vv also the backend's own log lines "
+                          "(TensorFlow, absl)")
     seg.set_defaults(func=cmd_segment, check=_check_segment_args, subparser=seg)
 
     ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")
@@ -773,8 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="output folder (overrides the recipe's)")
     tr.add_argument("--json", action="store_true",
                     help="print the whole result as JSON instead of the short summary")
-    tr.add_argument("-v", "--verbose", action="store_true",
-                    help="also print the backend's own log lines (TensorFlow, absl)")
+    tr.add_argument("-v", "--verbose", action="count", default=0, help=BACKEND_LOGS_HELP)
     tr.set_defaults(func=cmd_train)
 
     ex = sub.add_parser("export", help="export a model's network as ONNX, OpenVINO IR or "
@@ -787,8 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True,
                     help="output path (the format's suffix is added when missing)")
     ex.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    ex.add_argument("-v", "--verbose", action="store_true",
-                    help="also print the backend's own log lines (TensorFlow, absl)")
+    ex.add_argument("-v", "--verbose", action="count", default=0, help=BACKEND_LOGS_HELP)
     ex.set_defaults(func=cmd_export, check=_check_export_args, subparser=ex)
 
     z = sub.add_parser("zoo", help="pretrained models")
@@ -801,8 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dir", help="also save it to this folder")
     dl.add_argument("--cache-dir", help="Hugging Face cache folder")
     dl.add_argument("--overwrite", action="store_true")
-    dl.add_argument("-v", "--verbose", action="store_true",
-                    help="also print the backend's own log lines (TensorFlow, absl)")
+    dl.add_argument("-v", "--verbose", action="count", default=0, help=BACKEND_LOGS_HELP)
     push = zsub.add_parser("push", help="upload a model directory to the Hub")
     push.add_argument("directory")
     push.add_argument("--repo-id", required=True)
@@ -831,7 +834,7 @@ def main(argv=None) -> int:
         0
     """
     args = build_parser().parse_args(argv)
-    if not getattr(args, "verbose", False):
+    if getattr(args, "verbose", 0) < BACKEND_LOGS:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Arguments are checked before any model is loaded or image read.
     problem = args.check(args) if getattr(args, "check", None) else None

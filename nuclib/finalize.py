@@ -21,6 +21,22 @@ from pathlib import Path
 from nuclib.model_dir import write_model_dir
 
 
+def recorded_recipe_file(history: dict, recipe: dict) -> str | None:
+    """The recipe file a run was started from, as ``nuclib train`` was given it.
+
+    ``None`` for a recipe given as a dict (it is kept in ``nuclib.json``
+    under ``training.recipe``). Runs recorded before the file was kept are
+    the zoo's, whose recipes are ``recipes/<name>.toml``.
+
+    Example:
+        >>> recorded_recipe_file({"recipe_file": "my.toml"}, {"name": "x"})
+        'my.toml'
+        >>> recorded_recipe_file({}, {"name": "dsb-3class"})
+        'recipes/dsb-3class.toml'
+    """
+    return history.get("recipe_file", f"recipes/{recipe['name']}.toml")
+
+
 def previous_stage(start) -> dict:
     """What a fine-tuning run started from, for the model card.
 
@@ -47,7 +63,7 @@ def previous_stage(start) -> dict:
         return {"model": str(start)}
     recipe = json.loads(recipe_file.read_text())
     history = json.loads(history_file.read_text())
-    stage = {"recipe_file": f"recipes/{recipe['name']}.toml",
+    stage = {"recipe_file": recorded_recipe_file(history, recipe),
              "epochs": len(history.get("history", {}).get("loss", [])),
              "steps_per_epoch": recipe["train"]["steps_per_epoch"],
              "seconds": history.get("train_seconds", 0.0)}
@@ -294,7 +310,7 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "data": recipe["data"].get("description") or (
             f"{len(folder_pairs(train_dir))} images from {train_dir.parent.name}/"
             f"{train_dir.name}/"),
-        "recipe_file": f"recipes/{recipe['name']}.toml",
+        "recipe_file": recorded_recipe_file(history, recipe),
         "recipe": portable_recipe(recipe),
         "epochs": len(history.get("history", {}).get("loss", [])) or recipe["train"]["epochs"],
         "steps_per_epoch": recipe["train"]["steps_per_epoch"],

@@ -148,8 +148,10 @@ def model_card(config: dict) -> str:
             if backbone:
                 lines.append(f"- encoder and decoder started from `{backbone.get('model', '?')}`"
                              f"; the `{config.get('head')}` head trained from scratch on top")
-            lines += [f"- recipe: `{training.get('recipe_file', '?')}` — retrain with "
-                      f"`nuclib train {training.get('recipe_file', 'recipe.toml')}`",
+            recipe_file = training.get("recipe_file")
+            lines += [f"- recipe: `{recipe_file}` — retrain with `nuclib train {recipe_file}`"
+                      if recipe_file else "- recipe: given as a dict, kept in `nuclib.json` "
+                      "(`training.recipe`) — retrain with `nuclib.train.train(recipe)`",
                       f"- {run_length(training)}", ""]
     speed = config.get("speed")
     if speed:

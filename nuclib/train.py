@@ -208,10 +208,12 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
     Example:
         >>> result = train("recipes/dsb-3class.toml", output_dir="runs/try", finalize=False)  # doctest: +SKIP
         >>> sorted(result)                                                                # doctest: +SKIP
-        ['checkpoint', 'hardware', 'history', 'run_dir', 'train_seconds']
+        ['checkpoint', 'hardware', 'history', 'recipe_file', 'run_dir', 'train_seconds']
     """
     import keras
 
+    # Kept for the model card's "retrain with": the file as it was given.
+    recipe_file = os.fspath(recipe) if isinstance(recipe, (str, os.PathLike)) else None
     recipe = load_recipe(recipe)
     if output_dir is not None:
         recipe["output"]["dir"] = str(Path(output_dir).resolve())
@@ -234,7 +236,7 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
         model = _initial_model(recipe)
         train_ds, val_ds = _datasets(recipe)
         model.compile(optimizer=build_optimizer(recipe), loss=build_loss(recipe))
-        result = _fit(model, train_ds, val_ds, recipe, run_dir)
+        result = {**_fit(model, train_ds, val_ds, recipe, run_dir), "recipe_file": recipe_file}
     finally:
         # Code that runs after training in the same process is not left mixed.
         keras.mixed_precision.set_global_policy(previous_policy)

@@ -420,13 +420,15 @@ def test_the_cli_hides_the_backends_native_log_lines(model_dir, inputs, tmp_path
 
     (inputs / "broken.png").unlink()
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    # -v, as in the README: nuclib's line per image, but still none of the backend's.
     done = subprocess.run([sys.executable, "-m", "nuclib", "segment", str(inputs), "--model",
-                           str(model_dir), "--out", str(tmp_path / "out"), "--no-progress"],
-                          capture_output=True, text=True, env=env)
+                           str(model_dir), "--out", str(tmp_path / "out"), "--no-progress",
+                           "-v"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     # TensorFlow's C++ lines ("I0000 ... cudart_stub.cc", "WARNING: All log messages
     # before absl::InitializeLog()") are gone: only nuclib's own summary is left.
     assert done.stderr.splitlines() == ["segmented 3, failed 0"]
+    assert len(done.stdout.splitlines()) == 3 and " nuclei" in done.stdout
 
 
 def test_a_reader_that_goes_away_is_not_an_error():

@@ -115,6 +115,8 @@ dir = "out"
     assert main(["train", str(toml)]) == 0
     checkpoint = tmp_path / "out" / "best.keras"
     assert checkpoint.is_file(), "output dir is relative to the recipe"
+    # The file as given: what a model card's "retrain with nuclib train ..." names.
+    assert json.loads((tmp_path / "out" / "history.json").read_text())["recipe_file"] == str(toml)
     # After Keras' epoch lines, a short summary rather than a page of JSON; without
     # [data] val there is no model directory.
     out = capsys.readouterr().out
@@ -476,6 +478,8 @@ def test_the_card_of_a_users_own_model_describes_that_model(dsb_root, tmp_path):
     assert "fine-tuned from `dsb-3class`" in card
     assert "Started from a model trained on the 2018 Data Science Bowl images" in card
     assert "3 images from my_data/train/" in card  # its own data, counted
+    assert "recipes/my-nuclei.toml" not in card  # it has no recipe file: a dict
+    assert "given as a dict, kept in `nuclib.json`" in card
     assert "val/ (2 images)" in card
     assert f"on a {os.cpu_count()}-core CPU" in card or " GPU" in card
     for claim in ("BBBC038", "498 DSB2018", "DSB test split", "similar to DSB2018"):

@@ -3,8 +3,11 @@
 Submodules: ``io`` (files and dataset layouts), ``normalize``, ``scale``
 (nucleus size and zooming), ``targets``,
 ``augment`` (joint image / label layers; the layers themselves live in
-``geometric`` and ``intensity``), ``pipeline`` (``tf.data``). Names load on
-first use, so ``nuclib.data.io`` does not pull in TensorFlow.
+``geometric`` and ``intensity``), ``pipeline`` (``tf.data``, or a Keras
+``PyDataset`` on every backend). Names load on first use, and TensorFlow is
+imported only by what needs it (``tf.data`` pipelines, the TensorFlow kernels
+of nuclib's own augmentation layers), so ``nuclib.data`` imports and its
+PyDataset loader runs under ``KERAS_BACKEND=jax`` or ``torch`` without it.
 
 Example:
     >>> from nuclib import data
@@ -38,7 +41,7 @@ _EXPORTS = {
         "rescale_pair"],
     "nuclib.data.pipeline": [
         "make_dataset", "make_validation_dataset", "load_pairs", "pad_to_multiple",
-        "labels_to_target_tf", "nucleus_centres"],
+        "labels_to_target_tf", "labels_to_target_np", "nucleus_centres", "ArrayBatches"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "normalize", "targets", "augment", "geometric", "intensity", "joint",
@@ -57,9 +60,9 @@ if TYPE_CHECKING:  # pragma: no cover
                                 write_labels)
     from nuclib.data.normalize import (is_color, minmax_normalize, percentile_normalize,
                                        prepare_image, standardize, to_grayscale)
-    from nuclib.data.pipeline import (labels_to_target_tf, load_pairs, make_dataset,
-                                      make_validation_dataset, nucleus_centres,
-                                      pad_to_multiple)
+    from nuclib.data.pipeline import (ArrayBatches, labels_to_target_np, labels_to_target_tf,
+                                      load_pairs, make_dataset, make_validation_dataset,
+                                      nucleus_centres, pad_to_multiple)
     from nuclib.data.scale import (median_diameter, rescale_image, rescale_labels,
                                    rescale_pair, scale_for_diameter)
     from nuclib.data.targets import (binary, boundaries, expand_labels, object_probability,

@@ -1,4 +1,5 @@
-"""Joint image / label augmentation that runs inside ``tf.data`` and eagerly.
+"""Joint image / label augmentation that runs inside ``tf.data`` and eagerly, on every
+Keras backend (TensorFlow, JAX, PyTorch).
 
 Layers take ``{"images": ..., "labels": ...}`` (``"segmentation_masks"`` is
 accepted too), draw one random transform and apply it to both: geometry
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import keras
 from keras import layers
+from keras.src.utils import backend_utils
 
 from nuclib.data.geometric import (RandomAffine, RandomCrop, RandomElastic, RandomFlipRotate90,
                                    RandomGridElastic)
 from nuclib.data.intensity import (RandomGamma, RandomGaussianBlur, RandomGaussianNoise,
                                    RandomPoissonNoise)
-from nuclib.data.joint import MASK_KEYS, JointLayer
+from nuclib.data.joint import MASK_KEYS, BackendSwitch, JointLayer
 
 __all__ = [
     "JointAugment", "default_augment", "strong_augment", "JointLayer",
@@ -40,7 +42,7 @@ _EXACT_DTYPES = ("float32", "float64")
 
 
 @keras.saving.register_keras_serializable(package="nuclib")
-class JointAugment(keras.layers.Layer):
+class JointAugment(BackendSwitch, keras.layers.Layer):
     """Apply a chain of augmentation layers to images and labels, one draw per layer.
 
     nuclib layers (``JointLayer``) get the labels as they are; Keras
@@ -73,6 +75,8 @@ class JointAugment(keras.layers.Layer):
                     "label ids above 256 (bfloat16) or 2048 (float16); create it with "
                     "dtype='float32'")
         self.seed = seed
+        self.backend = backend_utils.DynamicBackend()
+        self._allow_non_tensor_positional_args = True
 
     def build(self, input_shape=None):
         self.built = True
@@ -91,7 +95,8 @@ class JointAugment(keras.layers.Layer):
                 batch = transform(batch, training=training)
                 images, labels = batch["images"], batch.get("labels")
             else:
-                images, labels = _keras_transform(transform, images, labels, training)
+                images, labels = _keras_transform(transform, images, labels, training,
+                                                  self.backend)
         out = dict(data)
         out["images"] = images
         if key is not None:
@@ -108,21 +113,22 @@ class JointAugment(keras.layers.Layer):
         return config
 
 
-def _keras_transform(transform, images, labels, training):
+def _keras_transform(transform, images, labels, training, B):
     """Run a Keras image-preprocessing layer with labels as float masks and back."""
     batch = {"images": images}
     squeeze = False
     if labels is not None:
-        masks = keras.ops.cast(labels, "float32")
+        masks = B.core.cast(labels, "float32")
         squeeze = len(masks.shape) == len(images.shape) - 1
-        batch["segmentation_masks"] = keras.ops.expand_dims(masks, -1) if squeeze else masks
+        batch["segmentation_masks"] = B.numpy.expand_dims(masks, -1) if squeeze else masks
     batch = transform(batch, training=training)
     if labels is None:
         return batch["images"], None
     masks = batch["segmentation_masks"]
     if squeeze:
-        masks = keras.ops.squeeze(masks, -1)
-    return batch["images"], keras.ops.cast(keras.ops.round(masks), labels.dtype)
+        masks = B.numpy.squeeze(masks, -1)
+    dtype = keras.backend.standardize_dtype(labels.dtype)
+    return batch["images"], B.core.cast(B.numpy.round(masks), dtype)
 
 
 def default_augment(seed: int | None = None) -> JointAugment:

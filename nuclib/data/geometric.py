@@ -3,7 +3,7 @@
 Images are resampled bilinearly (or nearest), labels always by nearest
 neighbour, so label ids survive exactly and keep their dtype. Every layer
 takes ``{"images", "labels"}`` (or ``"segmentation_masks"``), batched or not,
-and runs eagerly and inside ``tf.data.Dataset.map``.
+and runs eagerly on every Keras backend and inside ``tf.data.Dataset.map``.
 
 Example:
     >>> import numpy as np
@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
 
-from nuclib.data import _tf_image as ti
+from nuclib.data import _image_ops as ti
 from nuclib.data.joint import JointLayer, check_probability, check_range
 
 IGNORE_LABEL = -1
@@ -45,13 +44,14 @@ class _Warp(JointLayer):
         self.label_fill_value = int(label_fill_value)
 
     def _resample(self, images, labels, ys, xs):
-        images = ti.sample(images, ys, xs, interpolation=self.interpolation,
+        B = self.backend
+        images = ti.sample(B, images, ys, xs, interpolation=self.interpolation,
                            fill_mode=self.fill_mode, fill_value=self.fill_value)
         if labels is not None:
             # Labels follow the image's fill so that reflected nuclei stay
             # labelled; with constant fill they get ``label_fill_value``.
-            labels = ti.sample(labels, ys, xs, interpolation="nearest", fill_mode=self.fill_mode,
-                               fill_value=self.label_fill_value)
+            labels = ti.sample(B, labels, ys, xs, interpolation="nearest",
+                               fill_mode=self.fill_mode, fill_value=self.label_fill_value)
         return images, labels
 
     def get_config(self):
@@ -80,30 +80,31 @@ class RandomFlipRotate90(JointLayer):
     """
 
     def transform(self, images, labels, seed, training):
-        n = tf.shape(images)[0]
-        bits = tf.random.stateless_uniform(tf.stack([n, 3]), seed, 0, 2, dtype=tf.int32) > 0
+        B = self.backend
+        n = B.core.shape(images)[0]
+        bits = B.random.randint((n, 3), 0, 2, dtype="int32", seed=seed) > 0
         flip_rows = bits[:, 0, None, None, None]
         flip_cols = bits[:, 1, None, None, None]
         swap = bits[:, 2, None, None, None]
 
         def flips(x):
-            x = tf.where(flip_rows, tf.reverse(x, [1]), x)
-            return tf.where(flip_cols, tf.reverse(x, [2]), x)
+            x = B.numpy.where(flip_rows, B.numpy.flip(x, 1), x)
+            return B.numpy.where(flip_cols, B.numpy.flip(x, 2), x)
 
         def with_transpose(x):
             # Transposing (plus the flips) yields the four odd symmetries.
-            return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x)
+            return B.numpy.where(swap, B.numpy.transpose(x, (0, 2, 1, 3)), x)
 
         h, w = images.shape[1], images.shape[2]
         tensors = [images] if labels is None else [images, labels]
         if h is not None and w is not None:
             square = h == w
             out = [flips(with_transpose(x) if square else x) for x in tensors]
-        else:
-            dyn = tf.shape(images)
-            out = tf.cond(tf.equal(dyn[1], dyn[2]),
-                          lambda: [flips(with_transpose(x)) for x in tensors],
-                          lambda: [flips(x) for x in tensors])
+        else:  # only in tf.data graphs, where the backend is TensorFlow
+            dyn = B.core.shape(images)
+            out = B.core.cond(dyn[1] == dyn[2],
+                              lambda: [flips(with_transpose(x)) for x in tensors],
+                              lambda: [flips(x) for x in tensors])
         return (out[0], None) if labels is None else (out[0], out[1])
 
 
@@ -155,29 +156,27 @@ class RandomAffine(_Warp):
         self.translation = check_range("translation", translation, symmetric=True)
 
     def transform(self, images, labels, seed, training):
-        shape = tf.shape(images)
-        n, h, w = shape[0], shape[1], shape[2]
-        seeds = tf.random.experimental.stateless_split(seed, 5)
+        B = self.backend
+        n, h, w = ti.shape(B, images)[:3]
         deg = math.pi / 180.0
-        theta = tf.random.stateless_uniform(tf.stack([n]), seeds[0], *self.rotation) * deg
-        s = ti.log_uniform(seeds[1], n, *self.scale)
-        k = tf.tan(tf.random.stateless_uniform(tf.stack([n]), seeds[2], *self.shear) * deg)
-        tx = tf.random.stateless_uniform(tf.stack([n]), seeds[3], *self.translation)
-        ty = tf.random.stateless_uniform(tf.stack([n]), seeds[4], *self.translation)
-        tx = tx * tf.cast(w, tf.float32)
-        ty = ty * tf.cast(h, tf.float32)
+        theta = ti.uniform(B, seed, n, *self.rotation) * deg
+        s = ti.log_uniform(B, seed, n, *self.scale)
+        k = B.numpy.tan(ti.uniform(B, seed, n, *self.shear) * deg)
+        tx = ti.uniform(B, seed, n, *self.translation) * B.core.cast(w, "float32")
+        ty = ti.uniform(B, seed, n, *self.translation) * B.core.cast(h, "float32")
         # Forward map (centred, x right, y down): M = R(theta) @ Shear(k) @ s.
         # A counter-clockwise turn on screen is x' = x cos + y sin, y' = -x sin + y cos.
-        cos, sin = tf.cos(theta), tf.sin(theta)
+        cos, sin = B.numpy.cos(theta), B.numpy.sin(theta)
         a, b = s * cos, s * (cos * k + sin)
         c, d = -s * sin, s * (-sin * k + cos)
         det = a * d - b * c
         ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
         # source = M^-1 (out - t)
-        inverse = tf.stack([
-            tf.stack([ia, ib, -(ia * tx + ib * ty)], axis=1),
-            tf.stack([ic, id_, -(ic * tx + id_ * ty)], axis=1)], axis=1)
-        ys, xs = ti.affine_source(inverse, h, w, n)
+        stack = B.numpy.stack
+        inverse = stack([
+            stack([ia, ib, -(ia * tx + ib * ty)], axis=1),
+            stack([ic, id_, -(ic * tx + id_ * ty)], axis=1)], axis=1)
+        ys, xs = ti.affine_source(B, inverse, h, w, n)
         return self._resample(images, labels, ys, xs)
 
     def get_config(self):
@@ -225,15 +224,13 @@ class RandomGridElastic(_Warp):
         self.probability = check_probability(probability)
 
     def transform(self, images, labels, seed, training):
-        shape = tf.shape(images)
-        n, h, w = shape[0], shape[1], shape[2]
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        grid_shape = tf.stack([n, self.points, self.points, 2])
-        grid = (tf.random.stateless_normal(grid_shape, seeds[0])
-                * tf.random.stateless_uniform(grid_shape, seeds[1], 0.0, self.distortion))
-        grid = tf.ensure_shape(grid, [None, self.points, self.points, 2])
-        disp = ti.grid_displacement(grid, h, w)
-        yy, xx = ti.pixel_grid(n, h, w)
+        B = self.backend
+        n, h, w = ti.shape(B, images)[:3]
+        grid_shape = (n, self.points, self.points, 2)
+        grid = (B.random.normal(grid_shape, dtype="float32", seed=seed)
+                * B.random.uniform(grid_shape, 0.0, self.distortion, dtype="float32", seed=seed))
+        disp = ti.grid_displacement(B, grid, h, w)
+        yy, xx = ti.pixel_grid(B, n, h, w)
         return self._resample(images, labels, yy + disp[..., 0], xx + disp[..., 1])
 
     def get_config(self):
@@ -279,15 +276,14 @@ class RandomElastic(_Warp):
         self.probability = check_probability(probability)
 
     def transform(self, images, labels, seed, training):
-        shape = tf.shape(images)
-        n, h, w = shape[0], shape[1], shape[2]
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        noise = tf.random.stateless_uniform(tf.stack([n, h, w, 2]), seeds[0], -1.0, 1.0)
-        sigma = tf.fill(tf.stack([n]), self.sigma)
-        field = ti.gaussian_blur(noise, sigma, ti.radius_for(self.sigma))
-        alpha = tf.random.stateless_uniform(tf.stack([n]), seeds[1], *self.alpha)
+        B = self.backend
+        n, h, w = ti.shape(B, images)[:3]
+        noise = B.random.uniform((n, h, w, 2), -1.0, 1.0, dtype="float32", seed=seed)
+        sigma = B.numpy.zeros((n,), "float32") + self.sigma
+        field = ti.gaussian_blur(B, noise, sigma, ti.radius_for(self.sigma))
+        alpha = ti.uniform(B, seed, n, *self.alpha)
         field = field * alpha[:, None, None, None]
-        yy, xx = ti.pixel_grid(n, h, w)
+        yy, xx = ti.pixel_grid(B, n, h, w)
         return self._resample(images, labels, yy + field[..., 0], xx + field[..., 1])
 
     def get_config(self):
@@ -329,28 +325,30 @@ class RandomCrop(JointLayer):
         self.label_pad_value = int(label_pad_value)
 
     def transform(self, images, labels, seed, training):
-        shape = tf.shape(images)
-        n, h, w = shape[0], shape[1], shape[2]
-        room_y = tf.maximum(h - self.height, 0)
-        room_x = tf.maximum(w - self.width, 0)
+        B = self.backend
+        cast = B.core.cast
+        n, h, w = ti.shape(B, images)[:3]
+        room_y = B.numpy.maximum(cast(h - self.height, "int32"), 0)
+        room_x = B.numpy.maximum(cast(w - self.width, "int32"), 0)
         if training:
-            u = tf.random.stateless_uniform(tf.stack([n, 2]), seed)
-            oy = tf.cast(tf.floor(u[:, 0] * tf.cast(room_y + 1, tf.float32)), tf.int32)
-            ox = tf.cast(tf.floor(u[:, 1] * tf.cast(room_x + 1, tf.float32)), tf.int32)
-            oy, ox = tf.minimum(oy, room_y), tf.minimum(ox, room_x)
+            u = B.random.uniform((n, 2), dtype="float32", seed=seed)
+            oy = cast(B.numpy.floor(u[:, 0] * cast(room_y + 1, "float32")), "int32")
+            ox = cast(B.numpy.floor(u[:, 1] * cast(room_x + 1, "float32")), "int32")
+            oy, ox = B.numpy.minimum(oy, room_y), B.numpy.minimum(ox, room_x)
         else:
-            oy = tf.fill(tf.stack([n]), room_y // 2)
-            ox = tf.fill(tf.stack([n]), room_x // 2)
-        rows = oy[:, None, None] + tf.range(self.height)[None, :, None]
-        cols = ox[:, None, None] + tf.range(self.width)[None, None, :]
-        rows = tf.broadcast_to(rows, tf.stack([n, self.height, self.width]))
-        cols = tf.broadcast_to(cols, tf.stack([n, self.height, self.width]))
-        images = ti.gather_pixels(images, rows, cols, fill_mode="reflect")
+            oy = B.numpy.zeros((n,), "int32") + room_y // 2
+            ox = B.numpy.zeros((n,), "int32") + room_x // 2
+        rows = oy[:, None, None] + cast(B.numpy.arange(self.height), "int32")[None, :, None]
+        cols = ox[:, None, None] + cast(B.numpy.arange(self.width), "int32")[None, None, :]
+        rows = B.numpy.broadcast_to(rows, (n, self.height, self.width))
+        cols = B.numpy.broadcast_to(cols, (n, self.height, self.width))
+        images = ti.gather_pixels(B, images, rows, cols, fill_mode="reflect")
         if labels is not None:
-            if self.label_pad_value < 0 and labels.dtype.is_unsigned:
-                raise ValueError(f"labels of dtype {labels.dtype.name} cannot hold the pad value "
+            dtype = keras.backend.standardize_dtype(labels.dtype)
+            if self.label_pad_value < 0 and dtype.startswith("uint"):
+                raise ValueError(f"labels of dtype {dtype} cannot hold the pad value "
                                  f"{self.label_pad_value}; use label_pad_value=0 or signed labels")
-            labels = ti.gather_pixels(labels, rows, cols, fill_mode="constant",
+            labels = ti.gather_pixels(B, labels, rows, cols, fill_mode="constant",
                                       fill_value=self.label_pad_value)
         return images, labels
 

@@ -1,6 +1,7 @@
 """Intensity augmentations: gamma, Gaussian blur, Gaussian and Poisson noise.
 
-They change the images only and hand labels back untouched. Each draws its
+They change the images only and hand labels back untouched, on every Keras
+backend. Each draws its
 strength per sample; ``probability`` applies a layer to only a fraction of
 the samples. Images are expected in ``value_range`` (``(0, 1)`` after
 ``prepare_image``) and stay in it.
@@ -16,9 +17,8 @@ Example:
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
-from nuclib.data import _tf_image as ti
+from nuclib.data import _image_ops as ti
 from nuclib.data.joint import JointLayer, check_probability, check_range
 
 
@@ -40,7 +40,7 @@ class _Intensity(JointLayer):
 
     def _to_unit(self, images):
         lo, hi = self.value_range
-        return tf.clip_by_value((images - lo) / (hi - lo), 0.0, 1.0)
+        return self.backend.numpy.clip((images - lo) / (hi - lo), 0.0, 1.0)
 
     def _from_unit(self, unit):
         lo, hi = self.value_range
@@ -80,8 +80,9 @@ class RandomGamma(_Intensity):
             raise ValueError(f"gamma must be > 0, got {self.gamma}")
 
     def transform_images(self, images, seed):
-        gamma = ti.log_uniform(seed, tf.shape(images)[0], *self.gamma)
-        return self._from_unit(tf.pow(self._to_unit(images), gamma[:, None, None, None]))
+        B = self.backend
+        gamma = ti.log_uniform(B, seed, B.core.shape(images)[0], *self.gamma)
+        return self._from_unit(B.numpy.power(self._to_unit(images), gamma[:, None, None, None]))
 
     def get_config(self):
         config = super().get_config()
@@ -115,8 +116,9 @@ class RandomGaussianBlur(_Intensity):
         self.sigma = check_range("sigma", sigma, low=0.0)
 
     def transform_images(self, images, seed):
-        sigma = tf.random.stateless_uniform(tf.stack([tf.shape(images)[0]]), seed, *self.sigma)
-        return ti.gaussian_blur(images, sigma, ti.radius_for(self.sigma[1]))
+        B = self.backend
+        sigma = ti.uniform(B, seed, B.core.shape(images)[0], *self.sigma)
+        return ti.gaussian_blur(B, images, sigma, ti.radius_for(self.sigma[1]))
 
     def get_config(self):
         config = super().get_config()
@@ -147,11 +149,11 @@ class RandomGaussianNoise(_Intensity):
         self.stddev = check_range("stddev", stddev, low=0.0)
 
     def transform_images(self, images, seed):
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        level = tf.random.stateless_uniform(tf.stack([tf.shape(images)[0]]), seeds[0],
-                                            *self.stddev)
-        noise = tf.random.stateless_normal(tf.shape(images), seeds[1])
-        return tf.clip_by_value(images + noise * level[:, None, None, None], *self.value_range)
+        B = self.backend
+        shape = ti.shape(B, images)
+        level = ti.uniform(B, seed, shape[0], *self.stddev)
+        noise = B.random.normal(shape, dtype="float32", seed=seed)
+        return B.numpy.clip(images + noise * level[:, None, None, None], *self.value_range)
 
     def get_config(self):
         config = super().get_config()
@@ -188,11 +190,10 @@ class RandomPoissonNoise(_Intensity):
             raise ValueError(f"peak must be > 0 photons, got {self.peak}")
 
     def transform_images(self, images, seed):
-        seeds = tf.random.experimental.stateless_split(seed, 2)
-        peak = ti.log_uniform(seeds[0], tf.shape(images)[0], *self.peak)[:, None, None, None]
-        counts = tf.random.stateless_poisson(tf.shape(images), seeds[1],
-                                             self._to_unit(images) * peak, dtype=tf.float32)
-        return self._from_unit(tf.clip_by_value(counts / peak, 0.0, 1.0))
+        B = self.backend
+        peak = ti.log_uniform(B, seed, B.core.shape(images)[0], *self.peak)[:, None, None, None]
+        counts = ti.poisson(B, seed, self._to_unit(images) * peak)
+        return self._from_unit(B.numpy.clip(counts / peak, 0.0, 1.0))
 
     def get_config(self):
         config = super().get_config()

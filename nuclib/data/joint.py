@@ -7,6 +7,11 @@ draws one stateless seed per call from a ``keras.random.SeedGenerator``;
 applies the subclass's transform to both images and labels; and hands back
 the same structure, images as float32 and labels in their own dtype and shape.
 
+The layers compute with Keras' backend ops (``self.backend``), so one
+implementation runs eagerly on every backend (TensorFlow, JAX, PyTorch) and
+inside ``tf.data`` graphs, where, as in Keras' own preprocessing layers, it
+switches to TensorFlow ops whatever Keras' backend.
+
 Example:
     >>> from nuclib.data.geometric import RandomFlipRotate90
     >>> out = RandomFlipRotate90(seed=0)({"images": images, "labels": labels})   # doctest: +SKIP
@@ -15,7 +20,8 @@ Example:
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras.src import tree
+from keras.src.utils import backend_utils, jax_utils, tracking
 
 MASK_KEYS = ("labels", "segmentation_masks")
 
@@ -74,10 +80,14 @@ def check_probability(probability: float) -> float:
     return float(probability)
 
 
+def _dtype(x) -> str:
+    return keras.backend.standardize_dtype(x.dtype)
+
+
 class _Packed:
     """Images and labels as ``(N, H, W, C)`` / ``(N, H, W, 1)`` plus how to restore the input."""
 
-    def __init__(self, data):
+    def __init__(self, data, B):
         if isinstance(data, dict):
             if "images" not in data:
                 raise ValueError("augmentation expects a dict with 'images' and optionally "
@@ -90,8 +100,8 @@ class _Packed:
             images = data["images"]
         else:
             self.key, self.data, images = None, None, data
-        images = tf.convert_to_tensor(images)
-        self.image_rank = images.shape.rank
+        images = B.core.convert_to_tensor(images)
+        self.image_rank = len(images.shape)
         if self.image_rank not in (2, 3, 4):
             raise ValueError(f"images have shape {tuple(images.shape)}; expected (N, H, W, C), "
                              "(H, W, C) or (H, W)")
@@ -100,11 +110,12 @@ class _Packed:
             images = images[None, :, :, None]
         elif self.image_rank == 3:
             images = images[None]
-        self.images = tf.cast(images, tf.float32) if not images.dtype.is_floating else images
+        floating = "float" in _dtype(images)
+        self.images = images if floating else B.core.cast(images, "float32")
         self.labels = None
         if self.key is not None:
-            labels = tf.convert_to_tensor(data[self.key])
-            self.label_rank = labels.shape.rank
+            labels = B.core.convert_to_tensor(data[self.key])
+            self.label_rank = len(labels.shape)
             base = 3 if self.batched else 2  # rank without a channel axis
             if self.label_rank not in (base, base + 1):
                 raise ValueError(
@@ -118,7 +129,7 @@ class _Packed:
             if labels.shape[-1] not in (None, 1):
                 raise ValueError(f"{self.key} have {labels.shape[-1]} channels; expected one "
                                  "instance label image per sample")
-            static_l, static_i = labels.shape[1:3], self.images.shape[1:3]
+            static_l, static_i = tuple(labels.shape[1:3]), tuple(self.images.shape[1:3])
             if all(v is not None for v in (*static_l, *static_i)) and static_l != static_i:
                 raise ValueError(f"{self.key} are {tuple(static_l)} but images are "
                                  f"{tuple(static_i)}; expected the same height and width")
@@ -142,13 +153,40 @@ class _Packed:
         return out
 
 
-class JointLayer(keras.layers.Layer):
+class BackendSwitch:
+    """Mixin for layers that compute with ``self.backend``: inside a ``tf.data`` graph it
+    is TensorFlow (and the inputs stay TensorFlow tensors, labels in their own
+    dtype) whatever Keras' backend, as in Keras' own preprocessing layers;
+    elsewhere it is Keras' backend."""
+
+    def __call__(self, data, **kwargs):
+        sample = tree.flatten(data)[0]
+        if (keras.backend.backend() != "tensorflow"
+                and not isinstance(sample, keras.KerasTensor)
+                and backend_utils.in_tf_graph()
+                and not jax_utils.is_in_jax_tracing_scope(sample)):
+            # Inside a tf.data pipeline: TensorFlow ops whatever Keras' backend,
+            # and the inputs stay TensorFlow tensors (labels in their own dtype).
+            self.backend.set_backend("tensorflow")
+            convert, self._convert_input_args = self._convert_input_args, False
+            try:
+                return super().__call__(data, **kwargs)
+            finally:
+                self.backend.reset()
+                self._convert_input_args = convert
+        return super().__call__(data, **kwargs)
+
+
+class JointLayer(BackendSwitch, keras.layers.Layer):
     """Base class: one random draw per call, applied to images and labels alike.
 
     Subclasses implement ``transform(images, labels, seed, training)`` on
     ``(N, H, W, C)`` float images and ``(N, H, W, 1)`` labels (or None) and
-    return both. Layers with a ``probability`` attribute apply themselves to
-    each sample with that probability (the others are left untouched).
+    return both, computing with ``self.backend``'s ops and drawing random
+    numbers with ``seed``, a ``keras.random.SeedGenerator`` for that backend
+    (``self.backend.random.uniform(shape, seed=seed)``). Layers with a
+    ``probability`` attribute apply themselves to each sample with that
+    probability (the others are left untouched).
 
     Images come back as float32 (the layer computes in float32 whatever the
     global mixed-precision policy, so label ids and intensities keep their
@@ -180,33 +218,41 @@ class JointLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.backend = backend_utils.DynamicBackend()
+        self._allow_non_tensor_positional_args = True
 
     def build(self, input_shape=None):
         self.built = True
 
-    def _draw_seed(self):
-        # One stateless seed per call; everything random in the call derives
-        # from it, so the generator advances by exactly one step.
-        return tf.cast(keras.random.randint((2,), 0, 2**31 - 1, dtype="int32",
-                                            seed=self.seed_generator), tf.int32)
+    @tracking.no_automatic_dependency_tracking
+    def _seed_generator_for(self, backend: str):
+        """The layer's SeedGenerator, or a twin of it for the TensorFlow ops of tf.data."""
+        if backend == keras.backend.backend():
+            return self.seed_generator
+        if not hasattr(self, "_backend_generators"):
+            self._backend_generators = {}
+        if backend not in self._backend_generators:
+            self._backend_generators[backend] = keras.random.SeedGenerator(
+                self.seed, backend=self.backend)
+        return self._backend_generators[backend]
 
     def call(self, data, training=True):
-        packed = _Packed(data)
+        B = self.backend
+        packed = _Packed(data, B)
         images, labels = packed.images, packed.labels
         if training or self.acts_in_inference:
-            seed = self._draw_seed()
-            seeds = tf.random.experimental.stateless_split(seed, 2)
-            new_images, new_labels = self.transform(images, labels, seeds[0], bool(training))
+            seed = self._seed_generator_for(B.name)
+            new_images, new_labels = self.transform(images, labels, seed, bool(training))
             probability = getattr(self, "probability", 1.0)
             if probability < 1.0:
-                n = tf.shape(images)[0]
-                apply = tf.random.stateless_uniform(tf.stack([n]), seeds[1]) < probability
-                apply = apply[:, None, None, None]
-                new_images = tf.where(apply, new_images, images)
+                n = B.core.shape(images)[0]
+                draw = B.random.uniform((n,), dtype="float32", seed=seed)
+                apply = (draw < probability)[:, None, None, None]
+                new_images = B.numpy.where(apply, new_images, images)
                 if labels is not None:
-                    new_labels = tf.where(apply, new_labels, labels)
+                    new_labels = B.numpy.where(apply, new_labels, labels)
             images, labels = new_images, new_labels
-        return packed.unpack(tf.cast(images, self.compute_dtype), labels)
+        return packed.unpack(B.core.cast(images, self.compute_dtype), labels)
 
     #: whether ``transform`` also runs with ``training=False`` (crops do).
     acts_in_inference = False

@@ -1,10 +1,17 @@
-"""``tf.data`` pipelines that feed (image, target) batches to ``model.fit``.
+"""``tf.data`` pipelines (or Keras ``PyDataset`` loaders) that feed (image, target) batches
+to ``model.fit``.
 
 Images are decoded and normalized once and kept in memory (``cache=True``),
 cropped in NumPy (cheap slicing), then augmented and turned into targets
 inside the TensorFlow graph, with parallel map and prefetch so both cores
 stay busy. ``make_validation_dataset`` yields every pixel exactly once, as
 whole images or as a fixed grid of tiles, without augmentation.
+
+On the JAX and PyTorch backends (or with ``loader="pydataset"``) the same
+crops come from a ``keras.utils.PyDataset`` (``ArrayBatches``) instead: it
+augments each batch eagerly with the same layers and computes the targets
+with NumPy twins of the graph functions (``labels_to_target_np``), so
+training needs no TensorFlow.
 
 Targets are integer class maps ``(N, H, W, 1)``: three-class 0 background,
 1 interior, 2 boundary (the inner one-pixel ring of each nucleus, equal to
@@ -20,18 +27,23 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+import keras
 import numpy as np
-import tensorflow as tf
 
+from nuclib.data._lazy_tf import tf
 from nuclib.data.io import read_pair
 from nuclib.heads import HEADS
 from nuclib.data.normalize import prepare_image
 
 TARGET_KINDS = HEADS  # a target for every head
 SAMPLING_MODES = ("image", "nucleus")
+LOADERS = ("tf.data", "pydataset")
 IGNORE = -1
 
 
@@ -195,6 +207,63 @@ def inner_boundary_tf(labels):
     return edge & (labels > 0)
 
 
+def inner_boundary_np(labels) -> np.ndarray:
+    """NumPy twin of ``inner_boundary_tf`` for ``(N, H, W, 1)`` labels (the same pixels).
+
+    Example:
+        >>> inner_boundary_np(np.array([[[[1], [1], [2], [2]]]])).ravel().astype(int).tolist()
+        [0, 1, 1, 0]
+    """
+    labels = np.asarray(labels)
+    padded = np.pad(labels, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
+    h, w = labels.shape[1], labels.shape[2]
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        neighbour = padded[:, dy:dy + h, dx:dx + w]
+        edge |= (neighbour != labels) & (neighbour >= 0)
+    return edge & (labels > 0)
+
+
+def star_target_np(labels, n_rays: int = 32) -> np.ndarray:
+    """NumPy twin of ``star_target_tf``: float32 ``(N, H, W, 1 + n_rays)``."""
+    from nuclib.data.targets import star
+
+    labels = np.asarray(labels, np.int32)
+    return np.stack([star(one[..., 0], n_rays=n_rays) for one in labels]).astype(np.float32)
+
+
+def distance_target_np(labels) -> np.ndarray:
+    """NumPy twin of ``distance_target_tf``: float32 ``(N, H, W, 1)`` in [0, 1]."""
+    from nuclib.data.targets import object_probability, star_distances
+
+    labels = np.asarray(labels, np.int32)
+    out = [object_probability(one, star_distances(one, 16))
+           for one in np.maximum(labels[..., 0], 0)]
+    return np.stack(out)[..., None].astype(np.float32)
+
+
+def labels_to_target_np(labels, target: str, n_rays: int = 32) -> np.ndarray:
+    """NumPy twin of ``labels_to_target_tf`` (the same values and dtypes), for loaders
+    that run without TensorFlow.
+
+    Example:
+        >>> labels_to_target_np(np.array([[[[0], [3], [3], [3], [-1]]]]), "three_class").ravel()
+        array([ 0,  2,  1,  1, -1], dtype=int32)
+    """
+    if target == "star":
+        return star_target_np(labels, n_rays)
+    if target == "three_class_distance":
+        return np.concatenate([labels_to_target_np(labels, "three_class").astype(np.float32),
+                               distance_target_np(labels)], axis=-1)
+    labels = np.asarray(labels).astype(np.int32, copy=False)
+    if target == "binary":
+        out = (labels > 0).astype(np.int32)
+    else:
+        out = np.where(labels > 0, 1, 0).astype(np.int32)
+        out[inner_boundary_np(labels)] = 2
+    return np.where(labels < 0, IGNORE, out).astype(np.int32)
+
+
 def star_target_tf(labels, n_rays: int = 32):
     """``(N, H, W, 1 + n_rays)`` float32 star targets (``targets.star``) of a label batch.
 
@@ -213,10 +282,8 @@ def star_target_tf(labels, n_rays: int = 32):
         >>> tuple(out.shape), float(out[0, 0, 3, 0])
         ((1, 1, 4, 5), -1.0)
     """
-    from nuclib.data.targets import star
-
     def batch(lab):
-        return np.stack([star(one[..., 0], n_rays=n_rays) for one in lab]).astype(np.float32)
+        return star_target_np(lab, n_rays)
 
     labels = tf.cast(labels, tf.int32)
     out = tf.numpy_function(batch, [labels], tf.float32, stateful=False)
@@ -238,15 +305,8 @@ def distance_target_tf(labels):
         >>> float(out[0, 3, 3, 0]), float(out[0, 0, 0, 0]), float(out[0, 1, 3, 0]) < 0.5
         (1.0, 0.0, True)
     """
-    from nuclib.data.targets import object_probability, star_distances
-
-    def batch(lab):
-        out = [object_probability(one, star_distances(one, 16))
-               for one in np.maximum(lab[..., 0], 0)]
-        return np.stack(out)[..., None].astype(np.float32)
-
     labels = tf.cast(labels, tf.int32)
-    out = tf.numpy_function(batch, [labels], tf.float32, stateful=False)
+    out = tf.numpy_function(distance_target_np, [labels], tf.float32, stateful=False)
     return tf.ensure_shape(out, labels.shape)
 
 
@@ -328,7 +388,7 @@ class _Source:
 
 def _image_crops(source, size: int, seed, shuffle: bool, repeat: bool):
     """Generator factory: one random crop per image per pass."""
-    def crops():
+    def crops(seed=seed):
         rng = np.random.default_rng(seed)
         n = len(source)
         while True:
@@ -347,7 +407,7 @@ def _nucleus_crops(source, size: int, seed, repeat: bool, uniform_fraction: floa
     owner = np.repeat(np.arange(len(source)), counts)  # the image of every nucleus
     first = np.concatenate([[0], np.cumsum(counts)])
 
-    def crops():
+    def crops(seed=seed):
         rng = np.random.default_rng(seed)
         n = len(source)
         drawn = 0
@@ -364,6 +424,133 @@ def _nucleus_crops(source, size: int, seed, repeat: bool, uniform_fraction: floa
     return crops
 
 
+def _check_loader(loader: str | None) -> str:
+    """``loader`` checked; None: ``"tf.data"`` on the TensorFlow backend, else ``"pydataset"``."""
+    if loader is None:
+        return "tf.data" if keras.backend.backend() == "tensorflow" else "pydataset"
+    if loader not in LOADERS:
+        raise ValueError(f"unknown loader {loader!r}; expected one of {LOADERS} or None")
+    return loader
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """``(images, targets)`` batches as NumPy arrays, for every Keras backend.
+
+    The loader ``make_dataset(..., loader="pydataset")`` returns: it stacks
+    items from a generator factory (the same crop samplers the ``tf.data``
+    pipeline uses), applies the joint augmentation to each batch eagerly and
+    turns labels into targets with ``labels_to_target_np``. Finite datasets
+    (``length`` batches) are drawn once, in order, and indexed; infinite
+    ones hand out the next batch of the stream whatever the index, so with
+    one worker a seed fixes every batch.
+
+    Args:
+        items: ``items(seed)`` → iterator of ``(HxWxC float32 image, HxWx1 labels)``.
+        batch_size: items per batch (a finite dataset's last batch may be smaller).
+        length: number of batches, or None for an endless stream.
+        target, n_rays: as ``make_dataset``.
+        augment: joint augmentation applied to ``{"images", "labels"}`` batches, or None.
+        seed: the stream's seed (finite datasets without one are drawn anew
+            after every epoch, like a ``tf.data`` pass).
+        workers, use_multiprocessing, max_queue_size: ``keras.utils.PyDataset`` arguments.
+
+    Example:
+        >>> ds = make_dataset(data=(images, labels), crop_size=64, loader="pydataset",
+        ...                   seed=0)                                      # doctest: +SKIP
+        >>> x, y = ds[0]                                                   # doctest: +SKIP
+    """
+
+    def __init__(self, items: Callable, *, batch_size: int, length: int | None, target: str,
+                 n_rays: int = 32, augment: Callable | None = None, seed: int | None = None,
+                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
+                         max_queue_size=max_queue_size)
+        self.items = items
+        self.batch_size = int(batch_size)
+        self.length = None if length is None else int(length)
+        self.target = target
+        self.n_rays = int(n_rays)
+        self.augment = augment
+        self.seed = seed
+        # Finite datasets are indexed, so every worker must draw the same pass:
+        # without a seed, pick one now (and a new one after every epoch).
+        self._pass_seed = seed if seed is not None or length is None else _fresh_seed()
+        self._origin_pid = os.getpid()
+        self._restart()
+
+    def _restart(self):
+        self._lock = threading.Lock()
+        self._stream = None
+        self._stream_pid = None
+        self._drawn = None
+
+    def __getstate__(self):
+        # Locks and generators do not pickle (worker processes); they restart there.
+        state = dict(self.__dict__)
+        state.update(_lock=None, _stream=None, _stream_pid=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def num_batches(self):
+        return self.length
+
+    def __len__(self):
+        if self.length is None:
+            raise TypeError("an endless ArrayBatches (repeat=True) has no length; pass "
+                            "steps_per_epoch to fit")
+        return self.length
+
+    def __iter__(self):
+        for i in (itertools.count() if self.length is None else range(self.length)):
+            yield self[i]
+
+    @staticmethod
+    def _take(stream, n):
+        batch = list(itertools.islice(stream, n))
+        return (np.stack([im for im, _ in batch]).astype(np.float32, copy=False),
+                np.stack([lab for _, lab in batch]).astype(np.int32, copy=False))
+
+    def _raw(self, index):
+        with self._lock:
+            if self.length is not None:
+                if self._drawn is None:
+                    stream = self.items(self._pass_seed)
+                    self._drawn = [self._take(stream, self.batch_size)
+                                   for _ in range(self.length)]
+                return self._drawn[index]
+            pid = os.getpid()
+            if self._stream is None or self._stream_pid != pid:
+                seed = self.seed
+                if pid != self._origin_pid and seed is not None:
+                    # A worker process: its own stream, not a copy of the parent's.
+                    seed = int(np.random.SeedSequence([seed, pid]).generate_state(1)[0])
+                self._stream, self._stream_pid = self.items(seed), pid
+            return self._take(self._stream, self.batch_size)
+
+    def __getitem__(self, index):
+        if self.length is not None and not -self.length <= index < self.length:
+            raise IndexError(f"batch {index} of {self.length}")
+        images, labels = self._raw(index)
+        if self.augment is not None:
+            out = self.augment({"images": images, "labels": labels}, training=True)
+            images = np.asarray(keras.ops.convert_to_numpy(out["images"]), np.float32)
+            labels = np.asarray(keras.ops.convert_to_numpy(out["labels"]))
+        return images, labels_to_target_np(labels, self.target, self.n_rays)
+
+    def on_epoch_end(self):
+        if self.length is not None and self.seed is None:
+            with self._lock:  # a new random pass, like tf.data's next iteration
+                self._pass_seed, self._drawn = _fresh_seed(), None
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
 def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_size: int = 8,
                  target: str = "three_class", augment: Callable | None = None,
                  shuffle: bool = True, repeat: bool = True, channels: int = 1,
@@ -371,8 +558,11 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                  data=None, progress: bool = True, cache: bool = True,
                  pad_multiple: int = 1, sampling: str = "image",
                  uniform_fraction: float = 0.25,
-                 deterministic: bool | None = None, n_rays: int = 32) -> tf.data.Dataset:
-    """Build a ``tf.data.Dataset`` of ``(images, targets)`` batches.
+                 deterministic: bool | None = None, n_rays: int = 32,
+                 loader: str | None = None, workers: int = 1,
+                 use_multiprocessing: bool = False, max_queue_size: int = 10):
+    """Build a ``tf.data.Dataset`` (or a ``keras.utils.PyDataset``) of ``(images, targets)``
+    batches.
 
     Images are float32 ``(N, H, W, C)`` (in [0, 1] with the default
     ``prepare_image``); targets int32 ``(N, H, W, 1)`` classes (three-class:
@@ -420,9 +610,21 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
             augment one batch at a time (still ahead of a CPU training step).
             Default: True when ``seed`` is given.
         n_rays: rays of the ``"star"`` target.
+        loader: ``"tf.data"`` or ``"pydataset"``; None picks ``"tf.data"`` when
+            Keras' backend is TensorFlow and ``"pydataset"`` otherwise (JAX,
+            PyTorch: no TensorFlow needed). The PyDataset draws its crops from
+            the same sampler (with one worker, the same crops in the same order
+            as ``tf.data`` for the same ``seed``), augments each batch eagerly
+            with ``augment`` and computes the targets in NumPy.
+        workers, use_multiprocessing, max_queue_size: passed to the
+            ``PyDataset`` (``"pydataset"`` loader only). With more than one
+            worker, batches are drawn in whatever order the workers ask, so a
+            seed no longer fixes them; with processes, every process draws
+            from its own random stream.
 
     Returns:
-        A batched, prefetched ``tf.data.Dataset``.
+        A batched, prefetched ``tf.data.Dataset``, or a ``PyDataset`` whose
+        ``len()`` is the number of batches of a finite (``repeat=False``) one.
 
     Raises:
         ValueError: unknown target or sampling, no pairs, bad sizes, or bad
@@ -447,6 +649,7 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
     if data is None and not len(pairs):
         raise ValueError("no (image, label) pairs given; expected at least one, or "
                          "data=(images, labels)")
+    loader = _check_loader(loader)
     source = _Source(pairs, data, channels, preprocess, progress, cache)
     if not len(source):
         raise ValueError("no (image, label) pairs given; expected at least one")
@@ -457,7 +660,7 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
             raise ValueError("sampling='nucleus' needs a crop_size; whole images are "
                              "yielded one by one")
 
-        def whole():
+        def whole(seed=seed):
             rng = np.random.default_rng(seed)
             while True:
                 order = rng.permutation(len(source)) if shuffle else range(len(source))
@@ -466,6 +669,11 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                     yield im, lab[..., None]
                 if not repeat:
                     return
+        if loader == "pydataset":
+            return ArrayBatches(whole, batch_size=1, length=None if repeat else len(source),
+                                target=target, n_rays=n_rays, augment=augment, seed=seed,
+                                workers=workers, use_multiprocessing=use_multiprocessing,
+                                max_queue_size=max_queue_size)
         ds = tf.data.Dataset.from_generator(whole, output_signature=(
             tf.TensorSpec((None, None, c), tf.float32), tf.TensorSpec((None, None, 1), tf.int32)))
         ds = _with_length(ds, None if repeat else len(source)).batch(1)
@@ -474,6 +682,12 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
             crops = _nucleus_crops(source, crop_size, seed, repeat, uniform_fraction)
         else:
             crops = _image_crops(source, crop_size, seed, shuffle, repeat)
+        if loader == "pydataset":
+            length = None if repeat else -(-len(source) // int(batch_size))
+            return ArrayBatches(crops, batch_size=int(batch_size), length=length,
+                                target=target, n_rays=n_rays, augment=augment, seed=seed,
+                                workers=workers, use_multiprocessing=use_multiprocessing,
+                                max_queue_size=max_queue_size)
         ds = tf.data.Dataset.from_generator(crops, output_signature=(
             tf.TensorSpec((crop_size, crop_size, c), tf.float32),
             tf.TensorSpec((crop_size, crop_size, 1), tf.int32)))
@@ -521,7 +735,9 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
                             batch_size: int = 8, target: str = "three_class",
                             channels: int = 1, preprocess: Callable | None = None,
                             pad_multiple: int = 16, data=None,
-                            progress: bool = True, n_rays: int = 32) -> tf.data.Dataset:
+                            progress: bool = True, n_rays: int = 32,
+                            loader: str | None = None, workers: int = 1,
+                            use_multiprocessing: bool = False, max_queue_size: int = 10):
     """A deterministic, unaugmented dataset that covers every labelled pixel exactly once.
 
     Args:
@@ -532,10 +748,12 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
         batch_size: tiles per batch (tile mode).
         target, channels, preprocess, data, progress, n_rays: as ``make_dataset``.
         pad_multiple: whole-image padding multiple (16 suits a depth-4 U-Net).
+        loader, workers, use_multiprocessing, max_queue_size: as
+            ``make_dataset``; both loaders give the same batches.
 
     Returns:
-        A finite ``tf.data.Dataset`` of ``(images, targets)``; padded pixels
-        have target ``-1``.
+        A finite ``tf.data.Dataset`` (or ``PyDataset``, whose ``len()`` is its
+        number of batches) of ``(images, targets)``; padded pixels have target ``-1``.
 
     Raises:
         ValueError: as ``make_dataset``.
@@ -547,7 +765,10 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
     if tile_size is None:
         return make_dataset(pairs, crop_size=None, target=target, shuffle=False, repeat=False,
                             channels=channels, preprocess=preprocess, data=data,
-                            progress=progress, pad_multiple=pad_multiple, n_rays=n_rays)
+                            progress=progress, pad_multiple=pad_multiple, n_rays=n_rays,
+                            loader=loader, workers=workers,
+                            use_multiprocessing=use_multiprocessing,
+                            max_queue_size=max_queue_size)
     if target not in TARGET_KINDS:
         raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
     if int(tile_size) < 1:
@@ -555,18 +776,25 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
     if data is None and not len(pairs):
         raise ValueError("no (image, label) pairs given; expected at least one, or "
                          "data=(images, labels)")
+    loader = _check_loader(loader)
     source = _Source(pairs, data, channels, preprocess, progress, cache=True)
 
-    def tiles():
+    def tiles(seed=None):
         for i in range(len(source)):
             for im, lab in _tiles(*source[i], tile_size):
                 yield im, lab[..., None]
 
+    n_tiles = sum(_tile_count(np.shape(source[i][1]), tile_size) for i in range(len(source)))
+    if loader == "pydataset":
+        return ArrayBatches(tiles, batch_size=int(batch_size),
+                            length=-(-n_tiles // int(batch_size)), target=target, n_rays=n_rays,
+                            workers=workers, use_multiprocessing=use_multiprocessing,
+                            max_queue_size=max_queue_size)
+
     ds = tf.data.Dataset.from_generator(tiles, output_signature=(
         tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
         tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
-    ds = _with_length(ds, sum(_tile_count(np.shape(source[i][1]), tile_size)
-                              for i in range(len(source))))
+    ds = _with_length(ds, n_tiles)
     ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
