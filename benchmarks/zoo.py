@@ -14,7 +14,8 @@ instead (an oracle: the best the size estimate could do, and the time
 without its passes). ``--tta`` adds rows with test-time augmentation (the
 8 rotations and mirrors averaged; 8x the time). ``--engine NAME``
 (repeatable) adds a row per engine (``nuclib.engines``: ``openvino``,
-``onnxruntime``) beside the Keras one. A model's rows are timed image by
+``onnxruntime``; ``openvino:f32`` or ``openvino:bf16`` set the precision,
+else it is ``auto``) beside the Keras one. A model's rows are timed image by
 image in turn (interleaved), so their speed ratios share the machine's load.
 
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
@@ -135,7 +136,9 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
         if seg.head == "three_class_distance":
             variants[f"{name}, three-class channels only"] = _three_class_only(seg)
         for engine in engines:
-            other = nuclib.load_pretrained(model, engine=engine)
+            name_only, _, precision = engine.partition(":")
+            other = nuclib.load_pretrained(model, engine=name_only)
+            other.config["precision"] = precision or "auto"
             other.segment(images[0])  # warm-up: conversion and compilation
             variants[f"{name}, engine {engine}"] = (lambda s: lambda im, d: s.segment(im))(other)
         seconds = dict.fromkeys(variants, 0.0)
@@ -168,7 +171,8 @@ def main(argv=None) -> None:
                              "every bundled model, e.g. a new run against the bundled one")
     parser.add_argument("--engine", action="append", default=[], metavar="NAME",
                         help="also score each model under this engine (repeatable): "
-                             "openvino, onnxruntime")
+                             "openvino, onnxruntime; openvino:f32 / openvino:bf16 fix the "
+                             "precision")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta,
                models=args.model, engines=args.engine)

@@ -21,6 +21,7 @@ __all__ = [
     "Segmenter",
     "load_pretrained",
     "list_pretrained",
+    "segment_files",
     "models",
     "losses",
     "data",
@@ -36,10 +37,12 @@ _ATTRIBUTES = {
     "Segmenter": "nuclib.segmenter",
     "load_pretrained": "nuclib.zoo",
     "list_pretrained": "nuclib.zoo",
+    "segment_files": "nuclib.distributed",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from nuclib import data, losses, metrics, models, postprocess, train, viz, zoo
+    from nuclib.distributed import segment_files
     from nuclib.segmenter import Segmenter
     from nuclib.zoo import list_pretrained, load_pretrained
 

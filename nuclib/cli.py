@@ -21,8 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-LABEL_SUFFIX = "_labels"
-OVERLAY_SUFFIX = "_overlay"
+# The output names, shared with nuclib.segment_files.
+from nuclib.distributed import LABEL_SUFFIX, OVERLAY_SUFFIX  # noqa: F401  (re-exported)
+
 TABLE_NAME_WIDTH = 12  # printed image names are cut to this many characters plus "…"
 
 
@@ -195,6 +196,8 @@ def _load_segmenter(args):
 
     _import_backend(args.verbose >= BACKEND_LOGS)
     segmenter = load_pretrained(args.model, source=args.source, engine=args.engine)
+    if getattr(args, "precision", None) is not None:
+        segmenter.config["precision"] = args.precision
     if args.diameter is not None and segmenter.config["diameter"] is None:
         raise ValueError(f"model {args.model!r} works at each image's own scale; "
                          "--diameter needs a model trained at one nucleus size")
@@ -256,6 +259,8 @@ def cmd_segment(args) -> int:
     if not files:
         print("nuclib segment: no input images found", file=sys.stderr)
         return 2
+    if args.scheduler or args.workers:
+        return _segment_on_cluster(args, files)
     out_dir = Path(args.out)
     jobs, failed, kept = _plan_segment(files, out_dir, fmt=args.format, overlay=args.overlay,
                                        overwrite=args.overwrite)
@@ -283,6 +288,58 @@ def cmd_segment(args) -> int:
     return 1 if failed else 0
 
 
+def _segment_on_cluster(args, files) -> int:
+    """``nuclib segment --scheduler ADDRESS`` / ``--workers N``: ``nuclib.segment_files`` on Dask.
+
+    The workers load the model and write the outputs; this process only plans,
+    submits and records (``nuclib-manifest.jsonl`` in ``--out``), so it does
+    not load TensorFlow.
+    """
+    from nuclib.distributed import local_client, segment_files
+
+    try:
+        from distributed import Client
+    except ImportError:
+        print("nuclib segment: --scheduler and --workers need distributed: "
+              "pip install 'nuclib[dask]'", file=sys.stderr)
+        return 2
+    options = {"diameter": args.diameter, "tta": True if args.tta else None,
+               **dict(args.set or [])}
+    client = (Client(args.scheduler, timeout=args.connect_timeout) if args.scheduler
+              else local_client(args.workers))
+    with client:
+        try:
+            report = segment_files(files, args.out, model=args.model, client=client,
+                                   overwrite=args.overwrite, progress=not args.no_progress,
+                                   format=args.format, overlay=args.overlay,
+                                   source=args.source, engine=args.engine,
+                                   files_per_task=args.files_per_task,
+                                   on_result=_print_result if args.verbose else None,
+                                   **options)
+        except ValueError as err:  # an unusable --set, --diameter or model: nothing was sent
+            print(f"nuclib segment: {err}", file=sys.stderr)
+            return 2
+    counts = report.counts
+    print(f"segmented {report.segmented}, "
+          + (f"drew {report.overlays_only} overlay(s) from labels already in {args.out}, "
+             if report.overlays_only else "")
+          + (f"skipped {counts['skipped']} input(s) whose outputs already exist in {args.out} "
+             "(use --overwrite to redo), " if counts["skipped"] else "")
+          + f"failed {counts['failed']}; manifest {report.manifest}", file=sys.stderr)
+    for record in report.failed:
+        print(f"FAILED {record.input}: {record.reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _print_result(record) -> None:
+    from nuclib.progress import write
+
+    if record.status == "done":
+        size = "" if record.diameter is None else f" (diameter {record.diameter:.1f} px)"
+        write(f"{record.input}: {record.nuclei} nuclei{size} -> {record.labels} "
+              f"[{record.worker}]")
+
+
 def _check_segment_args(args) -> str | None:
     """A usage problem of ``nuclib segment`` found without reading any image, or None."""
     missing = [raw for raw in args.inputs if not Path(raw).exists()]
@@ -290,6 +347,10 @@ def _check_segment_args(args) -> str | None:
         return f"input not found: {', '.join(missing)} (expected image files or folders)"
     if Path(args.out).is_file():
         return f"--out {args.out} is a file; expected a folder for the outputs"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers {args.workers}: expected at least 1 worker process"
+    if args.files_per_task < 1:
+        return f"--files-per-task {args.files_per_task}: expected at least 1"
     if args.engine is not None:
         from nuclib.engines import check_engine
 
@@ -743,6 +804,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what runs the network: keras, openvino, onnxruntime, or auto "
                           "(openvino when installed, else keras); default: the model's own "
                           "(keras for the zoo models)")
+    seg.add_argument("--precision", default=None, choices=("auto", "f32", "bf16"),
+                     help="the openvino engine's arithmetic: bf16 (2-3x faster where the "
+                          "CPU computes it natively), f32, or auto (bf16 where native, else "
+                          "f32; the default)")
     seg.add_argument("--tta", action="store_true",
                      help="average the 8 rotations and mirrors of each image (8x slower)")
     seg.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
@@ -758,6 +823,17 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-v", "--verbose", action="count", default=0,
                      help="print one line per image; -vv also the backend's own log lines "
                           "(TensorFlow, absl)")
+    cluster = seg.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on the Dask cluster of this scheduler (e.g. "
+                              "tcp://head:8786): workers load the model and write the "
+                              "outputs; a manifest in --out records every input")
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="run on a local Dask cluster of N worker processes")
+    seg.add_argument("--files-per-task", type=int, default=1, metavar="K",
+                     help="with --scheduler/--workers: files per Dask task (default 1)")
+    seg.add_argument("--connect-timeout", type=float, default=30, metavar="SECONDS",
+                     help="with --scheduler: how long to wait for the scheduler (default 30)")
     seg.set_defaults(func=cmd_segment, check=_check_segment_args, subparser=seg)
 
     ev = sub.add_parser("evaluate", help="score predicted labels against ground truth")

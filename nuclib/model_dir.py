@@ -52,6 +52,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # What runs the network: "keras", "openvino", "onnxruntime" or "auto"
     # (openvino when installed, else keras); see nuclib.engines.
     "engine": "keras",
+    # The OpenVINO engine's arithmetic: "auto" (bf16 where the CPU computes it
+    # natively, else f32), "f32" or "bf16"; see nuclib.engines.
+    "precision": "auto",
 }
 
 KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")

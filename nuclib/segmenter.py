@@ -64,7 +64,8 @@ class Segmenter:
             ``postprocess`` keyword arguments, ``tiling`` (tile size,
             overlap, batch size, blend), ``diameter`` (the median nucleus
             diameter in pixels the model was trained at, or None) and
-            ``estimate_side``, ``engine``.
+            ``estimate_side``, ``engine``, ``precision`` (the OpenVINO
+            engine's: ``"auto"``, ``"f32"`` or ``"bf16"``; see ``nuclib.engines``).
         engine: what runs the network (``nuclib.engines``): ``"keras"``,
             ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (OpenVINO when
             installed, else Keras); stored in the config (so it is saved with
@@ -83,13 +84,14 @@ class Segmenter:
     """
 
     def __init__(self, model, config: dict | None = None, *, engine: str | None = None):
-        from nuclib.engines import check_engine, is_keras_model
+        from nuclib.engines import check_engine, is_keras_model, resolve_precision
 
         self.model = model
         self.config = merge_config(DEFAULT_CONFIG, config or {})
         if engine is not None:
             self.config["engine"] = engine
         check_engine(self.config["engine"])
+        resolve_precision(self.config["precision"])
         if (self.config["engine"] in ("openvino", "onnxruntime") and model is not None
                 and not is_keras_model(model)):
             raise ValueError(f"engine {self.config['engine']!r} converts Keras models; got a "
@@ -138,8 +140,9 @@ class Segmenter:
         if name == "keras" or self.model is None or (
                 self.config["engine"] == "auto" and not is_keras_model(self.model)):
             return self.model, {}
-        if self._engine is None or self._engine[0] != (name, id(self.model)):
-            self._engine = ((name, id(self.model)), make_engine(self.model, name))
+        key = (name, self.config["precision"], id(self.model))
+        if self._engine is None or self._engine[0] != key:
+            self._engine = (key, make_engine(self.model, name, self.config["precision"]))
         engine = self._engine[1]
         return engine, {"multiple": engine.multiple, "overlap": engine.overlap}
 
@@ -515,6 +518,39 @@ class Segmenter:
             image = read_image(item) if isinstance(item, (str, Path)) else item
             out.append(self.segment(image, diameter=diameter, tta=tta, **postprocess))
         return out
+
+    def segment_large(self, image, *, diameter: float | None = None, block_size: int = 2048,
+                      min_overlap: int = 128, context: int | None = None, out=None,
+                      progress: bool = True, **options):
+        """Instance labels of an image of any size, block by block, as ``segment`` gives whole.
+
+        The normalization levels (sampled), the diameter and the zoom grid are
+        the whole image's, and each block reads the network's receptive field
+        and ``context`` pixels for post-processing around what it keeps; see
+        ``nuclib.slides.segment_large``, which this calls.
+
+        Args:
+            image: HxW or HxWxC array-like (NumPy, memmap, zarr); one block is
+                read at a time.
+            diameter: median nucleus diameter in pixels; measured once when omitted.
+            block_size: side of the window read per block (original pixels).
+            min_overlap: the largest nucleus (pixels per axis) stitched exactly.
+            context: post-processing context per block; default ``min_overlap``.
+            out: integer (H, W) array to write into; default new uint32 zeros.
+            progress: show a progress bar over blocks.
+            **options: ``on_large``, ``max_samples`` and post-processing parameters.
+
+        Returns:
+            ``out``: uint32 labels 1..N.
+
+        Example:
+            >>> labels = seg.segment_large(nuclib.data.read_image("slide.tif", memmap=True))  # doctest: +SKIP
+        """
+        from nuclib.slides import segment_large
+
+        return segment_large(self, image, diameter=diameter, block_size=block_size,
+                             min_overlap=min_overlap, context=context, out=out,
+                             progress=progress, **options)
 
     # -- persistence --------------------------------------------------------
     def save(self, directory, *, card: str | None = None, overwrite: bool = False) -> Path:

@@ -180,11 +180,9 @@ def bfloat16_is_native(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
 
         if tf.config.list_physical_devices("GPU"):
             return True
-    try:
-        flags = set(Path(cpuinfo).read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    from nuclib.engines import cpu_computes_bfloat16
+
+    return cpu_computes_bfloat16(cpuinfo)
 
 
 def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Converted models (nuclib.engines' disk cache) go to a folder of this run, not ~/.cache.
+os.environ.setdefault("NUCLIB_CACHE_DIR", tempfile.mkdtemp(prefix="nuclib-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 DSB = Path(os.environ.get("NUCLIB_DSB2018", REPO.parent / "shared" / "data" / "dsb2018"))

@@ -271,6 +271,7 @@ PAGE_FILES = {
     "docs/guide/postprocess.md": ["cells.tif", "cells_labels.png", "my_data", "slide.tif"],
     "docs/guide/metrics.md": ["examples/data"],
     "docs/guide/zoo.md": ["cells.tif", "models/dsb-3class"],
+    "docs/guide/cluster.md": ["images", "slide.tif"],
     "docs/guide/cli.md": ["examples/data", "images", "a.tif", "b.tif", "models/my-model",
                           "ground_truth", "dsb2018", "my_recipe.toml", "my_data"],
     "docs/guide/training.md": ["my_data"],

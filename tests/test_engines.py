@@ -9,7 +9,8 @@ import pytest
 
 import nuclib
 from nuclib.data.io import read_image, read_labels
-from nuclib.engines import ENGINES, check_engine, make_engine, resolve_engine
+from nuclib.engines import (ENGINES, cache_dir, check_engine, cpu_computes_bfloat16, make_engine,
+                            model_digest, resolve_engine, resolve_precision)
 from nuclib.metrics import matching
 from nuclib.segmenter import Segmenter
 
@@ -49,6 +50,7 @@ def _hide(monkeypatch, *modules):
 def test_engine_labels_equal_the_keras_engines(engine, keras_run, image, sample_dir):
     keras_seg, keras_pred, keras_labels = keras_run
     seg = nuclib.load_pretrained("dsb-3class", engine=engine)
+    seg.config["precision"] = "f32"   # bf16 is compared below
     assert seg.engine == engine and seg.config["engine"] == engine
     # The same tiles: stride and receptive field come from the Keras model.
     ours, theirs = seg.inferencer(), keras_seg.inferencer()
@@ -68,9 +70,82 @@ def test_engine_labels_equal_the_keras_engines(engine, keras_run, image, sample_
         matching(truth, keras_labels).accuracy, abs=0.01)
 
 
+def test_openvino_bf16_labels_agree_with_keras(keras_run, image, sample_dir):
+    keras_seg, keras_pred, keras_labels = keras_run
+    seg = nuclib.load_pretrained("dsb-3class", engine="openvino")
+    seg.config["precision"] = "bf16"
+    network = seg.inferencer().model
+    assert network.precision == "bf16" and "precision='bf16'" in repr(network)
+    pred = seg.predict_scaled(image, diameter=keras_pred.diameter, progress=False)
+    # bfloat16 keeps 8 bits of mantissa: probabilities move by a few hundredths at most.
+    assert np.abs(pred.probs - keras_pred.probs).max() < 0.15
+    labels = seg.labels_from(pred)
+    assert matching(keras_labels, labels, thresh=0.5).accuracy >= 0.95
+    truth = read_labels(sample_dir / "fluorescence_labels.png")
+    assert matching(truth, labels).accuracy == pytest.approx(
+        matching(truth, keras_labels).accuracy, abs=0.03)
+
+
+def test_precision_auto_is_bf16_where_the_cpu_computes_it(tmp_path, tiny):
+    native = cpu_computes_bfloat16()
+    assert resolve_precision("auto") == ("bf16" if native else "f32")
+    assert resolve_precision("f32") == "f32" and resolve_precision("bf16") == "bf16"
+    assert make_engine(tiny, "openvino").precision == resolve_precision("auto")
+    assert make_engine(tiny, "openvino", "f32").precision == "f32"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f\n")
+    assert not cpu_computes_bfloat16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert cpu_computes_bfloat16(cpuinfo)
+    assert not cpu_computes_bfloat16(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"unknown precision 'int4'; expected one of"):
+        resolve_precision("int4")
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'"):
+        Segmenter(tiny, {"precision": "fp16"})
+
+
+def test_converted_models_are_cached_on_disk_by_digest(tiny, tmp_path, monkeypatch):
+    import nuclib.export
+    from nuclib.models import unet
+
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache" / "engines"
+    batch = np.random.default_rng(1).random((1, 32, 32, 1), dtype=np.float32)
+    first = make_engine(tiny, "openvino", "f32")(batch)
+    entries = sorted(p.name for p in cache_dir().iterdir())
+    assert entries == [f"openvino-{model_digest(tiny)[:32]}"]
+    assert {p.name for p in (cache_dir() / entries[0]).iterdir()} == {"model.xml", "model.bin"}
+
+    # A second engine (another process, in real use) reads the file: no conversion.
+    def no_export(*args, **kwargs):
+        raise AssertionError("converted again although the cache holds the model")
+
+    monkeypatch.setattr(nuclib.export, "export_model", no_export)
+    np.testing.assert_allclose(make_engine(tiny, "openvino", "f32")(batch), first)
+    monkeypatch.undo()
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "cache"))
+    # Other weights, another entry; the same weights in a new model, the same one.
+    other = unet(depth=2, filters=4)
+    assert model_digest(other) != model_digest(tiny)
+    other.set_weights(tiny.get_weights())
+    assert model_digest(other) == model_digest(tiny)
+    make_engine(tiny, "onnxruntime")(batch)
+    assert len(list(cache_dir().iterdir())) == 2      # no staging folder left behind
+
+
+def test_an_unwritable_cache_converts_in_memory(tiny, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(blocker))
+    batch = np.zeros((1, 32, 32, 1), np.float32)
+    with pytest.warns(UserWarning, match=r"cannot write the engine cache .*NUCLIB_CACHE_DIR"):
+        out = make_engine(tiny, "openvino", "f32")(batch)
+    np.testing.assert_allclose(out, tiny.predict_on_batch(batch), atol=1e-5)
+
+
 @pytest.mark.parametrize("engine", COMPILED)
 def test_compiled_engines_match_keras_on_a_batch_and_compile_once(engine, tiny):
-    compiled = make_engine(tiny, engine)
+    compiled = make_engine(tiny, engine, "f32")
     assert (compiled.multiple, compiled.overlap, compiled.input_shape[-1]) == (4, 23, 1)
     rng = np.random.default_rng(0)
     for shape in ((1, 64, 96, 1), (3, 32, 48, 1)):  # any batch and size
@@ -162,12 +237,14 @@ def test_cli_segment_engine(tiny, tmp_path, image, monkeypatch, capsys):
     model_dir = Segmenter(tiny, {"name": "tiny"}).save(tmp_path / "tiny")
     write_image(tmp_path / "cells.png", image)
     outputs = {}
-    for engine in ("keras", "openvino"):
-        out = tmp_path / engine
+    for engine, precision in (("keras", []), ("openvino", ["--precision", "f32"]),
+                              ("openvino", ["--precision", "bf16"])):
+        out = tmp_path / f"{engine}{precision}"
         assert main(["segment", str(tmp_path / "cells.png"), "--model", str(model_dir),
-                     "--engine", engine, "--out", str(out), "--no-progress"]) == 0
-        outputs[engine] = read_labels(out / "cells_labels.tif")
-    assert matching(outputs["keras"], outputs["openvino"]).accuracy >= 0.99
+                     "--engine", engine, *precision, "--out", str(out), "--no-progress"]) == 0
+        outputs[engine + "".join(precision[1:])] = read_labels(out / "cells_labels.tif")
+    assert matching(outputs["keras"], outputs["openvinof32"]).accuracy >= 0.99
+    assert matching(outputs["keras"], outputs["openvinobf16"]).accuracy >= 0.9
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # not one of the choices
         main(["segment", str(tmp_path / "cells.png"), "--engine", "tensorrt",

@@ -97,9 +97,13 @@ def test_tiff_axes_channels_first_and_stacks(tmp_path, rng):
     planes = _image(rng, np.uint16, 1)[None].repeat(2, 0)
     planes[1] //= 2
     tifffile.imwrite(tmp_path / "cyx.tif", planes, imagej=True, metadata={"axes": "CYX"})
-    back = read_image(tmp_path / "cyx.tif")
+    # Two fluorescence channels are not a colour image: nuclib asks which to read.
+    with pytest.raises(ValueError, match="cyx.tif has 2 channels.*channel=i"):
+        read_image(tmp_path / "cyx.tif")
+    back = read_image(tmp_path / "cyx.tif", channel="all")
     assert back.shape == (13, 17, 2)
     np.testing.assert_array_equal(back[..., 1], planes[1])
+    np.testing.assert_array_equal(read_image(tmp_path / "cyx.tif", channel=1), planes[1])
     tifffile.imwrite(tmp_path / "zyx.tif", planes, imagej=True, metadata={"axes": "ZYX"})
     with pytest.raises(ValueError, match="zyx.tif.*stack"):
         read_image(tmp_path / "zyx.tif")
@@ -141,8 +145,8 @@ def test_write_labels_is_atomic_and_rejects_what_it_cannot_store(tmp_path):
 
 def test_label_errors_name_the_file(tmp_path):
     floats = tmp_path / "float_labels.tif"
-    tifffile.imwrite(floats, np.ones((4, 4), np.float32))
-    with pytest.raises(ValueError, match="float_labels.tif.*float32"):
+    tifffile.imwrite(floats, np.full((4, 4), 0.5, np.float32))
+    with pytest.raises(ValueError, match="float_labels.tif.*16 pixels.*float32"):
         read_labels(floats)
     color = write_image(tmp_path / "color_labels.png", np.eye(3, dtype=np.uint8)[None] * 9)
     with pytest.raises(ValueError, match="color_labels.png.*differing channels"):

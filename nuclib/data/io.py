@@ -2,7 +2,10 @@
 
 Formats: PNG, JPEG, BMP (OpenCV) and TIFF (tifffile), 8 and 16 bit (TIFF also
 32-bit and float). Images come back channels-last in RGB order with any alpha
-channel dropped; labels come back as int32 HxW arrays (0 = background).
+channel dropped; labels come back as int32 HxW arrays (0 = background). What
+the readers cannot interpret (complex or NaN pixels, animations, stacks,
+channels that are not colours, binary masks as labels, ...) is refused with
+an error that names the file and the problem, never read as something else.
 
 Dataset layouts understood:
 
@@ -44,11 +47,30 @@ _INT32_MAX = np.iinfo(np.int32).max
 
 # ----------------------------------------------------------------------------- reading
 
-def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np.ndarray:
-    """Read an image file: HxW or HxWxC, RGB order, alpha dropped, stored bit depth kept.
+def read_image(path, *, as_gray: bool | str = False, memmap: bool = False,
+               channel: int | str | None = None) -> np.ndarray:
+    """Read an image file: HxW or HxWx3 (RGB order), alpha dropped, stored bit depth kept.
+
+    Every file is either read as nuclib can interpret it or refused with a
+    ``ValueError`` that names the problem (see the Data guide's table
+    "What the readers accept"):
+
+    * gray and RGB(A) files of any integer or float depth (8, 16, 32, 64
+      bit); alpha is dropped only where the file marks it as alpha;
+    * files with other channels (a 2-channel or 4-channel fluorescence TIFF,
+      CMYK) are refused unless ``channel`` says what to read: nuclib will not
+      guess which channel holds the nuclei;
+    * 1-bit (bilevel) pixels come back as uint8 0 / 255;
+    * TIFF values come back as stored, as tifffile and ImageJ measure them:
+      palette (LUT) images as their indices, MinIsWhite images uninverted;
+      palette PNG / GIF files as the colours they show;
+    * refused: complex pixels, NaN or infinite floats, animations and
+      multi-frame files (GIF, APNG, WebP), stacks (Z, T or more axes), TIFFs
+      holding several images of the same size, CMYK, other colour spaces.
 
     Args:
-        path: a PNG, JPEG, BMP or TIFF file.
+        path: a PNG, JPEG, BMP or TIFF file (any other format OpenCV reads,
+            e.g. GIF or WebP, is read the same way).
         as_gray: ``False`` returns channels as stored; ``"auto"`` returns an
             RGB image whose three channels are equal (grayscale saved as RGB)
             as HxW and leaves colour images alone; ``True`` always returns HxW
@@ -58,34 +80,57 @@ def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np
             instead of reading the pixels (for images larger than memory;
             used by block-wise inference). Compressed TIFFs and other formats
             are read into memory as usual, so the result is the same either way.
+        channel: ``None`` reads gray and colour images only; an int returns
+            that channel alone as HxW (e.g. the nuclear stain of a
+            multi-channel TIFF, or ``0`` for red); ``"all"`` returns every
+            channel channels-last as stored (HxWxC, any C, alpha dropped).
 
     Returns:
-        The pixel array with its stored dtype (uint8, uint16, uint32, float32, ...).
+        The pixel array with its stored dtype (uint8, uint16, uint32, float32, ...),
+        in native byte order.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file cannot be decoded, or it holds a stack (Z or T
-            axes) or a shape that is not HxW or HxWxC; the message names the file.
+        ValueError: the file cannot be decoded, or holds something listed as
+            refused above, or a shape that is not HxW or HxWxC; the message
+            names the file and the problem.
 
     Example:
         >>> image = read_image("examples/data/histology.png")            # doctest: +SKIP
         >>> gray = read_image("gray_saved_as_rgb.png", as_gray="auto")    # doctest: +SKIP
-        >>> gray.ndim                                                     # doctest: +SKIP
+        >>> dapi = read_image("dapi_and_actin.tif", channel=0)            # doctest: +SKIP
+        >>> dapi.ndim                                                     # doctest: +SKIP
         2
     """
     if as_gray not in (False, True, "auto"):
         raise ValueError(f"as_gray must be False, True or 'auto', got {as_gray!r}")
+    if not (channel is None or channel == "all"
+            or (isinstance(channel, (int, np.integer)) and not isinstance(channel, bool))):
+        raise ValueError(f"channel must be None, an int or 'all', got {channel!r}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        arr = _read_tiff(path, memmap) if path.suffix.lower() in _TIFF else _read_cv2(path)
-    except (ValueError, OSError, IndexError, KeyError, struct.error, tifffile.TiffFileError,
-            cv2.error) as err:  # what decoders raise on corrupt data
-        raise ValueError(f"cannot read image {path}: {err}; expected a readable "
-                         f"{'/'.join(s[1:] for s in IMAGE_SUFFIXES)} file") from err
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]  # RGBA: drop alpha
+    arr, kind = _decode(path, memmap=memmap, labels=False)
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        raise ValueError(f"image {path} has pixels of type {arr.dtype}; expected integer or "
+                         "float intensities")
+    if np.issubdtype(arr.dtype, np.floating):
+        _check_finite(arr, path)
+    if arr.dtype == bool:  # bilevel: the 0 / 255 OpenCV gives for 1-bit PNGs
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    n = 1 if arr.ndim == 2 else arr.shape[2]
+    if channel is None and kind == "channels":
+        raise ValueError(
+            f"image {path} has {n} channels (shape {arr.shape}) that are not gray or RGB; "
+            "expected a grayscale or RGB image. Pass channel=i to read one of them (the "
+            "nuclear stain, e.g. DAPI), or channel='all' to get them all as HxWxC")
+    if channel is not None and channel != "all":
+        if not -n <= int(channel) < n:
+            raise ValueError(f"channel {channel} does not exist in image {path}, which has "
+                             f"{n} channel(s); expected 0 <= channel < {n}")
+        arr = arr if arr.ndim == 2 else arr[..., int(channel)]
+        kind = "gray"
+    if as_gray and kind == "channels" and n > 1:
+        raise ValueError(f"as_gray={as_gray!r} needs a gray or RGB image, but image {path} "
+                         f"has {n} other channels; pick one with channel=i")
     if arr.ndim == 3 and arr.shape[2] == 1 and as_gray:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or arr.size == 0:
@@ -98,23 +143,139 @@ def read_image(path, *, as_gray: bool | str = False, memmap: bool = False) -> np
     return arr
 
 
-def _read_cv2(path: Path) -> np.ndarray:
+_DECODER_ERRORS = (ValueError, OSError, IndexError, KeyError, struct.error,
+                   tifffile.TiffFileError, cv2.error)  # what decoders raise on corrupt data
+
+
+def _decode(path: Path, *, memmap: bool, labels: bool) -> tuple[np.ndarray, str]:
+    """Pixels channels-last with alpha dropped, and what the channels are.
+
+    The kind is ``"gray"`` (HxW), ``"rgb"`` (HxWx3 colour) or ``"channels"``
+    (anything else: HxWxC with channels nuclib cannot interpret as colour).
+    With ``labels``, palette PNG / GIF files give their indices, not colours.
+    Byte order is made native (memory maps excepted: NumPy reads them right).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{'label image' if labels else 'image'} file not found: {path}")
+    try:
+        if path.suffix.lower() in _TIFF:
+            arr, kind = _read_tiff(path, memmap)
+        else:
+            arr, kind = _read_raster(path, labels)
+    except _Refused as err:
+        raise ValueError(f"{'label image' if labels else 'image'} {path} {err}") from None
+    except _DECODER_ERRORS as err:
+        raise ValueError(f"cannot read image {path}: {err}; expected a readable "
+                         f"{'/'.join(s[1:] for s in IMAGE_SUFFIXES)} file") from err
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{'label image' if labels else 'image'} {path} has complex pixels "
+                         f"({arr.dtype}); expected real intensities. Save the magnitude "
+                         "(np.abs) or the real part (image.real) instead")
+    if not arr.dtype.isnative and not isinstance(arr, np.memmap):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr, kind
+
+
+class _Refused(Exception):
+    """A file that decodes but that nuclib cannot interpret (the message says why)."""
+
+
+def _check_finite(arr: np.ndarray, path: Path) -> None:
+    """Refuse NaN and infinite pixels (in row chunks, so a memory map is not loaded whole)."""
+    step = max(1, (64 << 20) // max(1, arr[:1].nbytes))
+    nan = inf = 0
+    for start in range(0, arr.shape[0], step):
+        chunk = np.asarray(arr[start:start + step])
+        bad = ~np.isfinite(chunk)
+        if bad.any():
+            nan += int(np.isnan(chunk).sum())
+            inf += int(bad.sum()) - int(np.isnan(chunk).sum())
+    if nan or inf:
+        raise ValueError(f"image {path} has {nan} NaN and {inf} infinite pixels ({arr.dtype}); "
+                         "expected finite intensities. Replace them first, e.g. "
+                         "np.nan_to_num(image, nan=0.0, posinf=..., neginf=...)")
+
+
+def _pillow_header(path: Path):
+    """Pillow's mode and frame count for a file (header only), or (None, 1) if it cannot tell."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.mode, int(getattr(im, "n_frames", 1))
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        # Pillow refuses very large files (and formats it does not know); OpenCV reads them.
+        return None, 1
+
+
+def _read_raster(path: Path, labels: bool) -> tuple[np.ndarray, str]:
+    mode, frames = _pillow_header(path)
+    if frames > 1:
+        raise _Refused(f"has {frames} frames (an animation or multi-page file); expected one "
+                       "2-D image. Save each frame as its own file, or the frames as a TIFF "
+                       "stack and pick one")
+    if mode == "CMYK":
+        # OpenCV decodes Adobe's inverted CMYK JPEGs to wrong colours.
+        raise _Refused("is a CMYK JPEG; expected grayscale or RGB. Convert it to RGB first")
+    if mode == "1" and labels:
+        raise _Refused("is a 1-bit (binary) mask, which cannot hold instance ids; expected one "
+                       "id per nucleus. Label its connected components first "
+                       "(scipy.ndimage.label(mask)[0]) or save one mask per nucleus in a "
+                       "masks/ folder")
+    if mode in ("P", "PA") and labels:
+        from PIL import Image
+
+        with Image.open(path) as im:  # the indices are the ids, whatever colours they show
+            arr = np.array(im)
+        return (arr if arr.ndim == 2 else arr[..., 0]), "gray"
     # IMREAD_UNCHANGED keeps 16 bit and alpha; OpenCV returns None (no
     # exception) for files it cannot decode.
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ValueError("OpenCV could not decode it (corrupt or unsupported file)")
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = arr[..., 2::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]  # BGR(A) → RGB(A)
-        arr = np.ascontiguousarray(arr)
-    return arr
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):  # BGR(A): alpha is the 4th channel here
+        arr = np.ascontiguousarray(arr[..., 2::-1])  # → RGB
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] != 3:
+        return arr, "channels"
+    return arr, "rgb" if arr.ndim == 3 else "gray"
 
 
-def _read_tiff(path: Path, memmap: bool) -> np.ndarray:
+# TIFF photometric interpretations nuclib reads: gray (either way round), RGB,
+# palette (as indices) and YCbCr when JPEG-compressed (decoded to RGB).
+_PHOTOMETRIC_OK = {"MINISWHITE", "MINISBLACK", "RGB", "PALETTE", "YCBCR"}
+_ALPHA = (1, 2)  # ExtraSamples: associated, unassociated alpha
+
+
+def _yx(series) -> tuple | None:
+    try:
+        return tuple(series.shape[series.axes.index(a)] for a in "YX")
+    except ValueError:
+        return None
+
+
+def _read_tiff(path: Path, memmap: bool) -> tuple[np.ndarray, str]:
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ValueError("the file holds no image (corrupt or empty TIFF)")
         series = tif.series[0]
+        # Other series of the image's size are more images (positions, wells);
+        # smaller ones are thumbnails, labels and macros (SVS) and are ignored.
+        same = [s for s in tif.series[1:] if _yx(s) == _yx(series)]
+        if same:
+            h, w = _yx(series)
+            raise _Refused(f"holds {1 + len(same)} images of {h}x{w} pixels (TIFF series); "
+                           "expected one image per file. Save each in its own file, or all "
+                           "as one stack and pick one")
+        page = series.keyframe
+        photometric = page.photometric.name
+        extrasamples = tuple(int(e) for e in page.extrasamples)
+        compression = page.compression.name
         axes = series.axes
         arr = None
         if memmap:
@@ -124,18 +285,37 @@ def _read_tiff(path: Path, memmap: bool) -> np.ndarray:
                 arr = None
         if arr is None:
             arr = series.asarray()
+    if photometric not in _PHOTOMETRIC_OK or (photometric == "YCBCR"
+                                              and "JPEG" not in compression):
+        what = "CMYK" if photometric == "SEPARATED" else photometric
+        raise _Refused(f"has photometric interpretation {what}; expected grayscale, RGB or "
+                       "palette. Convert it to RGB or grayscale first")
     # Drop singleton axes other than Y and X (ImageJ files often carry them).
     keep = [i for i, a in enumerate(axes) if a in "YX" or arr.shape[i] > 1]
     if len(keep) != arr.ndim:
         arr = arr.reshape([arr.shape[i] for i in keep])
         axes = "".join(axes[i] for i in keep)
     stack_axes = [a for a in axes if a not in "YXSC"]
-    if stack_axes:
-        raise ValueError(f"it is a stack with axes {axes!r} and shape {arr.shape}; expected a "
-                         "single 2-D image (axes YX, YXS or CYX)")
-    if axes.startswith("C") and arr.ndim == 3:  # planar channels → channels-last
-        arr = np.moveaxis(arr, 0, -1)
-    return arr
+    if stack_axes or ("S" in axes and "C" in axes):
+        raise _Refused(f"is a stack with axes {axes!r} and shape {arr.shape}; expected a "
+                       "single 2-D image (axes YX, YXS or CYX)")
+    for a in "CS":  # channels (planar or interleaved) → channels-last
+        if a in axes and axes.index(a) != len(axes) - 1:
+            arr = np.moveaxis(arr, axes.index(a), -1)
+            axes = axes.replace(a, "") + a
+    if arr.ndim == 2:
+        return arr, "gray"
+    n = arr.shape[2]
+    alpha = [n - len(extrasamples) + i for i, e in enumerate(extrasamples) if e in _ALPHA]
+    if alpha and "S" in axes:
+        if alpha == list(range(n - len(alpha), n)):
+            arr = arr[..., :n - len(alpha)]  # a view: memory maps stay maps
+        else:
+            arr = arr[..., [i for i in range(n) if i not in alpha]]
+    if arr.shape[2] == 1:
+        return arr[..., 0], "gray"
+    colour = photometric in ("RGB", "YCBCR") and arr.shape[2] == 3
+    return arr, "rgb" if colour else "channels"
 
 
 def channels_equal(rgb: np.ndarray) -> bool:
@@ -160,8 +340,11 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 def read_labels(path) -> np.ndarray:
     """Read an instance label image (0 = background) as int32 HxW.
 
-    A directory is read as a DSB-style masks folder (one binary mask per
-    object, merged by ``read_mask_folder``).
+    Labels are the numbers stored: a palette PNG, GIF or TIFF gives its
+    indices (not the colours they show), and float label images (ImageJ's
+    32-bit) are accepted when every value is a whole number. A directory is
+    read as a DSB-style masks folder (one binary mask per object, merged by
+    ``read_mask_folder``).
 
     Args:
         path: a label image (PNG, TIFF, ...) or a folder of per-object masks.
@@ -171,8 +354,11 @@ def read_labels(path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file, several differing channels, float values,
-            negative ids or ids above 2**31 - 1; the message names the file.
+        ValueError: unreadable file, several differing channels, a 1-bit or
+            boolean mask (no room for ids), complex or fractional, NaN or
+            infinite values, negative ids or ids above 2**31 - 1, or anything
+            ``read_image`` refuses (animations, stacks, ...); the message
+            names the file.
 
     Example:
         >>> labels = read_labels("../shared/data/dsb2018/val/labels/<id>.png")   # doctest: +SKIP
@@ -180,14 +366,27 @@ def read_labels(path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         return read_mask_folder(path)
-    arr = read_image(path)
+    arr, _ = _decode(path, memmap=False, labels=True)
     if arr.ndim == 3:
         if arr.shape[2] == 1 or channels_equal(arr):
             arr = arr[..., 0]
         else:
             raise ValueError(f"label image {path} has {arr.shape[2]} differing channels; "
                              "expected a single-channel integer label image")
-    if not np.issubdtype(arr.dtype, np.integer):
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"label image {path} has shape {arr.shape}; expected HxW")
+    if arr.dtype == bool:
+        raise ValueError(f"label image {path} is a boolean (binary) mask, which cannot hold "
+                         "instance ids; expected one id per nucleus. Label its connected "
+                         "components first (scipy.ndimage.label(mask)[0])")
+    if np.issubdtype(arr.dtype, np.floating):
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            raise ValueError(
+                f"label image {path} has {int((~whole).sum())} pixels that are not whole "
+                f"numbers (fractional, NaN or infinite {arr.dtype} values); expected integer "
+                "instance ids (0 = background). Save labels as 16-bit PNG or integer TIFF")
+    elif not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"label image {path} has dtype {arr.dtype}; expected integer "
                          "instance ids (0 = background). Save labels as 16-bit PNG or "
                          "integer TIFF")
@@ -195,7 +394,8 @@ def read_labels(path) -> np.ndarray:
         raise ValueError(f"label image {path} has negative ids; expected ids >= 0")
     if arr.max() > _INT32_MAX:
         raise ValueError(f"label image {path} has ids up to {arr.max()}; expected ids "
-                         f"<= {_INT32_MAX} (relabel sequentially first)")
+                         f"<= {_INT32_MAX} (relabel sequentially first, e.g. "
+                         "skimage.segmentation.relabel_sequential)")
     return arr.astype(np.int32)
 
 
@@ -222,7 +422,7 @@ def read_mask_folder(folder) -> np.ndarray:
     files = list_images(folder)
     labels = None
     for i, mask_path in enumerate(files, start=1):
-        mask = read_image(mask_path, as_gray="auto")
+        mask = read_image(mask_path, channel="all")  # any non-zero pixel, in any channel
         if mask.ndim == 3:
             mask = mask.any(axis=2)
         if labels is None:

@@ -21,6 +21,9 @@ def _as_float(image) -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
         raise ValueError(f"image has dtype {arr.dtype}; expected an integer or float array")
+    if np.issubdtype(arr.dtype, np.complexfloating):  # astype would drop the imaginary part
+        raise ValueError(f"image has complex values ({arr.dtype}); expected real intensities: "
+                         "pass np.abs(image) or image.real")
     if arr.size == 0:
         raise ValueError(f"image is empty (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
@@ -60,6 +63,32 @@ def percentile_normalize(image, low: float = 1.0, high: float = 99.8, *,
     axes = (0, 1) if arr.ndim == 3 else None
     lo = np.percentile(arr, low, axis=axes, keepdims=arr.ndim == 3)
     hi = np.percentile(arr, high, axis=axes, keepdims=arr.ndim == 3)
+    return scale_levels(arr, lo, hi, clip=clip)
+
+
+def scale_levels(image, lo, hi, *, clip: bool = False) -> np.ndarray:
+    """Map the intensities ``lo`` and ``hi`` (scalars, or one per channel) to 0 and 1.
+
+    The arithmetic of ``percentile_normalize`` with given levels: a large
+    image segmented block by block uses the whole image's percentiles for
+    every block (``Segmenter.segment_large``).
+
+    Args:
+        image: HxW or HxWxC array of any numeric dtype.
+        lo, hi: the levels; ``hi - lo`` below 1e-6 counts as 1e-6.
+        clip: clip the result to [0, 1].
+
+    Returns:
+        float32 array of the same shape.
+
+    Example:
+        >>> scale_levels(np.array([[0, 5, 20]]), 0, 10, clip=True).tolist()
+        [[0.0, 0.5, 1.0]]
+    """
+    arr = _as_float(image)
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    if arr.ndim == 3:  # one level per channel
+        lo, hi = lo.reshape(1, 1, -1), hi.reshape(1, 1, -1)
     out = (arr - lo) / np.maximum(hi - lo, _EPS)
     if clip:
         out = np.clip(out, 0.0, 1.0)
@@ -154,8 +183,35 @@ def is_color(image) -> bool:
     return bool(np.any(rgb[..., 0] != rgb[..., 1]) or np.any(rgb[..., 0] != rgb[..., 2]))
 
 
+def model_channels(image, channels: int) -> np.ndarray:
+    """The first step of ``prepare_image``: the image with the model's channel count.
+
+    Args:
+        image: HxW or HxWxC (C in 1, 3, 4), any numeric dtype.
+        channels: 1 (luminance of colour images, alpha dropped) or 3 (gray
+            repeated, alpha dropped).
+
+    Returns:
+        float32 array ``(H, W, channels)``, intensities unchanged.
+
+    Raises:
+        ValueError: another channel count, or an unusable image.
+
+    Example:
+        >>> model_channels(np.zeros((4, 5), np.uint8), 3).shape
+        (4, 5, 3)
+    """
+    if channels == 1:
+        return to_grayscale(image)[..., None]
+    if channels == 3:
+        x = _as_float(image)
+        x = np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x
+        return np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x[..., :3]
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
 def prepare_image(image, *, channels: int = 1, low: float = 1.0, high: float = 99.8,
-                  invert: str | bool = "auto") -> np.ndarray:
+                  invert: str | bool = "auto", levels=None) -> np.ndarray:
     """Turn any microscopy image into the model input: HxWxC float32, nuclei bright.
 
     Steps: drop alpha; convert to grayscale when ``channels == 1``;
@@ -169,6 +225,9 @@ def prepare_image(image, *, channels: int = 1, low: float = 1.0, high: float = 9
         channels: 1 (grayscale model) or 3.
         low, high: normalization percentiles.
         invert: ``"auto"``, True or False.
+        levels: ``(lo, hi)`` intensities (of the converted channels) to map
+            to 0 and 1 instead of the image's own percentiles, e.g. a large
+            image's, for each of its blocks (see ``scale_levels``).
 
     Returns:
         float32 array ``(H, W, channels)``.
@@ -187,16 +246,10 @@ def prepare_image(image, *, channels: int = 1, low: float = 1.0, high: float = 9
     if invert not in ("auto", True, False):
         raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
     color = is_color(arr)
-    if channels == 1:
-        x = to_grayscale(arr)[..., None]
-    elif channels == 3:
-        x = _as_float(arr)
-        x = np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x
-        x = np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x[..., :3]
-    else:
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    x = model_channels(arr, channels)
     # Clipped so training (where augmentation clips to [0, 1]) and inference agree.
-    x = percentile_normalize(x, low, high, clip=True)
+    x = (percentile_normalize(x, low, high, clip=True) if levels is None
+         else scale_levels(x, *levels, clip=True))
     if invert == "auto":
         invert = color or float(np.median(x)) > 0.5
     if invert:

@@ -27,9 +27,12 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,6 +48,108 @@ TARGET_KINDS = HEADS  # a target for every head
 SAMPLING_MODES = ("image", "nucleus")
 LOADERS = ("tf.data", "pydataset")
 IGNORE = -1
+
+
+# ----------------------------------------------------------------------------- exit
+# tf.data runs the Python code of these pipelines (the crop generators and the
+# NumPy targets) on its own threads, through py_funcs. If a script ends while
+# a pipeline is still prefetching, Python starts finalizing with a py_func
+# under way. The thread running it must take the GIL back, and Python (3.11:
+# ``take_gil`` -> ``PyThread_exit_thread``) ends any thread that does so once
+# finalization has begun. The TF kernel therefore never completes, and the
+# iterator's destructor, run when the script's globals are cleared, waits for
+# it forever. ``atexit`` hooks run before finalization, while those threads can
+# still take the GIL: this one stops the generators and waits until no
+# pipeline code is running.
+
+class _ExitGuard:
+    """Stops nuclib's ``tf.data`` Python code at interpreter exit, before finalization.
+
+    ``generator(factory)`` wraps a ``from_generator`` factory and ``function(fn)``
+    a ``tf.numpy_function`` body: both count the threads inside them, and
+    after ``drain`` (the ``atexit`` hook, registered on first use) generators
+    end and functions raise at once, so that every pipeline runs dry.
+    """
+
+    SETTLE_S = 0.05  # quiet time that covers TensorFlow's own wrapper code around our calls
+    LIMIT_S = 30.0   # never delay an exit by more than this
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._registered = False
+        self.exiting = False
+        self.busy = 0
+        self.last = 0.0
+        self._live = weakref.WeakSet()  # generators tf.data has not finalized yet
+
+    def _enter(self):
+        with self._lock:
+            if not self._registered:
+                atexit.register(self.drain)
+                self._registered = True
+            self.busy += 1
+            return self.exiting
+
+    def _leave(self):
+        with self._lock:
+            self.busy -= 1
+            self.last = time.monotonic()
+
+    def generator(self, factory: Callable) -> Callable:
+        """``factory`` whose iterators stop (end of sequence) once the interpreter exits."""
+        def start(*args):
+            self._enter()
+            try:
+                gen = self._until_exit(factory(*args))
+                with self._lock:
+                    self._live.add(gen)
+                return gen
+            finally:
+                self._leave()
+        return start
+
+    def _until_exit(self, items):
+        while True:
+            exiting = self._enter()
+            try:
+                if exiting:
+                    return
+                item = next(items, _END)
+            finally:
+                self._leave()
+            if item is _END:
+                return
+            yield item
+
+    def function(self, fn: Callable) -> Callable:
+        """``fn`` for ``tf.numpy_function``, refused (quickly) once the interpreter exits."""
+        def run(*args):
+            exiting = self._enter()
+            try:
+                if exiting:
+                    raise RuntimeError("Python is exiting; nuclib's input pipeline has stopped")
+                return fn(*args)
+            finally:
+                self._leave()
+        return run
+
+    def drain(self) -> None:
+        """Stop every pipeline and wait until none runs nuclib code (at most ``LIMIT_S``)."""
+        with self._lock:
+            self.exiting = True
+        deadline = time.monotonic() + self.LIMIT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = self.busy == 0
+                settled = time.monotonic() - self.last >= self.SETTLE_S
+                done = not self._live
+            if idle and (done or settled):
+                return
+            time.sleep(0.01)  # releases the GIL: the pipelines' threads finish their calls
+
+
+_END = object()
+_EXIT_GUARD = _ExitGuard()
 
 
 def _preprocess(channels: int, preprocess: Callable | None) -> Callable:
@@ -286,7 +391,7 @@ def star_target_tf(labels, n_rays: int = 32):
         return star_target_np(lab, n_rays)
 
     labels = tf.cast(labels, tf.int32)
-    out = tf.numpy_function(batch, [labels], tf.float32, stateful=False)
+    out = tf.numpy_function(_EXIT_GUARD.function(batch), [labels], tf.float32, stateful=False)
     return tf.ensure_shape(out, labels.shape[:-1] + (1 + int(n_rays),))
 
 
@@ -306,7 +411,8 @@ def distance_target_tf(labels):
         (1.0, 0.0, True)
     """
     labels = tf.cast(labels, tf.int32)
-    out = tf.numpy_function(distance_target_np, [labels], tf.float32, stateful=False)
+    out = tf.numpy_function(_EXIT_GUARD.function(distance_target_np), [labels], tf.float32,
+                            stateful=False)
     return tf.ensure_shape(out, labels.shape)
 
 
@@ -674,7 +780,7 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                                 target=target, n_rays=n_rays, augment=augment, seed=seed,
                                 workers=workers, use_multiprocessing=use_multiprocessing,
                                 max_queue_size=max_queue_size)
-        ds = tf.data.Dataset.from_generator(whole, output_signature=(
+        ds = tf.data.Dataset.from_generator(_EXIT_GUARD.generator(whole), output_signature=(
             tf.TensorSpec((None, None, c), tf.float32), tf.TensorSpec((None, None, 1), tf.int32)))
         ds = _with_length(ds, None if repeat else len(source)).batch(1)
     else:
@@ -688,7 +794,7 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                                 target=target, n_rays=n_rays, augment=augment, seed=seed,
                                 workers=workers, use_multiprocessing=use_multiprocessing,
                                 max_queue_size=max_queue_size)
-        ds = tf.data.Dataset.from_generator(crops, output_signature=(
+        ds = tf.data.Dataset.from_generator(_EXIT_GUARD.generator(crops), output_signature=(
             tf.TensorSpec((crop_size, crop_size, c), tf.float32),
             tf.TensorSpec((crop_size, crop_size, 1), tf.int32)))
         # Either way one crop per image per pass (see _image_crops, _nucleus_crops).
@@ -791,7 +897,7 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
                             workers=workers, use_multiprocessing=use_multiprocessing,
                             max_queue_size=max_queue_size)
 
-    ds = tf.data.Dataset.from_generator(tiles, output_signature=(
+    ds = tf.data.Dataset.from_generator(_EXIT_GUARD.generator(tiles), output_signature=(
         tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
         tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
     ds = _with_length(ds, n_tiles)

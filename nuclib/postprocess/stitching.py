@@ -204,7 +204,7 @@ class _Writer:
 
 def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int = 128,
                   context: int | None = None, out=None, on_large: str = "warn",
-                  progress: bool = True):
+                  locate: bool = False, progress: bool = True):
     """Instance-segment an image of any size block by block, with exact stitching.
 
     Args:
@@ -236,6 +236,10 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
         on_large: what to do about objects larger than ``min_overlap``
             crossing block borders: ``"warn"`` (keep what the owning block
             sees), ``"raise"`` (ValueError) or ``"ignore"``.
+        locate: call ``segment_fn(window, region)``, with the window's
+            global ``(row slice, col slice)``, for segment_fns that must know
+            where a block lies (``Segmenter.segment_large`` zooms every block
+            on the whole image's pixel grid).
         progress: show a progress bar over blocks.
 
     Returns:
@@ -274,7 +278,8 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
     large = []
     for block in progress_bar(blocks, desc="blocks", unit="block", enabled=progress):
         window = np.asarray(image[block.read])
-        labels = _check_labels(segment_fn(window), window.shape[:2], "block")
+        labels = segment_fn(window, block.read) if locate else segment_fn(window)
+        labels = _check_labels(labels, window.shape[:2], "block")
         crop = tuple(slice(block.keep[a].start - block.read[a].start,
                            block.keep[a].stop - block.read[a].start) for a in range(2))
         owned, count, seen = _owned_objects(labels[crop], block, shape, min_overlap)
@@ -287,8 +292,8 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
 
 
 def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, out=None,
-                 on_large: str = "warn", blocks_per_compute: int = 4, progress: bool = True,
-                 **compute_kwargs):
+                 on_large: str = "warn", blocks_per_compute: int = 4, locate: bool = False,
+                 progress: bool = True, **compute_kwargs):
     """Instance-segment a ``dask.array`` chunk by chunk, in parallel, with exact stitching.
 
     Each chunk is a core: ``segment_fn`` runs on it plus ``min_overlap +
@@ -302,7 +307,7 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
             chunk); every spatial chunk must be at least ``min_overlap +
             context`` pixels.
         segment_fn: block image (NumPy) → integer instance labels (HxW).
-        min_overlap, context, on_large, progress: as in ``segment_large``.
+        min_overlap, context, on_large, locate, progress: as in ``segment_large``.
         out: integer (H, W) array to write into; default new uint32 zeros.
         blocks_per_compute: chunks computed together (parallelism vs memory).
         **compute_kwargs: passed to ``dask.compute`` (e.g. ``scheduler=``).
@@ -349,7 +354,8 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
     def owned_window(window, block_info=None):
         location = block_info[None]["chunk-location"]
         block = grid[(y_cores[location[0]][0], x_cores[location[1]][0])]
-        labels = _check_labels(segment_fn(window), window.shape[:2], "chunk")
+        labels = segment_fn(window, block.read) if locate else segment_fn(window)
+        labels = _check_labels(labels, window.shape[:2], "chunk")
         crop = tuple(slice(block.keep[a].start - block.read[a].start,
                            block.keep[a].stop - block.read[a].start) for a in range(2))
         owned, count, seen = _owned_objects(labels[crop], block, shape, min_overlap)
