@@ -13,6 +13,9 @@ with each engine of ``nuclib.engines``:
   AVX512-BF16 or AMX (``/proc/cpuinfo`` flags ``avx512_bf16`` / ``amx_bf16``);
   elsewhere OpenVINO would run bf16 emulated or fall back to f32, so the row
   is reported as skipped;
+* ``openvino int8``: the network quantized to int8 by NNCF's post-training
+  quantization, calibrated on 20 DSB2018 train images at the model's scale
+  (needs ``pip install nncf`` and ``../shared/data/dsb2018``);
 * ``onnxruntime``: ``ONNXRuntimeEngine`` (tf2onnx conversion, CPU provider).
 
 The engines are timed interleaved in one process (one call of each per
@@ -42,7 +45,6 @@ import numpy as np
 from _common import print_table
 
 REPO = Path(__file__).resolve().parents[1]
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_flags() -> set[str]:
@@ -67,39 +69,80 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def static_openvino(model, shape):
-    """An ``OpenVINOEngine`` whose network is reshaped to ``shape`` and compiled for it."""
+def openvino_variant(model, precision, prepare):
+    """An ``OpenVINOEngine`` whose read network goes through ``prepare(ov_model)`` before
+    compilation (reshaped to a static shape, or quantized)."""
     from nuclib.engines import OpenVINOEngine
 
-    class StaticOpenVINOEngine(OpenVINOEngine):
-        def _compile(self, folder):
+    class Variant(OpenVINOEngine):
+        def _compile(self, xml):
             import openvino as ov
 
-            from nuclib.export import export_model
-
-            xml = export_model(self.model, folder / "model.xml", format="openvino")
             core = ov.Core()
-            ov_model = core.read_model(xml.read_bytes(),
-                                       ov.Tensor(np.fromfile(xml.with_suffix(".bin"), np.uint8)))
-            ov_model.reshape(list(shape))
+            ov_model = prepare(core.read_model(xml.read_bytes(), ov.Tensor(
+                np.fromfile(xml.with_suffix(".bin"), np.uint8))))
             return core.compile_model(ov_model, self.device,
                                       {"INFERENCE_PRECISION_HINT": self.precision})
 
-    return StaticOpenVINOEngine(model)
+    return Variant(model, precision=precision)
 
 
-def engines(model, shape, flags):
+def reshaped_to(shape):
+    """A ``prepare`` step for ``openvino_variant``: the network with a static input shape."""
+    def prepare(ov_model):
+        ov_model.reshape(list(shape))
+        return ov_model
+
+    return prepare
+
+
+def calibration_tiles(seg, count: int = 20) -> list[np.ndarray]:
+    """``count`` DSB2018 train images as the network sees them (normalized, zoomed)."""
+    from nuclib.data.io import read_image
+    from nuclib.data.scale import rescale_image, scale_for_diameter
+
+    dsb = Path(os.environ.get("NUCLIB_DSB2018", REPO.parent / "shared" / "data" / "dsb2018"))
+    files = sorted((dsb / "train" / "images").glob("*.png"))
+    tiles = []
+    for path in files[:: max(1, len(files) // count)][:count]:
+        image = read_image(path)
+        factor = scale_for_diameter(seg.estimate_diameter(image, progress=False),
+                                    seg.config["diameter"])
+        x = rescale_image(seg.preprocess(image), factor)
+        h, w = (np.array(x.shape[:2]) // 16) * 16
+        tiles.append(np.ascontiguousarray(x[None, :h, :w], dtype=np.float32))
+    return tiles
+
+
+def int8(seg):
+    """The OpenVINO engine on the network quantized to int8 by NNCF (20 calibration images)."""
+    import nncf
+
+    tiles = calibration_tiles(seg)
+    return openvino_variant(seg.model, "f32", lambda m: nncf.quantize(
+        m, nncf.Dataset(tiles), subset_size=len(tiles)))
+
+
+def engines(seg, shape):
     """``(label, predictor or None, note)`` for every engine to time."""
-    from nuclib.engines import ONNXRuntimeEngine, OpenVINOEngine
+    import importlib.util
 
+    from nuclib.engines import ONNXRuntimeEngine, OpenVINOEngine, cpu_computes_bfloat16
+
+    model = seg.model
     rows = [("keras", model.predict_on_batch, ""),
-            ("openvino f32", OpenVINOEngine(model), "dynamic H/W, compiled once"),
-            ("openvino f32 static", static_openvino(model, shape), "reshaped to the tile")]
-    if flags & set(BF16_FLAGS):
+            ("openvino f32", OpenVINOEngine(model, precision="f32"), "dynamic H/W, compiled once"),
+            ("openvino f32 static", openvino_variant(model, "f32", reshaped_to(shape)),
+             "reshaped to the tile")]
+    if cpu_computes_bfloat16():
         rows.append(("openvino bf16", OpenVINOEngine(model, precision="bf16"), ""))
     else:
         rows.append(("openvino bf16", None,
                      "skipped: this CPU has neither avx512_bf16 nor amx_bf16"))
+    if importlib.util.find_spec("nncf") is not None:
+        rows.append(("openvino int8", int8(seg), "NNCF, 20 DSB2018 train images"))
+    else:
+        rows.append(("openvino int8", None, "skipped: pip install nncf"))
     rows.append(("onnxruntime", ONNXRuntimeEngine(model), "CPU execution provider"))
     return rows
 
@@ -113,8 +156,7 @@ def run(*, size: int, rounds: int) -> list[dict]:
     x = seg.preprocess(image)[:size, :size][None]
     x = np.ascontiguousarray(np.pad(x, ((0, 0), (0, size - x.shape[1]), (0, size - x.shape[2]),
                                         (0, 0)), mode="reflect"))
-    flags = cpu_flags()
-    candidates = engines(seg.model, x.shape, flags)
+    candidates = engines(seg, x.shape)
     setup, outputs = {}, {}
     for label, fn, _ in candidates:
         if fn is None:

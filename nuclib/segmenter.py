@@ -105,6 +105,9 @@ class Segmenter:
                              f"got {trained!r}")
         self._inferencer = None
         self._engine = None
+        # The model directory it was loaded from (set by from_directory and
+        # load_pretrained): where Dask workers load the same model.
+        self.directory = None
 
     # -- properties ---------------------------------------------------------
     @property
@@ -521,7 +524,8 @@ class Segmenter:
 
     def segment_large(self, image, *, diameter: float | None = None, block_size: int = 2048,
                       min_overlap: int = 128, context: int | None = None, out=None,
-                      progress: bool = True, **options):
+                      client=None, overwrite: bool = False, progress: bool = True,
+                      **options):
         """Instance labels of an image of any size, block by block, as ``segment`` gives whole.
 
         The normalization levels (sampled), the diameter and the zoom grid are
@@ -537,6 +541,12 @@ class Segmenter:
             min_overlap: the largest nucleus (pixels per axis) stitched exactly.
             context: post-processing context per block; default ``min_overlap``.
             out: integer (H, W) array to write into; default new uint32 zeros.
+                A zarr array or a path (``"labels.zarr"``): written core by
+                core, resumably, and returned.
+            client: a ``distributed.Client``: the workers load the model once
+                each (from ``self.directory``), segment the blocks and write
+                ``out`` (a zarr array or path); no label array comes back.
+            overwrite: replace a complete zarr ``out``.
             progress: show a progress bar over blocks.
             **options: ``on_large``, ``max_samples`` and post-processing parameters.
 
@@ -545,12 +555,14 @@ class Segmenter:
 
         Example:
             >>> labels = seg.segment_large(nuclib.data.read_image("slide.tif", memmap=True))  # doctest: +SKIP
+            >>> seg.segment_large(zarr.open_array("slide.zarr"), out="labels.zarr",
+            ...                   client=client)                     # doctest: +SKIP
         """
         from nuclib.slides import segment_large
 
         return segment_large(self, image, diameter=diameter, block_size=block_size,
                              min_overlap=min_overlap, context=context, out=out,
-                             progress=progress, **options)
+                             client=client, overwrite=overwrite, progress=progress, **options)
 
     # -- persistence --------------------------------------------------------
     def save(self, directory, *, card: str | None = None, overwrite: bool = False) -> Path:
@@ -637,4 +649,6 @@ class Segmenter:
         from nuclib.model_dir import load_model_dir
 
         model, config = load_model_dir(directory, verify=verify)
-        return cls(model, config, engine=engine)
+        segmenter = cls(model, config, engine=engine)
+        segmenter.directory = Path(directory).expanduser().resolve()
+        return segmenter

@@ -30,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -263,10 +265,70 @@ class _BlockSegmenter:
         return labels
 
 
+# ------------------------------------------------------------------- blocks on Dask workers
+_LOCK = threading.Lock()  # one model call at a time per worker process; loads guarded too
+_SEGMENTERS: dict = {}
+_GRIDS: dict = {}
+_LOADS = 0  # models this process has loaded (a worker loads each model once)
+
+
+@dataclass(frozen=True)
+class _ModelSource:
+    """How a worker gets the client's segmenter: its model directory and config."""
+
+    cls: type
+    directory: str
+    config_json: str
+
+    def load(self):
+        """The process's segmenter, loaded on first use (as ``segment_files``' workers do)."""
+        global _LOADS
+        with _LOCK:
+            if self not in _SEGMENTERS:
+                loaded = self.cls.from_directory(self.directory)
+                segmenter = self.cls(loaded.model, json.loads(self.config_json))
+                segmenter.directory = loaded.directory
+                _SEGMENTERS[self] = segmenter
+                _LOADS += 1
+            return _SEGMENTERS[self]
+
+
+def _model_source(segmenter) -> _ModelSource:
+    directory = getattr(segmenter, "directory", None)
+    if directory is None:
+        raise ValueError("with a client, every worker loads the model from its directory, and "
+                         "this Segmenter has none; save it (seg.save(DIR)) and use "
+                         "Segmenter.from_directory(DIR) or nuclib.load_pretrained(DIR)")
+    return _ModelSource(type(segmenter), str(directory),
+                        json.dumps(segmenter.config, sort_keys=True, default=str))
+
+
+class _WorkerBlocks:
+    """``_BlockSegmenter`` for Dask workers: small to send (the model and the zoom grid
+    are made once per worker process), the same labels."""
+
+    def __init__(self, source: _ModelSource, levels: Levels, shape, factor: float,
+                 postprocess: dict, identity: str):
+        self.source, self.levels, self.shape, self.factor = source, levels, shape, factor
+        self.postprocess, self.identity = postprocess, identity
+
+    def __call__(self, window: np.ndarray, region) -> np.ndarray:
+        segmenter = self.source.load()
+        key = (tuple(self.shape), self.factor)
+        with _LOCK:
+            if key not in _GRIDS:
+                _GRIDS.clear()  # one slide at a time: its taps are O(height + width)
+                _GRIDS[key] = _Grid.make(self.shape, self.factor)
+        blocks = _BlockSegmenter(segmenter, self.levels, _GRIDS[key], self.postprocess)
+        with _LOCK:  # threads of one worker share its model
+            return blocks(window, region)
+
+
 def segment_large(segmenter, image, *, diameter: float | None = None, block_size: int = 2048,
                   min_overlap: int = 128, context: int | None = None, out=None,
                   on_large: str = "warn", max_samples: int = MAX_SAMPLES,
-                  progress: bool = True, **postprocess):
+                  client=None, overwrite: bool = False, progress: bool = True,
+                  **postprocess):
     """Segment an image of any size block by block, as ``segmenter.segment`` would whole.
 
     See the module's description for how: levels, diameter and zoom grid
@@ -285,8 +347,17 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
         min_overlap: the largest nucleus (pixels per axis) stitched exactly.
         context: post-processing context around each block's kept region
             (original pixels); default ``min_overlap``.
-        out: an integer (H, W) array to write into (memmap, zarr, ...);
-            default a new uint32 NumPy array.
+        out: an integer (H, W) array to write into (a memmap, ...); default
+            a new uint32 NumPy array. A zarr array, or a path where one is
+            created, is written core by core and resumably
+            (``nuclib.postprocess.slide_store``): a re-run after a crash
+            redoes only the blocks and cores not marked done.
+        client: a ``distributed.Client``: blocks are segmented on its workers,
+            which load the model once each (from the segmenter's directory,
+            which they must see) and write ``out`` (a zarr array or path on a
+            shared file system) themselves; levels and diameter are computed
+            here, once. A zarr or memmap image is read on the workers.
+        overwrite: replace a complete zarr ``out`` (else FileExistsError).
         on_large: ``"warn"``, ``"raise"`` or ``"ignore"`` for nuclei larger
             than ``min_overlap`` crossing block borders.
         max_samples: pixels sampled for the normalization percentiles.
@@ -294,11 +365,14 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
         **postprocess: post-processing parameters that replace the model's.
 
     Returns:
-        ``out``: uint32 labels 1..N of the image's height and width.
+        ``out``: uint32 labels 1..N of the image's height and width (the
+        zarr array, with a zarr ``out``).
 
     Raises:
         ValueError: an unusable image, diameter or post-processing parameter,
-            or a ``block_size`` too small for the context (the minimum named).
+            a ``block_size`` too small for the context (the minimum named),
+            or a client with a segmenter that has no model directory.
+        FileExistsError: a complete zarr ``out`` without ``overwrite``.
 
     Example:
         >>> from nuclib.models import unet
@@ -356,6 +430,17 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
             f"{total} px of context (network {network + 1}, post-processing {context}) and "
             f"{min_overlap} px of overlap per side; use block_size > "
             f"{2 * (min_overlap + total)}")
-    segment_fn = _BlockSegmenter(segmenter, levels, grid, postprocess)
+    # What a resumed run must share with the one it finishes (in this process or not).
+    identity = json.dumps({"model": segmenter.name, "levels": [levels.lo, levels.hi,
+                                                               levels.invert],
+                           "zoomed": grid.zoomed, "postprocess": postprocess},
+                          sort_keys=True, default=str)
+    if client is not None:
+        segment_fn = _WorkerBlocks(_model_source(segmenter), levels, shape[:2], factor,
+                                   postprocess, identity)
+    else:
+        segment_fn = _BlockSegmenter(segmenter, levels, grid, postprocess)
+        segment_fn.identity = identity
     return stitch(image, segment_fn, block_size=block_size, min_overlap=min_overlap,
-                  context=total, out=out, on_large=on_large, locate=True, progress=progress)
+                  context=total, out=out, on_large=on_large, locate=True, client=client,
+                  overwrite=overwrite, progress=progress)

@@ -132,6 +132,41 @@ def _owned_objects(labels: np.ndarray, block: _Block, shape, min_overlap: int):
     return lut[labels], count, large
 
 
+def _own_block(segment_fn, locate: bool, shape, min_overlap: int, window, block: _Block):
+    """Segment one block's window; keep the objects it owns (``_owned_objects``' result)."""
+    labels = segment_fn(window, block.read) if locate else segment_fn(window)
+    labels = _check_labels(labels, window.shape[:2], "block")
+    crop = tuple(slice(block.keep[a].start - block.read[a].start,
+                       block.keep[a].stop - block.read[a].start) for a in range(2))
+    return _owned_objects(labels[crop], block, shape, min_overlap)
+
+
+def _into_store(image, segment_fn, out, blocks, grid_shape, *, shape, min_overlap, on_large,
+                locate, **options):
+    """The zarr route of both functions (``nuclib.postprocess.slide_store``)."""
+    from functools import partial
+
+    from nuclib.postprocess.slide_store import identity_of, segment_into_store
+
+    own = partial(_own_block, segment_fn, locate, shape, min_overlap)
+    return segment_into_store(image, out, blocks=blocks, grid_shape=grid_shape, own=own,
+                              report=_report_large, min_overlap=min_overlap,
+                              on_large=on_large, plan={"segment_fn": identity_of(segment_fn)},
+                              **options)
+
+
+def _check_route(out, client) -> bool:
+    """Whether ``out`` asks for the zarr route; a client needs it."""
+    from nuclib.postprocess.slide_store import is_store
+
+    store = out is not None and is_store(out)
+    if client is not None and not store:
+        raise ValueError(f"with a client, out must be a zarr array or a path for one (the "
+                         f"workers write the labels into it); got "
+                         f"{'None' if out is None else type(out).__name__}")
+    return store
+
+
 def _report_large(large: list, min_overlap: int, on_large: str) -> None:
     if not large or on_large == "ignore":
         return
@@ -204,7 +239,8 @@ class _Writer:
 
 def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int = 128,
                   context: int | None = None, out=None, on_large: str = "warn",
-                  locate: bool = False, progress: bool = True):
+                  locate: bool = False, client=None, overwrite: bool = False,
+                  progress: bool = True):
     """Instance-segment an image of any size block by block, with exact stitching.
 
     Args:
@@ -231,8 +267,16 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
             Default 0 (right for pixel-wise segment_fns such as threshold +
             connected components).
         out: integer array of shape (H, W) to write into (a ``np.memmap``,
-            zarr array, ...); its old contents are overwritten. Default: a new
-            ``np.zeros`` uint32 array.
+            ...); its old contents are overwritten. Default: a new
+            ``np.zeros`` uint32 array. A zarr array, or a path where one is
+            created (chunked by core), is written core by core, resumably,
+            and returned (``nuclib.postprocess.slide_store``): the same
+            labels, with no label array in this process.
+        client: a ``distributed.Client``: blocks are segmented, and ``out``
+            (a zarr array or path on a file system the workers share) written,
+            on its workers; only counts come back. ``segment_fn`` travels in
+            every task, and a zarr or memmap ``image`` is read on the workers.
+        overwrite: replace a complete zarr ``out`` (else FileExistsError).
         on_large: what to do about objects larger than ``min_overlap``
             crossing block borders: ``"warn"`` (keep what the owning block
             sees), ``"raise"`` (ValueError) or ``"ignore"``.
@@ -249,6 +293,7 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
         ValueError: bad image dimensions, sizes, ``out`` shape/dtype, labels of
             the wrong shape or type from ``segment_fn``, or (``on_large="raise"``)
             an object larger than ``min_overlap`` crossing a block border.
+        FileExistsError: a complete zarr ``out`` without ``overwrite``.
 
     Example:
         >>> import numpy as np
@@ -271,18 +316,19 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
                          f"2 * (min_overlap + context) = {2 * (min_overlap + context)}")
     if on_large not in ON_LARGE:
         raise ValueError(f"unknown on_large {on_large!r}; expected one of {ON_LARGE}")
+    y_cores, x_cores = _axis_cores(shape[0], core), _axis_cores(shape[1], core)
+    blocks = _blocks(shape, y_cores, x_cores, min_overlap, context)
+    if _check_route(out, client):
+        return _into_store(image, segment_fn, out, blocks, (len(y_cores), len(x_cores)),
+                           shape=shape, min_overlap=min_overlap, on_large=on_large,
+                           locate=locate, client=client, overwrite=overwrite,
+                           progress=progress)
     out, clear = _prepare_out(out, shape)
-    blocks = _blocks(shape, _axis_cores(shape[0], core), _axis_cores(shape[1], core),
-                     min_overlap, context)
     writer = _Writer(out, blocks, clear)
     large = []
     for block in progress_bar(blocks, desc="blocks", unit="block", enabled=progress):
         window = np.asarray(image[block.read])
-        labels = segment_fn(window, block.read) if locate else segment_fn(window)
-        labels = _check_labels(labels, window.shape[:2], "block")
-        crop = tuple(slice(block.keep[a].start - block.read[a].start,
-                           block.keep[a].stop - block.read[a].start) for a in range(2))
-        owned, count, seen = _owned_objects(labels[crop], block, shape, min_overlap)
+        owned, count, seen = _own_block(segment_fn, locate, shape, min_overlap, window, block)
         if seen and on_large == "raise":
             _report_large(seen, min_overlap, on_large)
         large += seen
@@ -293,7 +339,7 @@ def segment_large(image, segment_fn, *, block_size: int = 2048, min_overlap: int
 
 def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, out=None,
                  on_large: str = "warn", blocks_per_compute: int = 4, locate: bool = False,
-                 progress: bool = True, **compute_kwargs):
+                 overwrite: bool = False, progress: bool = True, **compute_kwargs):
     """Instance-segment a ``dask.array`` chunk by chunk, in parallel, with exact stitching.
 
     Each chunk is a core: ``segment_fn`` runs on it plus ``min_overlap +
@@ -302,6 +348,12 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
     with running offsets and written into ``out`` as they are computed,
     ``blocks_per_compute`` chunks at a time (memory is bounded by those).
 
+    With ``out`` a zarr array or a path, the tasks themselves write it (on
+    the workers of a ``distributed`` client when one is the scheduler),
+    core by core and resumably, and only per-chunk counts come back: no
+    label array passes through this process (``nuclib.postprocess.slide_store``).
+    The zarr chunks must divide the dask chunks (a path gets the dask chunks).
+
     Args:
         darr: ``dask.array.Array`` of shape HxW or HxWxC (channels in one
             chunk); every spatial chunk must be at least ``min_overlap +
@@ -309,7 +361,9 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
         segment_fn: block image (NumPy) → integer instance labels (HxW).
         min_overlap, context, on_large, locate, progress: as in ``segment_large``.
         out: integer (H, W) array to write into; default new uint32 zeros.
+            A zarr array or a path: written by the tasks, returned (see above).
         blocks_per_compute: chunks computed together (parallelism vs memory).
+        overwrite: replace a complete zarr ``out`` (else FileExistsError).
         **compute_kwargs: passed to ``dask.compute`` (e.g. ``scheduler=``).
 
     Returns:
@@ -349,6 +403,11 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
     y_cores = _axis_cores_from_chunks(darr.chunks[0])
     x_cores = _axis_cores_from_chunks(darr.chunks[1])
     blocks = _blocks(shape, y_cores, x_cores, min_overlap, context)
+    if _check_route(out, None):
+        return _into_store(darr, segment_fn, out, blocks, (len(y_cores), len(x_cores)),
+                           shape=shape, min_overlap=min_overlap, on_large=on_large,
+                           locate=locate, dask_kwargs=compute_kwargs,
+                           wave=blocks_per_compute, overwrite=overwrite, progress=progress)
     grid = {(b.core[0].start, b.core[1].start): b for b in blocks}
 
     def owned_window(window, block_info=None):

@@ -152,11 +152,11 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
     if text.startswith("hf://"):
         folder = download_model(text[len("hf://"):], revision=revision, cache_dir=cache_dir)
         model, config = load_model_dir(folder, verify=True)
-        return Segmenter(model, config, engine=engine)
+        return _from(Segmenter(model, config, engine=engine), folder)
     path = Path(text).expanduser()
     if path.is_dir():
         model, config = load_model_dir(path, verify=True)
-        return Segmenter(model, config, engine=engine)
+        return _from(Segmenter(model, config, engine=engine), path)
     if looks_like_a_path(text):  # not a zoo name: say what is wrong with the path
         raise _not_a_model_directory(text, path)
     entry = resolve_name(text)
@@ -173,4 +173,10 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
                                 revision=revision or entry.revision, cache_dir=cache_dir)
     expected = entry.files if (revision is None or revision == entry.revision) else None
     model, config = load_model_dir(folder, verify=True, expected=expected)
-    return Segmenter(model, config, engine=engine)
+    return _from(Segmenter(model, config, engine=engine), folder)
+
+
+def _from(segmenter, folder):
+    """``segmenter``, remembering its model directory (Dask workers load it from there)."""
+    segmenter.directory = Path(folder).expanduser().resolve()
+    return segmenter
