@@ -104,7 +104,7 @@ def _assert_same_labels(reference: np.ndarray, labels: np.ndarray) -> None:
 def test_workers_write_the_slide_into_zarr_and_only_counts_come_back(
         seg, slide, reference, client, received, tmp_path):
     out = seg.segment_large(slide, out=tmp_path / "labels.zarr", client=client, **OPTIONS)
-    assert reference.max() > 300
+    assert reference.max() > 100
     assert isinstance(out, zarr.Array) and out.attrs["nuclib"]["complete"] is True
     assert out.attrs["nuclib"]["nuclei"] == int(reference.max())
     _assert_same_labels(reference, out[:])

@@ -58,6 +58,12 @@ _LARGE = 5  # per block: objects too large to stitch, then one of them as (y, x,
 def is_store(out) -> bool:
     """Whether ``out`` asks for the zarr route: a path or a zarr array.
 
+    Args:
+        out: the ``out=`` of ``segment_large`` or ``segment_dask``.
+
+    Returns:
+        True for a ``str`` or ``Path`` (a zarr array is made there) or a zarr array.
+
     Example:
         >>> is_store("labels.zarr"), is_store(None), is_store(np.zeros((2, 2)))
         (True, False, False)
@@ -66,6 +72,24 @@ def is_store(out) -> bool:
 
 
 # --------------------------------------------------------------------------- inputs
+def check_out(out, shape) -> None:
+    """Raise ``ValueError`` unless ``out`` (an array or zarr array) can hold labels of ``shape``.
+
+    Example:
+        >>> check_out(np.zeros((4, 5), np.uint32), (4, 5))
+        >>> check_out(np.zeros((4, 5), np.float32), (4, 5))
+        Traceback (most recent call last):
+        ...
+        ValueError: out has dtype float32; expected an integer label dtype (e.g. uint32)
+    """
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}; expected {tuple(shape)} (the "
+                         "image's height and width)")
+    if np.dtype(out.dtype).kind not in "iu":
+        raise ValueError(f"out has dtype {out.dtype}; expected an integer label dtype "
+                         "(e.g. uint32)")
+
+
 @dataclass(frozen=True)
 class _Memmap:
     """A ``np.memmap`` as its file: reopened on the worker, never pickled whole."""
@@ -112,6 +136,14 @@ def _local_root(array) -> Path | None:
 def identity_of(segment_fn) -> str:
     """What a run records of its ``segment_fn``, to refuse resuming with another one.
 
+    Args:
+        segment_fn: the block function; its ``identity`` attribute when it
+            has one (``Segmenter.segment_large``'s: model, levels, zoom,
+            post-processing), else its qualified name.
+
+    Returns:
+        A string stored in the work store and compared on resuming.
+
     Example:
         >>> identity_of(len)
         'len'
@@ -150,12 +182,7 @@ def _open_out(out, shape, chunks, dtype, overwrite: bool):
         if not isinstance(out, zarr.Array):
             out = zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype,
                                     fill_value=0)
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"out has shape {tuple(out.shape)}; expected {tuple(shape)} (the "
-                         "image's height and width)")
-    if np.dtype(out.dtype).kind not in "iu":
-        raise ValueError(f"out has dtype {out.dtype}; expected an integer label dtype "
-                         "(e.g. uint32)")
+    check_out(out, shape)
     marks = out.attrs.get("nuclib")
     if isinstance(marks, dict) and marks.get("complete") and not overwrite:
         raise FileExistsError("out is a complete result already (pass overwrite=True to "
@@ -345,6 +372,11 @@ def segment_into_store(image, out, *, blocks, grid_shape, own, report, min_overl
     """
     from nuclib.progress import progress_bar
 
+    try:
+        import zarr  # noqa: F401
+    except ImportError as err:  # pragma: no cover - exercised only without zarr
+        raise ImportError("out= a zarr array or path needs zarr: pip install 'nuclib[dask]'") \
+            from err
     shape = tuple(int(s) for s in image.shape[:2])
     remote = client is not None or dask_kwargs is not None
     order = [(i, j) for i in range(grid_shape[0]) for j in range(grid_shape[1])]

@@ -191,14 +191,11 @@ def _check_image(image) -> tuple[int, int]:
 
 
 def _prepare_out(out, shape):
+    from nuclib.postprocess.slide_store import check_out
+
     if out is None:
         return np.zeros(shape, np.uint32), False
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"out has shape {tuple(out.shape)}; expected {tuple(shape)} (the "
-                         "image's height and width)")
-    if np.dtype(out.dtype).kind not in "iu":
-        raise ValueError(f"out has dtype {out.dtype}; expected an integer label dtype "
-                         "(e.g. uint32)")
+    check_out(out, shape)
     return out, True
 
 
