@@ -22,8 +22,8 @@ engine          runs the network with                           install
 (``precision="auto"``); ``"f32"`` and ``"bf16"`` force one. Measured on
 ``dsb-3class`` (2 cores with AMX, ``python benchmarks/engines.py``): bf16
 runs a 1024x1024 tile 2.4x faster than OpenVINO f32 (0.71 s against 1.68 s;
-Keras 2.03 s), and the labels it gives on all 67 ``val/`` images score the same
-(``docs/benchmarks.md``, "Engines").
+Keras 2.03 s); on all 67 ``val/`` images its labels score within 0.003 of
+float32's (``docs/benchmarks.md``, "Engines").
 
 **Cache.** Converting a Keras model (``nuclib.export.export_model``) takes
 about ten seconds, so the converted file is kept on disk, keyed by a digest

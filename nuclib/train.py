@@ -142,7 +142,7 @@ def _widened(initial, recipe: dict):
 
 
 def training_hardware() -> str:
-    """What trained the model, for its card: ``"1 GPU"`` or ``"a 2-core CPU"``.
+    """What trained the model, for its card: ``"1 GPU (NVIDIA H200)"`` or ``"a 2-core CPU"``.
 
     Example:
         >>> training_hardware()   # doctest: +SKIP
@@ -150,13 +150,25 @@ def training_hardware() -> str:
     """
     import keras
 
-    if keras.backend.backend() == "tensorflow":
+    if accelerator() is None:
+        return f"a {os.cpu_count()}-core CPU"
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        count, name = torch.cuda.device_count(), torch.cuda.get_device_name(0)
+    elif backend == "jax":
+        import jax
+
+        devices = jax.devices()
+        count, name = len(devices), devices[0].device_kind
+    else:
         import tensorflow as tf
 
-        gpus = len(tf.config.list_physical_devices("GPU"))
-        if gpus:
-            return f"{gpus} GPU" + ("s" if gpus > 1 else "")
-    return f"a {os.cpu_count()}-core CPU"
+        gpus = tf.config.list_physical_devices("GPU")
+        count = len(gpus)
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    return f"{count} GPU" + ("s" if count > 1 else "") + (f" ({name})" if name else "")
 
 
 def bfloat16_is_native(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
@@ -173,16 +185,37 @@ def bfloat16_is_native(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
         >>> bfloat16_is_native("/nonexistent") in (True, False)
         True
     """
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if tf.config.list_physical_devices("GPU"):
-            return True
     from nuclib.engines import cpu_computes_bfloat16
 
-    return cpu_computes_bfloat16(cpuinfo)
+    return accelerator() is not None or cpu_computes_bfloat16(cpuinfo)
+
+
+def accelerator() -> str | None:
+    """The GPU the Keras backend trains on (``"gpu"`` / ``"cuda"``), or None on the CPU.
+
+    Asks the backend itself: TensorFlow's physical devices, ``torch.cuda``,
+    or JAX's default devices.
+
+    Example:
+        >>> accelerator() in (None, "gpu", "cuda")
+        True
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_physical_devices("GPU") else None
+    if backend == "torch":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else None
+    if backend == "jax":
+        import jax
+
+        return "gpu" if jax.devices()[0].platform == "gpu" else None
+    return None
 
 
 def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:

@@ -338,3 +338,29 @@ def test_augmentation_runs_inside_tf_data_under_the_jax_backend():
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["x"] == [2, 32, 32, 1] and out["y"] == "int32"
     assert set(out["values"]) <= {-1, 0, 1, 2}
+
+
+@pytestmark_jax
+def test_the_device_script_trains_a_recipe_without_tensorflow(dsb_root, tmp_path):
+    # benchmarks/device_train.py as it runs on an accelerator machine, here on the CPU.
+    script = REPO / "benchmarks" / "device_train.py"
+    out = run_without_tensorflow(f'''
+        import json, runpy, sys
+        sys.argv = [{str(script)!r}, "run", {str(REPO / "recipes" / "dsb-3class-stage1.toml")!r},
+                    "--data", {str(dsb_root)!r}, "--out", {str(tmp_path / "run")!r},
+                    "--set", "model.args={{depth = 2, filters = 4}}", "--set", "train.epochs=1",
+                    "--set", "train.steps_per_epoch=2", "--set", "data.max_images=2",
+                    "--set", "data.crop_size=64", "--set", "data.batch_size=2",
+                    "--set", "output.sample_image=''", "--set", "train.progress=false"]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        print(json.dumps({{"tensorflow": "tensorflow" in sys.modules}}))
+    ''')
+    assert not out["tensorflow"]
+    summary = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert summary["backend"] == "jax" and summary["accelerator"] is None
+    assert summary["hardware"] == f"a {os.cpu_count()}-core CPU"
+    assert summary["scores"]["n_images"] == 2 and 0 <= summary["scores"]["ap50"] <= 1
+    model_dir = Path(summary["model_dir"])
+    assert (model_dir / "model.weights.h5").is_file()
+    config = json.loads((model_dir / "nuclib.json").read_text())
+    assert config["architecture_args"]["filters"] == 4
