@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +14,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Converted models (nuclib.engines' disk cache) go to a folder of this run, not ~/.cache.
-os.environ.setdefault("NUCLIB_CACHE_DIR", tempfile.mkdtemp(prefix="nuclib-test-cache-"))
+if "NUCLIB_CACHE_DIR" not in os.environ:
+    os.environ["NUCLIB_CACHE_DIR"] = tempfile.mkdtemp(prefix="nuclib-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NUCLIB_CACHE_DIR"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 DSB = Path(os.environ.get("NUCLIB_DSB2018", REPO.parent / "shared" / "data" / "dsb2018"))

@@ -45,7 +45,8 @@ def _runner(fmt, path):
     if fmt == "openvino":
         import openvino as ov
 
-        compiled = ov.Core().compile_model(str(path), "CPU")
+        # OpenVINO computes in bfloat16 by default on CPUs with AMX; compare in f32.
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         (port,) = compiled.inputs
         shape = port.get_partial_shape()
         info = (port.get_any_name(),
