@@ -15,9 +15,17 @@ Example:
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def dsb2018_root() -> Path:
+    """The DSB2018 data: ``$NUCLIB_DSB2018``, else ``../shared/data/dsb2018`` beside the repo."""
+    return Path(os.environ.get("NUCLIB_DSB2018",
+                               Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
 
 
 def median_seconds(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5) -> float:

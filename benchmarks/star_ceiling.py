@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
-from _common import print_table
+from _common import dsb2018_root, print_table
 
-DSB = Path(os.environ.get("NUCLIB_DSB2018",
-                          Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
+DSB = dsb2018_root()
 THRESHOLDS = (0.5, 0.75, 0.9)
 
 

@@ -15,6 +15,7 @@ others are still processed), 2 for usage errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -163,24 +164,26 @@ BACKEND_LOGS = 2
 BACKEND_LOGS_HELP = "-vv: also print the backend's own log lines (TensorFlow, absl)"
 
 
-def _import_backend(verbose: bool) -> None:
-    """Import Keras and its backend, hiding the backend's native log lines unless ``verbose``.
+@contextlib.contextmanager
+def _quiet_backend(verbose: bool):
+    """Hide the backend's native log lines while the block imports it, unless ``verbose``.
 
     TensorFlow's C++ runtime writes lines such as "Could not find cuda drivers"
     to the process's stderr while it loads and looks for devices, before
     ``TF_CPP_MIN_LOG_LEVEL`` applies; to a command-line user they are noise.
     Python errors are not hidden: they are raised after stderr is restored.
+    The block need not import Keras at all (a cached compiled engine runs
+    without it: ``Segmenter.from_directory``).
     """
     if verbose:
-        import keras  # noqa: F401
+        yield
         return
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
+        yield
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # device discovery logs now, not later
@@ -190,12 +193,18 @@ def _import_backend(verbose: bool) -> None:
         os.close(null)
 
 
+def _import_backend(verbose: bool) -> None:
+    """Import Keras and its backend, hiding the backend's native log lines unless ``verbose``."""
+    with _quiet_backend(verbose):
+        import keras  # noqa: F401
+
+
 def _load_segmenter(args):
     """The model with its ``--set`` overrides; raise ValueError for unusable options."""
     from nuclib.zoo import load_pretrained
 
-    _import_backend(args.verbose >= BACKEND_LOGS)
-    segmenter = load_pretrained(args.model, source=args.source, engine=args.engine)
+    with _quiet_backend(args.verbose >= BACKEND_LOGS):
+        segmenter = load_pretrained(args.model, source=args.source, engine=args.engine)
     if getattr(args, "precision", None) is not None:
         segmenter.config["precision"] = args.precision
     if args.diameter is not None and segmenter.config["diameter"] is None:
@@ -600,7 +609,8 @@ def _check_evaluate_args(args) -> str | None:
 
 
 def cmd_export(args) -> int:
-    """``nuclib export``: write a model's network as ONNX, OpenVINO IR or a TF SavedModel.
+    """``nuclib export``: write a model's network as ONNX, OpenVINO IR or a TF SavedModel,
+    or the whole model as a bioimage.io package (``--format bioimageio``).
 
     See ``nuclib.export.export_model``: the exported graph takes a float32
     ``image`` batch ``(N, H, W, C)`` (normalized as ``Segmenter.preprocess``
@@ -625,6 +635,13 @@ def cmd_export(args) -> int:
 
     _import_backend(args.verbose >= BACKEND_LOGS)
     segmenter = load_pretrained(args.name, source=args.source)
+    if args.format == "bioimageio":
+        from nuclib.bioimageio import export_bioimageio
+
+        path = export_bioimageio(segmenter, args.out, overwrite=args.overwrite)
+        print(f"exported {segmenter.name} as a bioimage.io package to {path}; check it with "
+              f"'bioimageio test {path}'")
+        return 0
     export_model(segmenter, args.out, format=args.format, overwrite=args.overwrite)
     paths = " and ".join(str(p) for p in exported_paths(args.out, args.format))
     print(f"exported {segmenter.name} ({args.format}) to {paths}; input 'image' "
@@ -635,8 +652,19 @@ def cmd_export(args) -> int:
 
 def _check_export_args(args) -> str | None:
     """A usage problem of ``nuclib export`` found before the model is loaded, or None."""
-    from nuclib.export import exported_paths, require_format
+    from nuclib.export import exported_paths, require, require_format
 
+    if args.format == "bioimageio":  # a bioimage.io model package: one .zip
+        from nuclib.bioimageio import package_path
+
+        try:
+            require(("bioimageio.spec", "tf2onnx", "onnx"), "bioimageio", "--format bioimageio")
+        except ValueError as err:
+            return str(err)
+        path = package_path(args.out)
+        if path.exists() and not args.overwrite:
+            return f"--out {path} exists; not overwritten: pass --overwrite to replace it"
+        return None
     try:
         require_format(args.format, f"--format {args.format}")
     except ValueError as err:
@@ -802,8 +830,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--engine", default=None,
                      choices=("keras", "openvino", "onnxruntime", "auto"),
                      help="what runs the network: keras, openvino, onnxruntime, or auto "
-                          "(openvino when installed, else keras); default: the model's own "
-                          "(keras for the zoo models)")
+                          "(openvino when installed, else keras); default: $NUCLIB_ENGINE, "
+                          "else auto")
     seg.add_argument("--precision", default=None, choices=("auto", "f32", "bf16"),
                      help="the openvino engine's arithmetic: bf16 (2-3x faster where the "
                           "CPU computes it natively), f32, or auto (bf16 where native, else "
@@ -859,12 +887,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ex = sub.add_parser("export", help="export a model's network as ONNX, OpenVINO IR or "
-                                       "a TensorFlow SavedModel")
+                                       "a TensorFlow SavedModel, or the model as a "
+                                       "bioimage.io package")
     ex.add_argument("name", help="zoo name, hf://owner/repo or a model directory")
     ex.add_argument("--source", default="auto", choices=("auto", "bundled", "hub"))
-    ex.add_argument("--format", default="onnx", choices=("onnx", "openvino", "saved_model"),
-                    help="onnx: one .onnx file; openvino: .xml + .bin; saved_model: a folder "
-                         "(default onnx)")
+    ex.add_argument("--format", default="onnx",
+                    choices=("onnx", "openvino", "saved_model", "bioimageio"),
+                    help="onnx: one .onnx file; openvino: .xml + .bin; saved_model: a folder; "
+                         "bioimageio: a bioimage.io model package (.zip) for deepImageJ, "
+                         "QuPath, ilastik and napari (default onnx)")
     ex.add_argument("--out", required=True,
                     help="output path (the format's suffix is added when missing)")
     ex.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -348,7 +348,9 @@ def _check_options(segmenter, options: dict) -> dict:
     post = check_postprocess(segmenter.head, post)
     diameter = segment.get("diameter")
     if diameter is not None:
-        segmenter._check_diameter(diameter)
+        from nuclib.diameter import check_diameter
+
+        check_diameter(diameter, segmenter.config["diameter"], segmenter.name)
     return {**segment, **post}
 
 
@@ -465,6 +467,10 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
                          f"{type(model).__name__}")
     if isinstance(model, (str, Path)) and Path(model).expanduser().is_dir():
         model = str(Path(model).expanduser().resolve())  # workers may run elsewhere
+    if engine is None and isinstance(model, (str, Path)):
+        from nuclib.engines import default_engine
+
+        engine = default_engine()  # the client's choice: workers' environments may differ
     out = Path(out).resolve()
     files = _expand(inputs)
     _check_writable(out)

@@ -12,10 +12,14 @@ identical to the Keras engine's.
 engine          runs the network with                           install
 ==============  ==============================================  ================================
 ``keras``       Keras (TensorFlow), ``predict_on_batch``        (always there)
-``openvino``    OpenVINO's CPU plugin, float32                  ``pip install "nuclib[openvino]"``
+``openvino``    OpenVINO's CPU plugin, bf16 where native        (a dependency of nuclib)
 ``onnxruntime`` ONNX Runtime, CPU execution provider            ``pip install "nuclib[onnx]"``
 ``auto``        ``openvino`` when it is installed, else keras
 ==============  ==============================================  ================================
+
+A ``Segmenter`` built in code runs ``keras`` unless told otherwise; one loaded
+from a model directory runs ``default_engine()``: ``$NUCLIB_ENGINE``, else
+``auto``.
 
 **Precision.** OpenVINO runs in bfloat16 where the CPU computes it natively
 (AVX512-BF16 or AMX, ``cpu_computes_bfloat16``) and in float32 elsewhere
@@ -34,6 +38,15 @@ model reads the file instead of converting (about 0.3 s). Entries are
 written atomically, so a crash never leaves half a model there; a folder
 that cannot be written is skipped with a warning (the conversion then
 happens in memory, as before).
+
+**Without Keras.** A model directory's converted network is found again
+from the directory's files alone: ``remember_directory`` records, under a
+digest of the directory's Keras files (``nuclib.model_dir.keras_files_digest``),
+the loaded model's digest and what tiling needs (input shape, stride,
+receptive field; ``network_facts``). ``engine_from_cache`` then builds the
+engine from the converted file without importing Keras or TensorFlow, which
+is most of a small job's time (``Segmenter.from_directory`` does this; the
+Keras model is loaded only if something asks for ``segmenter.model``).
 
 The OpenVINO engine compiles one model with dynamic batch, height and width
 rather than one per tile shape: measured on ``dsb-3class`` (2 shared AVX2
@@ -57,6 +70,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -66,9 +80,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ENGINES", "PRECISIONS", "check_engine", "resolve_engine", "make_engine",
+__all__ = ["ENGINES", "PRECISIONS", "check_engine", "default_engine", "resolve_engine", "make_engine",
            "is_keras_model", "cpu_computes_bfloat16", "resolve_precision", "cache_dir",
-           "model_digest", "Engine", "OpenVINOEngine", "ONNXRuntimeEngine"]
+           "model_digest", "network_facts", "remember_directory", "engine_from_cache",
+           "Engine", "OpenVINOEngine", "ONNXRuntimeEngine"]
 
 ENGINES = ("keras", "openvino", "onnxruntime", "auto")
 PRECISIONS = ("auto", "f32", "bf16")
@@ -106,6 +121,29 @@ def check_engine(name) -> None:
     if name in _NEEDS:
         modules, extra = _NEEDS[name]
         require(modules, extra, f"engine {name!r}")
+
+
+def default_engine(saved: str | None = None) -> str:
+    """The engine a model directory runs with when none is asked for:
+    ``$NUCLIB_ENGINE``, else the one its ``nuclib.json`` names (``saved``:
+    directories written before 0.2 may), else ``"auto"`` (OpenVINO when
+    installed, else Keras).
+
+    Raises:
+        ValueError: the engine named is unknown (see ``check_engine``).
+
+    Example:
+        >>> import os
+        >>> default_engine() == os.environ.get("NUCLIB_ENGINE", "auto")
+        True
+    """
+    name = os.environ.get("NUCLIB_ENGINE") or saved or "auto"
+    try:
+        check_engine(name)
+    except ValueError as err:
+        where = "NUCLIB_ENGINE" if os.environ.get("NUCLIB_ENGINE") else "nuclib.json"
+        raise ValueError(f"{where}: {err}") from None
+    return name
 
 
 def resolve_engine(name) -> str:
@@ -205,12 +243,102 @@ def model_digest(model) -> str:
     return digest.hexdigest()
 
 
-def _cached_export(model, file_name: str, fmt: str) -> Path | None:
+def network_facts(model) -> dict:
+    """What tiling needs of a Keras model, and its digest: kept beside its converted file.
+
+    Returns:
+        ``{"model_name", "model_digest", "input_shape", "multiple", "overlap"}``
+        (JSON-ready): the model's name, ``model_digest``, input shape, total
+        stride (``nuclib.models.required_multiple``) and receptive-field radius
+        (``nuclib.postprocess.tiling.receptive_field_radius``).
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> facts = network_facts(unet(depth=2, filters=4))
+        >>> facts["input_shape"], facts["multiple"]
+        ([None, None, None, 1], 4)
+    """
+    from nuclib.models.utils import required_multiple
+    from nuclib.postprocess.tiling import receptive_field_radius
+
+    return {"model_name": model.name, "model_digest": model_digest(model),
+            "input_shape": list(model.input_shape), "multiple": int(required_multiple(model)),
+            "overlap": int(receptive_field_radius(model))}
+
+
+def _directory_record(key: str) -> Path:
+    return cache_dir() / "directories" / f"{key[:32]}.json"
+
+
+def remember_directory(key: str, facts: dict) -> bool:
+    """Record that the model directory with digest ``key`` holds the network ``facts``
+    describes, so that ``engine_from_cache`` finds its converted file without Keras.
+
+    Call it right after loading the directory, before anything can change the
+    model's weights: the record says what the files hold.
+
+    Args:
+        key: ``nuclib.model_dir.keras_files_digest`` of the directory.
+        facts: ``network_facts`` of the model loaded from it.
+
+    Returns:
+        Whether the record was written (False where the cache cannot be written).
+
+    Example:
+        >>> remember_directory(keras_files_digest(folder), network_facts(model))  # doctest: +SKIP
+        True
+    """
+    path = _directory_record(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(facts, fh)
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
+
+
+def engine_from_cache(key: str, name: str, precision: str = "auto") -> Engine | None:
+    """The compiled engine of a model directory whose conversion is cached, built
+    without importing Keras; None when it is not cached (or ``name`` is ``keras``).
+
+    Args:
+        key: ``nuclib.model_dir.keras_files_digest`` of the directory.
+        name: one of ``ENGINES`` (``auto`` is resolved).
+        precision: the OpenVINO engine's (``PRECISIONS``).
+
+    Example:
+        >>> engine = engine_from_cache(keras_files_digest(folder), "openvino")  # doctest: +SKIP
+        >>> engine.model is None, engine.multiple                               # doctest: +SKIP
+        (True, 16)
+    """
+    name = resolve_engine(name)
+    if name == "keras":
+        return None
+    try:
+        facts = json.loads(_directory_record(key).read_text())
+    except (OSError, ValueError):
+        return None
+    kind = OpenVINOEngine if name == "openvino" else ONNXRuntimeEngine
+    path = _entry(kind.format, facts["model_digest"]) / kind.file_name
+    if not path.is_file():
+        return None
+    options = {"precision": precision} if kind is OpenVINOEngine else {}
+    return kind(None, converted=path, facts=facts, **options)
+
+
+def _entry(fmt: str, digest: str) -> Path:
+    return cache_dir() / f"{fmt}-{digest[:32]}"
+
+
+def _cached_export(model, file_name: str, fmt: str, digest: str) -> Path | None:
     """The model converted to ``fmt``, from the cache or converted into it; None
     where the cache folder cannot be written (the caller converts in memory)."""
     from nuclib.export import export_model
 
-    entry = cache_dir() / f"{fmt}-{model_digest(model)[:32]}"
+    entry = _entry(fmt, digest)
     if (entry / file_name).is_file():
         return entry / file_name
     try:
@@ -219,7 +347,7 @@ def _cached_export(model, file_name: str, fmt: str) -> Path | None:
     except OSError as err:
         warnings.warn(f"cannot write the engine cache {entry.parent} ({err}); converting in "
                       f"memory (set NUCLIB_CACHE_DIR to a writable folder to keep it)",
-                      stacklevel=3)
+                      stacklevel=4)
         return None
     try:
         export_model(model, staging / file_name, format=fmt)
@@ -249,14 +377,19 @@ class Engine:
 
     Args:
         model: the Keras model to convert (a functional model with one
-            ``(None, None, None, C)`` input).
+            ``(None, None, None, C)`` input), or None with ``converted``.
+        converted: an already converted file of this engine's format (from
+            the cache, ``engine_from_cache``): no Keras model is needed.
+        facts: ``network_facts`` of the model; required with ``converted``,
+            else computed from ``model``.
 
     Raises:
-        ValueError: ``model`` is not a Keras model.
+        ValueError: ``model`` is not a Keras model, or neither a model nor a
+            converted file with its facts is given.
 
     Attributes:
         name: the engine's name.
-        model: the Keras model.
+        model: the Keras model (None for an engine built from ``converted``).
         input_shape: the Keras model's input shape (TiledInferencer reads
             the channel count from it).
         multiple: the model's total stride (``nuclib.models.required_multiple``).
@@ -266,22 +399,27 @@ class Engine:
 
     name = "engine"
 
-    def __init__(self, model):
-        from nuclib.models.utils import required_multiple
-        from nuclib.postprocess.tiling import receptive_field_radius
-
-        if not is_keras_model(model):
+    def __init__(self, model=None, *, converted: Path | None = None, facts: dict | None = None):
+        if model is None:
+            if converted is None or facts is None:
+                raise ValueError(f"the {self.name} engine needs a Keras model, or a converted "
+                                 f"file with its network_facts")
+        elif not is_keras_model(model):
             raise ValueError(f"the {self.name} engine converts Keras models; got a "
                              f"{type(model).__name__} (use engine='keras' for other callables)")
+        elif facts is None:
+            facts = network_facts(model)
         self.model = model
-        self.input_shape = tuple(model.input_shape)
-        self.multiple = required_multiple(model)
-        self.overlap = receptive_field_radius(model)
+        self.model_name = facts["model_name"]
+        self.input_shape = tuple(facts["input_shape"])
+        self.multiple = facts["multiple"]
+        self.overlap = facts["overlap"]
+        self._converted = None if converted is None else Path(converted)
         self._lock = threading.Lock()
         self._compiled = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model.name!r})"
+        return f"{type(self).__name__}(model={self.model_name!r})"
 
     # File name and nuclib.export format of the converted model.
     file_name = ""
@@ -298,8 +436,13 @@ class Engine:
         from nuclib.export import export_model
 
         with self._lock:
+            if self._compiled is None and self._converted is not None:
+                self._compiled = self._compile(self._converted)
             if self._compiled is None:
-                path = _cached_export(self.model, self.file_name, self.format)
+                # The digest of the weights now, not the facts' (taken earlier): a
+                # model changed in place since must not fill the other model's entry.
+                path = _cached_export(self.model, self.file_name, self.format,
+                                      model_digest(self.model))
                 if path is not None:
                     self._compiled = self._compile(path)
                 else:
@@ -343,15 +486,16 @@ class OpenVINOEngine(Engine):
     file_name = "model.xml"
     format = "openvino"
 
-    def __init__(self, model, *, precision: str = "auto", device: str = "CPU"):
+    def __init__(self, model=None, *, precision: str = "auto", device: str = "CPU",
+                 converted: Path | None = None, facts: dict | None = None):
         check_engine("openvino")
         self.precision = resolve_precision(precision)
-        super().__init__(model)
+        super().__init__(model, converted=converted, facts=facts)
         self.device = device
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"OpenVINOEngine(model={self.model.name!r}, precision={self.precision!r})"
+        return f"OpenVINOEngine(model={self.model_name!r}, precision={self.precision!r})"
 
     def _compile(self, xml: Path):
         import openvino as ov
@@ -391,9 +535,10 @@ class ONNXRuntimeEngine(Engine):
     file_name = "model.onnx"
     format = "onnx"
 
-    def __init__(self, model, *, threads: int = 0):
+    def __init__(self, model=None, *, threads: int = 0, converted: Path | None = None,
+                 facts: dict | None = None):
         check_engine("onnxruntime")
-        super().__init__(model)
+        super().__init__(model, converted=converted, facts=facts)
         self.threads = int(threads)
 
     def _compile(self, path: Path):
@@ -410,7 +555,8 @@ class ONNXRuntimeEngine(Engine):
         return session.run(None, {name: batch})[0]
 
 
-def make_engine(model, name: str = "keras", precision: str = "auto"):
+def make_engine(model, name: str = "keras", precision: str = "auto", *,
+                facts: dict | None = None):
     """A batch predictor for ``model`` run by engine ``name``.
 
     Args:
@@ -418,6 +564,7 @@ def make_engine(model, name: str = "keras", precision: str = "auto"):
         name: one of ``ENGINES``; ``auto`` is resolved (``resolve_engine``).
         precision: the OpenVINO engine's (``PRECISIONS``); the other engines
             compute in float32.
+        facts: ``network_facts`` of ``model`` when already known (not recomputed).
 
     Returns:
         ``model`` itself for ``keras``; an ``OpenVINOEngine`` or
@@ -437,5 +584,5 @@ def make_engine(model, name: str = "keras", precision: str = "auto"):
     if name == "keras":
         return model
     if name == "openvino":
-        return OpenVINOEngine(model, precision=precision)
-    return ONNXRuntimeEngine(model)
+        return OpenVINOEngine(model, precision=precision, facts=facts)
+    return ONNXRuntimeEngine(model, facts=facts)

@@ -50,7 +50,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Test-time augmentation: average the 8 rotations / mirrors (8x the time).
     "tta": False,
     # What runs the network: "keras", "openvino", "onnxruntime" or "auto"
-    # (openvino when installed, else keras); see nuclib.engines.
+    # (openvino when installed, else keras); see nuclib.engines. A Segmenter
+    # built in code runs Keras; one loaded from a directory (load_pretrained,
+    # from_directory) nuclib.engines.default_engine(), "auto" unless set.
     "engine": "keras",
     # The OpenVINO engine's arithmetic: "auto" (bf16 where the CPU computes it
     # natively, else f32), "f32" or "bf16"; see nuclib.engines.
@@ -58,6 +60,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
+# Settings of the machine a model runs on, not of the model: not written to
+# nuclib.json (a directory's engine comes from nuclib.engines.default_engine).
+RUNTIME_KEYS = ("engine", "precision")
 
 
 class ChecksumError(ValueError):
@@ -150,11 +155,32 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
     Example:
         >>> model, config = load_model_dir("nuclib/zoo/bundled/dsb-3class")  # doctest: +SKIP
     """
-    import keras
+    config = check_model_dir(directory, verify=verify, expected=expected)
+    return load_keras_model(directory), config
 
-    import nuclib.losses  # noqa: F401  (registers nuclib's serializable losses)
-    import nuclib.metrics.training  # noqa: F401  (and its Keras training metrics)
 
+def check_model_dir(directory, *, verify: bool = True,
+                    expected: dict[str, str] | None = None) -> dict:
+    """Check a model directory without loading it: its files, their sha256, ``nuclib.json``.
+
+    What ``load_model_dir`` checks before Keras reads anything; Keras is not
+    imported.
+
+    Args:
+        directory: a model directory.
+        verify: check sha256 values (``expected``, else ``nuclib.json``'s ``files``).
+        expected: pinned ``{filename: sha256}``, checked before ``nuclib.json`` is read.
+
+    Returns:
+        The ``nuclib.json`` dict.
+
+    Raises:
+        FileNotFoundError, ChecksumError, ValueError: as ``load_model_dir``.
+
+    Example:
+        >>> check_model_dir("nuclib/zoo/bundled/dsb-3class")["head"]   # doctest: +SKIP
+        'three_class'
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"model directory not found: {directory}")
@@ -167,16 +193,45 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
     config = read_config(directory)
     if verify and expected is None:
         verify_files(directory, config.get("files", {}))
-    model = _load_keras_dir(directory, keras)
-    return model, config
+    return config
 
 
-def _load_keras_dir(directory: Path, keras):
-    # Built from config.json and filled from model.weights.h5 ourselves, rather
-    # than keras.saving.load_model(dir): that treats extra files (nuclib.json,
-    # README.md) as an assets folder, and we want exactly these two files read.
-    import json
+def keras_files_digest(directory) -> str:
+    """sha256 over the Keras files of a model directory: equal digests, equal networks.
 
+    The key under which ``nuclib.engines`` finds the directory's converted
+    network without loading Keras. Computed from the files themselves (not
+    from ``nuclib.json``'s table, which ``verify=False`` does not check).
+
+    Example:
+        >>> len(keras_files_digest("nuclib/zoo/bundled/dsb-3class"))   # doctest: +SKIP
+        64
+    """
+    digest = hashlib.sha256()
+    for name in KERAS_FILES:
+        digest.update(f"{name}:{sha256(Path(directory) / name)}\n".encode())
+    return digest.hexdigest()
+
+
+def load_keras_model(directory):
+    """The Keras model of a model directory (``safe_mode=True``), unverified: call
+    ``check_model_dir`` first.
+
+    Built from ``config.json`` and filled from ``model.weights.h5`` ourselves,
+    rather than ``keras.saving.load_model(dir)``: that treats extra files
+    (``nuclib.json``, ``README.md``) as an assets folder, and we want exactly
+    these two files read.
+
+    Example:
+        >>> load_keras_model("nuclib/zoo/bundled/dsb-3class").name   # doctest: +SKIP
+        'unet'
+    """
+    import keras
+
+    import nuclib.losses  # noqa: F401  (registers nuclib's serializable losses)
+    import nuclib.metrics.training  # noqa: F401  (and its Keras training metrics)
+
+    directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     model.load_weights(directory / "model.weights.h5")
@@ -279,6 +334,8 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
         if assets.is_dir() and not any(assets.iterdir()):
             assets.rmdir()
         full = merge_config(DEFAULT_CONFIG, config)
+        for key in RUNTIME_KEYS:  # choices of the machine that runs it, not of the model
+            full.pop(key, None)
         full["nuclib_version"] = __version__
         full["parameters"] = int(model.count_params()) if hasattr(model, "count_params") else None
         full["files"] = {name: sha256(tmp / name) for name in KERAS_FILES}

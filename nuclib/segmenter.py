@@ -7,6 +7,15 @@ tiled through ``nuclib.postprocess.TiledInferencer``. Models trained at one
 nucleus size (config ``diameter``) zoom each image to it first, measuring
 the nuclei with a quick first pass unless told their ``diameter``.
 
+The Segmenter composes parts that each do one job: a ``Preprocessor``
+(normalize, invert, channels, zoom; ``nuclib.preprocessor``), the diameter
+estimate (plain functions in ``nuclib.diameter``), the network (the Keras
+model or its compiled engine, ``nuclib.engines``) run by a
+``TiledInferencer``, test-time augmentation (``nuclib.postprocess.tta``) and
+a ``Postprocessor`` that picks the head's post-processing
+(``nuclib.postprocess.postprocessor``). It keeps the config they are built
+from, so that changing ``seg.config`` changes what they do.
+
 Example:
     >>> import nuclib
     >>> seg = nuclib.load_pretrained("dsb-3class")              # doctest: +SKIP
@@ -17,38 +26,21 @@ Example:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from nuclib.diameter import Estimate, central_window, check_diameter
 from nuclib.heads import HEADS, check_head  # noqa: F401  (HEADS re-exported)
 from nuclib.model_dir import (  # noqa: F401  (CONFIG_FILE, FORMAT_VERSION, read_config re-exported)
     CONFIG_FILE, DEFAULT_CONFIG, FORMAT_VERSION, merge_config, read_config)
+from nuclib.network import Network
+from nuclib.postprocess.postprocessor import Postprocessor
+from nuclib.prediction import ScaledPrediction
+from nuclib.preprocessor import Preprocessor
 
-# The size estimate stops refining once two passes agree within this factor.
-_ESTIMATE_AGREEMENT = 1.1
-
-
-@dataclass
-class ScaledPrediction:
-    """Probabilities in the model's space: the image zoomed by ``factor``.
-
-    Attributes:
-        probs: ``(h, w, K)`` probabilities of the zoomed image.
-        factor: zoom applied to the image (1.0: none).
-        shape: ``(H, W)`` of the original image.
-        diameter: the nucleus diameter (original pixels) the zoom is based
-            on; ``None`` when the model has no training diameter, ``nan``
-            when no nucleus was found to measure.
-    """
-
-    probs: np.ndarray
-    factor: float
-    shape: tuple
-    diameter: float | None
+__all__ = ["Segmenter", "ScaledPrediction"]
 
 
 class Segmenter:
@@ -68,8 +60,9 @@ class Segmenter:
             engine's: ``"auto"``, ``"f32"`` or ``"bf16"``; see ``nuclib.engines``).
         engine: what runs the network (``nuclib.engines``): ``"keras"``,
             ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (OpenVINO when
-            installed, else Keras); stored in the config (so it is saved with
-            the model). Default: the config's ``engine``, else ``"keras"``.
+            installed, else Keras); stored in the config. Default: the
+            config's ``engine``, else ``"keras"`` (``from_directory`` and
+            ``load_pretrained`` default to ``nuclib.engines.default_engine``).
 
     Raises:
         ValueError: an unknown head, channel count or engine, or an engine
@@ -86,7 +79,7 @@ class Segmenter:
     def __init__(self, model, config: dict | None = None, *, engine: str | None = None):
         from nuclib.engines import check_engine, is_keras_model, resolve_precision
 
-        self.model = model
+        self._network = Network(model)
         self.config = merge_config(DEFAULT_CONFIG, config or {})
         if engine is not None:
             self.config["engine"] = engine
@@ -104,10 +97,20 @@ class Segmenter:
             raise ValueError(f"config diameter must be a positive number of pixels or None, "
                              f"got {trained!r}")
         self._inferencer = None
-        self._engine = None
         # The model directory it was loaded from (set by from_directory and
         # load_pretrained): where Dask workers load the same model.
         self.directory = None
+
+    @property
+    def model(self):
+        """The Keras model (or other callable); loaded on first use when the segmenter
+        came from a model directory whose compiled engine was cached (``from_directory``)."""
+        return self._network.model
+
+    @model.setter
+    def model(self, value):
+        # Another network: forget the engine and the directory it was built for.
+        self._network, self._inferencer = Network(value), None
 
     # -- properties ---------------------------------------------------------
     @property
@@ -134,33 +137,21 @@ class Segmenter:
                 f"input_channels={self.config['input_channels']}"
                 + (f", engine={engine!r})" if engine != "keras" else ")"))
 
-    def _network(self):
-        """``(predictor, tiling defaults)``: the model, or its compiled engine with the
-        Keras model's stride and receptive field (so tiles are laid out identically)."""
-        from nuclib.engines import is_keras_model, make_engine
+    @property
+    def preprocessor(self) -> Preprocessor:
+        """The image → network input step, from the config's ``input_channels``,
+        ``normalize`` and ``invert``."""
+        return Preprocessor.from_config(self.config)
 
-        name = self.engine
-        if name == "keras" or self.model is None or (
-                self.config["engine"] == "auto" and not is_keras_model(self.model)):
-            return self.model, {}
-        key = (name, self.config["precision"], id(self.model))
-        if self._engine is None or self._engine[0] != key:
-            self._engine = (key, make_engine(self.model, name, self.config["precision"]))
-        engine = self._engine[1]
-        return engine, {"multiple": engine.multiple, "overlap": engine.overlap}
+    @property
+    def postprocessor(self) -> Postprocessor:
+        """The head's post-processing with the config's ``postprocess`` parameters."""
+        return Postprocessor(self.head, self.config["postprocess"])
 
     # -- pipeline -----------------------------------------------------------
     def preprocess(self, image) -> np.ndarray:
-        """Raw image → normalized float32 ``(H, W, input_channels)`` model input.
-
-        Uses ``nuclib.data.prepare_image`` with this model's ``input_channels``,
-        ``normalize`` percentiles and ``invert`` setting.
-
-        Args:
-            image: HxW or HxWxC image, any numeric dtype.
-
-        Returns:
-            float32 array ``(H, W, input_channels)``, values in [0, 1].
+        """Raw image → normalized float32 ``(H, W, input_channels)`` model input
+        (``self.preprocessor``; see ``nuclib.preprocessor.Preprocessor``).
 
         Raises:
             ValueError: unusable shape, dtype, empty or non-finite image.
@@ -169,17 +160,7 @@ class Segmenter:
             >>> Segmenter(None, {"input_channels": 3}).preprocess(np.zeros((4, 5), np.uint8)).shape
             (4, 5, 3)
         """
-        from nuclib.data.normalize import prepare_image
-
-        arr = np.asarray(image)
-        if arr.ndim not in (2, 3):
-            raise ValueError(f"image has {arr.ndim} dimensions {arr.shape}; expected HxW or "
-                             "HxWxC (a single 2-D image; loop over stacks yourself)")
-        if min(arr.shape[:2]) < 1:
-            raise ValueError(f"image is empty (shape {arr.shape})")
-        norm = self.config["normalize"]
-        return prepare_image(arr, channels=self.config["input_channels"], low=norm["low"],
-                             high=norm["high"], invert=self.config["invert"])
+        return self.preprocessor(image)
 
     def inferencer(self, **overrides):
         """The ``TiledInferencer`` this segmenter predicts with (cached for the defaults).
@@ -207,7 +188,8 @@ class Segmenter:
         """
         from nuclib.postprocess.tiling import TiledInferencer
 
-        network, defaults = self._network()
+        network, defaults = self._network.predictor(self.engine, self.config["engine"],
+                                                    self.config["precision"])
         settings = dict(defaults)
         settings.update({k: v for k, v in self.config["tiling"].items() if v is not None})
         settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -218,54 +200,22 @@ class Segmenter:
 
     def _run(self, x, factor: float, progress: bool, tiling: dict,
              tta: bool = False) -> np.ndarray:
-        """Model probabilities for a prepared image zoomed by ``factor``.
+        """Model probabilities for a prepared image zoomed by ``factor`` (with ``tta``,
+        the mean over the 8 symmetries of the square: ``nuclib.postprocess.tta``)."""
+        from nuclib.postprocess.tta import predict_symmetries
 
-        With ``tta``, the mean over the 8 symmetries of the square (4
-        rotations, each with and without a mirror), each mapped back.
-        """
-        from nuclib.data.scale import rescale_image
-        from nuclib.postprocess.star import rays_from_view
-
-        if factor != 1.0:
-            x = rescale_image(x, factor)
+        x = Preprocessor.zoom(x, factor)
         inferencer = self.inferencer(progress=progress, **tiling)
-        if not tta:
-            return inferencer.predict(x)
-        total = None
-        for turns in range(4):
-            for mirror in (False, True):
-                view = np.rot90(x, turns)
-                view = view[:, ::-1] if mirror else view
-                probs = inferencer.predict(np.ascontiguousarray(view))
-                if self.head == "star":  # the rays turn with the image
-                    probs = rays_from_view(probs, turns, mirror)
-                probs = np.rot90(probs[:, ::-1] if mirror else probs, -turns)
-                total = probs.astype(np.float32) if total is None else total + probs
-        return total / 8
-
-    def _measure(self, probs, factor: float) -> float:
-        """Median nucleus diameter, in original pixels, of a model-space prediction."""
-        from nuclib.data.scale import median_diameter
-
-        return median_diameter(self.postprocess(probs).astype(np.int64)) / factor
-
-    def _check_diameter(self, diameter):
-        if diameter is None:
-            return
-        if self.config["diameter"] is None:
-            raise ValueError(f"model {self.name!r} was trained at each image's own scale and "
-                             "cannot zoom to a nucleus size; call it without diameter")
-        if not (isinstance(diameter, (int, float, np.number)) and math.isfinite(diameter)
-                and diameter > 0):
-            raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
+        return predict_symmetries(inferencer.predict, x, self.head) if tta \
+            else inferencer.predict(x)
 
     def estimate_diameter(self, image, *, progress: bool = True) -> float:
         """Median nucleus diameter (pixels) in an image, measured with this model.
 
         A first pass at the image's own scale finds nuclei; if their size is
         far from the model's training ``diameter``, a second pass at the
-        zoom that size asks for measures them again. A central window of at
-        most ``estimate_side`` pixels per side is used.
+        zoom that size asks for measures them again (``nuclib.diameter``). A
+        central window of at most ``estimate_side`` pixels per side is used.
 
         Args:
             image: HxW or HxWxC image, any numeric dtype.
@@ -283,33 +233,23 @@ class Segmenter:
             >>> round(seg.estimate_diameter(image))               # doctest: +SKIP
             14
         """
+        window = central_window(self.preprocess(image), int(self.config["estimate_side"]))
+        return self.estimate_prepared(window, progress=progress).diameter
+
+    def estimate_prepared(self, x, *, progress: bool = False) -> Estimate:
+        """``nuclib.diameter.estimate`` of an already prepared image (or window) with
+        this model's passes and post-processing.
+
+        Raises:
+            ValueError: the model has no training ``diameter``.
+        """
+        from nuclib.diameter import estimate
+
         if self.config["diameter"] is None:
             raise ValueError(f"model {self.name!r} has no training diameter to estimate against")
-        return self._estimate(self._window(self.preprocess(image)), progress)[0]
-
-    def _window(self, x):
-        side = int(self.config["estimate_side"])
-        h, w = x.shape[:2]
-        y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
-        return x[y0:y0 + side, x0:x0 + side]
-
-    def _estimate(self, x, progress: bool):
-        """``(diameter, factor, probs)``: the estimate and the last pass made for it."""
-        from nuclib.data.scale import scale_for_diameter
-
-        factor, probs = 1.0, self._run(x, 1.0, progress, {})
-        diameter = self._measure(probs, factor)
-        for _ in range(2):  # at most two refinements: three passes in all
-            wanted = scale_for_diameter(diameter, self.config["diameter"])
-            if not math.isfinite(diameter) or (
-                    max(wanted, factor) / min(wanted, factor) < _ESTIMATE_AGREEMENT):
-                break
-            factor, probs = wanted, self._run(x, wanted, progress, {})
-            remeasured = self._measure(probs, factor)
-            if not math.isfinite(remeasured):
-                break
-            diameter = remeasured
-        return diameter, factor, probs
+        return estimate(x, run=lambda x, factor: self._run(x, factor, progress, {}),
+                        postprocess=self.postprocessor, params=self.config["postprocess"],
+                        trained=self.config["diameter"])
 
     def predict_scaled(self, image, *, diameter: float | None = None, tta: bool | None = None,
                        progress: bool = True, **tiling) -> ScaledPrediction:
@@ -345,19 +285,21 @@ class Segmenter:
         """
         from nuclib.data.scale import scale_for_diameter
 
-        self._check_diameter(diameter)
+        check_diameter(diameter, self.config["diameter"], self.name)
         tta = self.config["tta"] if tta is None else tta
         x = self.preprocess(image)
         if self.config["diameter"] is None:
             return ScaledPrediction(self._run(x, 1.0, progress, tiling, tta), 1.0,
                                     x.shape[:2], None)
         if diameter is None:
-            window = self._window(x)
+            window = central_window(x, int(self.config["estimate_side"]))
             # Passes over a central crop only size the nuclei: no bar of their own.
             # Over the whole image they are the prediction, and show theirs.
-            diameter, factor, probs = self._estimate(window, progress and window.shape == x.shape)
+            found = self.estimate_prepared(window, progress=progress and window.shape == x.shape)
+            diameter = found.diameter
             if window.shape == x.shape and not tiling and not tta:
-                return ScaledPrediction(probs, factor, x.shape[:2], diameter)
+                return ScaledPrediction(found.probs, found.factor, x.shape[:2], diameter,
+                                        found.measured)
         factor = scale_for_diameter(diameter, self.config["diameter"])
         return ScaledPrediction(self._run(x, factor, progress, tiling, tta), factor,
                                 x.shape[:2], float(diameter))
@@ -388,16 +330,9 @@ class Segmenter:
             >>> seg.predict(np.zeros((40, 50), np.uint8)).shape
             (40, 50, 3)
         """
-        from nuclib.data.scale import rescale_image
-
         pred = self.predict_scaled(image, diameter=diameter, tta=tta, progress=progress,
                                    **tiling)
-        if pred.factor == 1.0:
-            return pred.probs
-        out = rescale_image(pred.probs, shape=pred.shape)
-        if self.head == "star":  # distances in the original image's pixels
-            out[..., 1:] /= pred.factor
-        return out
+        return self.postprocessor.probs_at_size(pred)
 
     def labels_from(self, pred: ScaledPrediction, **postprocess) -> np.ndarray:
         """Instance labels at the original size from a ``ScaledPrediction``.
@@ -421,16 +356,7 @@ class Segmenter:
             >>> labels.tolist()
             [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
         """
-        from skimage.segmentation import relabel_sequential
-
-        from nuclib.data.scale import rescale_labels
-
-        labels = self.postprocess(pred.probs, **postprocess)
-        if pred.factor == 1.0:
-            return labels
-        labels = rescale_labels(labels, shape=pred.shape)
-        # Objects thinner than a pixel of the original grid can vanish: renumber.
-        return relabel_sequential(labels)[0].astype(np.uint32)
+        return self.postprocessor.labels_at_size(pred, **postprocess)
 
     def postprocess(self, probs, **overrides) -> np.ndarray:
         """Probabilities → uint32 instance labels with this model's thresholds.
@@ -453,11 +379,7 @@ class Segmenter:
             >>> int(Segmenter(None).postprocess(probs, min_size=1).max())
             1
         """
-        from nuclib.postprocess.thresholds import KINDS
-
-        params = dict(self.config["postprocess"])
-        params.update(overrides)
-        return KINDS[self.head](probs, **params)
+        return self.postprocessor(probs, **overrides)
 
     def segment(self, image, *, diameter: float | None = None, tta: bool | None = None,
                 progress: bool = True, **postprocess) -> np.ndarray:
@@ -619,20 +541,53 @@ class Segmenter:
 
         return export_model(self, path, format=format, overwrite=overwrite)
 
+    def export_bioimageio(self, path, *, overwrite: bool = False, **options) -> Path:
+        """Write a bioimage.io model package (``.zip``) for deepImageJ, QuPath, ilastik, napari.
+
+        See ``nuclib.bioimageio.export_bioimageio``: Keras, ONNX and SavedModel
+        weights, the normalization as declared preprocessing, test tensors,
+        halo, cover and model card; DSB2018 named only for models trained on it.
+
+        Args:
+            path: the output ``.zip`` (the suffix is added when missing).
+            overwrite: replace an existing output.
+            **options: ``weight_formats``, ``test_image``, ``diameter``,
+                ``invert``, ``license``, ``authors``.
+
+        Returns:
+            The path of the zip written.
+
+        Example:
+            >>> seg.export_bioimageio("dsb-3class.zip")            # doctest: +SKIP
+            PosixPath('dsb-3class.zip')
+        """
+        from nuclib.bioimageio import export_bioimageio
+
+        return export_bioimageio(self, path, overwrite=overwrite, **options)
+
     @classmethod
-    def from_directory(cls, directory, *, verify: bool = True,
-                       engine: str | None = None) -> "Segmenter":
+    def from_directory(cls, directory, *, verify: bool = True, engine: str | None = None,
+                       expected: dict[str, str] | None = None) -> "Segmenter":
         """Load a model directory written by ``save`` (``safe_mode=True``).
 
-        With ``verify``, files listed with a sha256 in ``nuclib.json`` are
-        checked before Keras reads them.
+        With ``verify``, files listed with a sha256 in ``nuclib.json`` (or in
+        ``expected``) are checked before anything reads them.
+
+        With a compiled engine (``openvino``, ``onnxruntime``, or ``auto``
+        where OpenVINO is installed) whose conversion of these files is in
+        the engine cache (``nuclib.engines``), Keras is not imported: the
+        Keras model is loaded only when ``segmenter.model`` is asked for.
+        For a small image that halves the time of a whole process.
 
         Args:
             directory: a model directory (``config.json``, ``metadata.json``,
                 ``model.weights.h5``, ``nuclib.json``).
-            verify: check the sha256 table of ``nuclib.json``.
-            engine: what runs the network (see ``Segmenter``); default: the
-                saved config's ``engine``.
+            verify: check the sha256 values.
+            engine: what runs the network (see ``Segmenter``); default:
+                ``nuclib.engines.default_engine``: ``$NUCLIB_ENGINE``, else
+                ``"auto"`` (OpenVINO when installed, else Keras).
+            expected: pinned ``{filename: sha256}`` (the zoo registry's),
+                checked before ``nuclib.json`` is read.
 
         Returns:
             A ``Segmenter`` with the loaded model and config.
@@ -646,9 +601,13 @@ class Segmenter:
             >>> seg                                                             # doctest: +SKIP
             Segmenter(name='dsb-3class', head='three_class', input_channels=1)
         """
-        from nuclib.model_dir import load_model_dir
+        from nuclib.engines import default_engine
+        from nuclib.model_dir import check_model_dir
 
-        model, config = load_model_dir(directory, verify=verify)
-        segmenter = cls(model, config, engine=engine)
-        segmenter.directory = Path(directory).expanduser().resolve()
+        directory = Path(directory).expanduser().resolve()
+        config = check_model_dir(directory, verify=verify, expected=expected)
+        segmenter = cls(None, config, engine=engine or default_engine(config.get("engine")))
+        segmenter.directory = directory
+        segmenter._network = Network.from_directory(directory, segmenter.engine,
+                                                    segmenter.config["precision"])
         return segmenter

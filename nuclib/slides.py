@@ -285,9 +285,10 @@ class _ModelSource:
         global _LOADS
         with _LOCK:
             if self not in _SEGMENTERS:
-                loaded = self.cls.from_directory(self.directory)
-                segmenter = self.cls(loaded.model, json.loads(self.config_json))
-                segmenter.directory = loaded.directory
+                config = json.loads(self.config_json)
+                # The client's engine and settings; a cached conversion runs without Keras.
+                segmenter = self.cls.from_directory(self.directory, engine=config["engine"])
+                segmenter.config = config
                 _SEGMENTERS[self] = segmenter
                 _LOADS += 1
             return _SEGMENTERS[self]
@@ -384,6 +385,7 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
     """
     from nuclib.data.normalize import prepare_image
     from nuclib.data.scale import scale_for_diameter
+    from nuclib.diameter import check_diameter
     from nuclib.postprocess.stitching import segment_large as stitch
     from nuclib.postprocess.thresholds import check_postprocess
 
@@ -391,7 +393,7 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"image has shape {shape}; expected a non-empty HxW or HxWxC "
                          "array-like with .shape and slicing")
-    segmenter._check_diameter(diameter)
+    check_diameter(diameter, segmenter.config["diameter"], segmenter.name)
     postprocess = check_postprocess(segmenter.head, postprocess) if postprocess else {}
     config = segmenter.config
     norm = config["normalize"]
@@ -406,7 +408,7 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
             window = prepare_image(np.asarray(image[y0:y0 + side, x0:x0 + side]),
                                    channels=config["input_channels"],
                                    levels=(levels.lo, levels.hi), invert=levels.invert)
-            diameter, factor, _ = segmenter._estimate(window, False)
+            diameter, factor, _, _ = segmenter.estimate_prepared(window)
             if window.shape[:2] != shape[:2]:  # as segment: the zoom of the final diameter
                 factor = scale_for_diameter(diameter, config["diameter"])
         else:

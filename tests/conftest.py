@@ -14,6 +14,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Converted models (nuclib.engines' disk cache) go to a folder of this run, not ~/.cache.
+# Zoo models in the tests run Keras unless a test asks for another engine: the
+# expected values are Keras's, and the engines are compared with it in test_engines.py.
+os.environ.setdefault("NUCLIB_ENGINE", "keras")
 if "NUCLIB_CACHE_DIR" not in os.environ:
     os.environ["NUCLIB_CACHE_DIR"] = tempfile.mkdtemp(prefix="nuclib-test-cache-")
     atexit.register(shutil.rmtree, os.environ["NUCLIB_CACHE_DIR"], ignore_errors=True)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -171,24 +175,97 @@ def test_segmenter_builds_its_engine_once(tiny):
                                atol=1e-5)
 
 
-def test_the_engine_survives_save_and_load(tiny, tmp_path):
+def test_the_engine_is_the_machines_choice_not_the_models(tiny, tmp_path, monkeypatch):
     seg = Segmenter(tiny, {"name": "tiny"}, engine="onnxruntime")
     assert "engine='onnxruntime'" in repr(seg)
     folder = seg.save(tmp_path / "tiny")
-    assert Segmenter.from_directory(folder).engine == "onnxruntime"
+    saved = json.loads((folder / "nuclib.json").read_text())
+    assert "engine" not in saved and "precision" not in saved
+    # conftest sets NUCLIB_ENGINE=keras; an argument wins over it.
+    assert Segmenter.from_directory(folder).engine == "keras"
+    assert Segmenter.from_directory(folder, engine="openvino").engine == "openvino"
+    monkeypatch.setenv("NUCLIB_ENGINE", "onnxruntime")
     assert nuclib.load_pretrained(folder).config["engine"] == "onnxruntime"
     assert nuclib.load_pretrained(folder, engine="keras").engine == "keras"
-    assert Segmenter.from_directory(folder, engine="openvino").engine == "openvino"
+    monkeypatch.setenv("NUCLIB_ENGINE", "tensorrt")
+    with pytest.raises(ValueError, match=r"NUCLIB_ENGINE: unknown engine 'tensorrt'"):
+        Segmenter.from_directory(folder)
+    monkeypatch.delenv("NUCLIB_ENGINE")
+    assert Segmenter.from_directory(folder).config["engine"] == "auto"
+    # A directory written before 0.2 may name its engine: kept when none is set.
+    saved["engine"] = "onnxruntime"
+    (folder / "nuclib.json").write_text(json.dumps(saved))
+    assert Segmenter.from_directory(folder, verify=False).engine == "onnxruntime"
 
 
-def test_the_default_engine_is_keras_and_auto_prefers_openvino(tiny, monkeypatch):
+def test_directories_default_to_auto_and_code_to_keras(tiny, monkeypatch):
+    monkeypatch.delenv("NUCLIB_ENGINE")
     assert Segmenter(tiny).engine == "keras"
-    assert nuclib.load_pretrained("dsb-3class").engine == "keras"
+    seg = nuclib.load_pretrained("dsb-3class")
+    assert seg.config["engine"] == "auto" and seg.engine == "openvino"
     auto = Segmenter(tiny, engine="auto")
     assert auto.engine == "openvino" and auto.config["engine"] == "auto"
     _hide(monkeypatch, "openvino")
     assert auto.engine == "keras" and resolve_engine("auto") == "keras"
     assert auto.inferencer().model is tiny
+
+
+KERAS_FREE_RUN = """
+import json, sys
+import nuclib
+from nuclib.data import read_image
+seg = nuclib.load_pretrained("dsb-3class")
+labels = seg.segment(read_image(sys.argv[1]), progress=False)
+imported = sorted(m for m in ("keras", "tensorflow") if m in sys.modules)
+unloaded = not seg._network.loaded
+name = seg.model.name  # asked for: loaded now
+print(json.dumps({"imported": imported, "unloaded": unloaded, "name": name,
+                  "engine": repr(seg.inferencer().model), "labels": labels.tolist()}))
+"""
+
+
+def test_a_cached_directory_runs_without_importing_keras(sample_dir, tmp_path):
+    # Two processes as two `nuclib segment` runs: the first converts (and imports
+    # Keras), the second runs the cached conversion and never imports Keras.
+    env = dict(os.environ, NUCLIB_CACHE_DIR=str(tmp_path / "cache"), NUCLIB_ENGINE="auto")
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", KERAS_FREE_RUN,
+                               str(sample_dir / "fluorescence.png")],
+                              capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["imported"] == ["keras", "tensorflow"] and not first["unloaded"]
+    assert second["imported"] == [] and second["unloaded"]
+    assert first["name"] == second["name"] == "dsb_3class"
+    assert "OpenVINOEngine(model='dsb_3class'" in second["engine"]
+    assert first["labels"] == second["labels"]
+    records = list((tmp_path / "cache" / "engines" / "directories").iterdir())
+    assert len(records) == 1
+
+
+def test_a_model_changed_in_place_gets_its_own_cache_entry(tiny, tmp_path, monkeypatch):
+    from nuclib.engines import engine_from_cache
+    from nuclib.model_dir import keras_files_digest
+
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "cache"))
+    folder = Segmenter(tiny, {"name": "tiny"}).save(tmp_path / "tiny")
+    seg = Segmenter.from_directory(folder, engine="openvino")
+    assert seg._network.loaded  # nothing cached yet: Keras loaded
+    seg.model.set_weights([w * 0 for w in seg.model.get_weights()])  # before any conversion
+    seg.predict(np.ones((32, 32), np.float32), progress=False)
+    # The conversion went to the changed model's entry, not to the directory's.
+    assert engine_from_cache(keras_files_digest(folder), "openvino") is None
+    assert (cache_dir() / f"openvino-{model_digest(seg.model)[:32]}" / "model.xml").is_file()
+    again = Segmenter.from_directory(folder, engine="openvino")
+    assert again._network.loaded
+    again.predict(np.ones((32, 32), np.float32), progress=False)
+    cached = Segmenter.from_directory(folder, engine="openvino")
+    assert not cached._network.loaded and cached.inferencer().model.model is None
+    np.testing.assert_allclose(cached.predict(np.ones((32, 32), np.float32), progress=False),
+                               Segmenter(tiny).predict(np.ones((32, 32), np.float32),
+                                                       progress=False), atol=1e-4)
 
 
 def test_compiled_engines_need_a_keras_model():

@@ -126,6 +126,27 @@ def test_the_training_diameter_means_no_zoom(sized):
     np.testing.assert_array_equal(sized.predict(image, diameter=20), native.predict(image))
 
 
+def test_the_estimates_last_pass_is_post_processed_once(sized, monkeypatch):
+    image, count = disk_image(5)
+    from nuclib.postprocess.thresholds import KINDS
+
+    calls = []
+    real = KINDS["three_class"]
+    monkeypatch.setitem(KINDS, "three_class", lambda probs, **kw: calls.append(kw) or
+                        real(probs, **kw))
+    pred = sized.predict_scaled(image)
+    passes = len(calls)  # one per estimation pass; the last one is the prediction
+    assert pred.factor == pytest.approx(2.0, rel=0.1) and passes >= 2
+    labels = sized.labels_from(pred)
+    assert len(calls) == passes and labels.max() == count  # reused, not redone
+    np.testing.assert_array_equal(labels, sized.labels_from(
+        type(pred)(pred.probs, pred.factor, pred.shape, pred.diameter)))
+    # Other parameters, or settings changed since: post-processed again.
+    assert sized.labels_from(pred, min_size=10**6).max() == 0
+    sized.config["postprocess"]["min_size"] = 10**6
+    assert sized.labels_from(pred).max() == 0
+
+
 def test_an_image_without_nuclei_is_not_zoomed(sized):
     pred = sized.predict_scaled(np.zeros((50, 60), np.uint8))
     assert pred.factor == 1.0 and np.isnan(pred.diameter)

@@ -112,7 +112,7 @@ def test_tampered_download_raises_and_loads_nothing(registered, tiny_dir, hub_en
     def must_not_load(*args, **kwargs):
         raise AssertionError("Keras was asked to load a file that failed its checksum")
 
-    monkeypatch.setattr(model_dir, "_load_keras_dir", must_not_load)
+    monkeypatch.setattr(model_dir, "load_keras_model", must_not_load)
     with FakeHub({"nuclib-test/tiny": bad}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         with pytest.raises(zoo.ChecksumError, match="model.weights.h5"):

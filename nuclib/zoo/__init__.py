@@ -114,7 +114,10 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         cache_dir: Hugging Face cache folder (default: ``HF_HOME``).
         engine: what runs the network: ``"keras"``, ``"openvino"``,
             ``"onnxruntime"`` or ``"auto"`` (see ``nuclib.engines``); default:
-            the model's saved ``engine`` (``"keras"`` for the zoo models).
+            ``$NUCLIB_ENGINE``, else ``"auto"``: OpenVINO (installed with
+            nuclib), in bfloat16 where the CPU computes it. Its converted
+            network is cached on disk, and a later process runs it without
+            importing Keras (``Segmenter.from_directory``).
 
     Returns:
         A ``nuclib.Segmenter``.
@@ -139,7 +142,6 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         >>> seg = load_pretrained("dsb-3class", engine="openvino")  # doctest: +SKIP
     """
     from nuclib.segmenter import Segmenter
-    from nuclib.model_dir import load_model_dir
     from nuclib.zoo.hub import download_model
 
     if source not in SOURCES:
@@ -151,12 +153,10 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
     text = os.fspath(name_or_path)
     if text.startswith("hf://"):
         folder = download_model(text[len("hf://"):], revision=revision, cache_dir=cache_dir)
-        model, config = load_model_dir(folder, verify=True)
-        return _from(Segmenter(model, config, engine=engine), folder)
+        return Segmenter.from_directory(folder, engine=engine)
     path = Path(text).expanduser()
     if path.is_dir():
-        model, config = load_model_dir(path, verify=True)
-        return _from(Segmenter(model, config, engine=engine), path)
+        return Segmenter.from_directory(path, engine=engine)
     if looks_like_a_path(text):  # not a zoo name: say what is wrong with the path
         raise _not_a_model_directory(text, path)
     entry = resolve_name(text)
@@ -172,11 +172,4 @@ def load_pretrained(name_or_path, *, source: str = "auto", revision: str | None 
         folder = download_files(entry.repo_id, list(entry.files),
                                 revision=revision or entry.revision, cache_dir=cache_dir)
     expected = entry.files if (revision is None or revision == entry.revision) else None
-    model, config = load_model_dir(folder, verify=True, expected=expected)
-    return _from(Segmenter(model, config, engine=engine), folder)
-
-
-def _from(segmenter, folder):
-    """``segmenter``, remembering its model directory (Dask workers load it from there)."""
-    segmenter.directory = Path(folder).expanduser().resolve()
-    return segmenter
+    return Segmenter.from_directory(folder, engine=engine, expected=expected)

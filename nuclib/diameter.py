@@ -1,0 +1,125 @@
+"""Measuring the nuclei of an image with the model itself, to zoom it to the training size.
+
+A first pass at the image's own scale finds nuclei; if their median size is
+far from the size the model was trained at, a pass at the zoom that size
+asks for measures them again (at most three passes in all). Only a central
+window of the image is looked at. The functions take the network pass and
+the post-processing as callables, so they know nothing of engines or heads.
+
+Example:
+    >>> import numpy as np
+    >>> from nuclib.postprocess import three_class_to_labels
+    >>> def run(x, factor):  # a stand-in network: bright pixels are nucleus interior
+    ...     from nuclib.data.scale import rescale_image
+    ...     x = x if factor == 1 else rescale_image(x, factor)
+    ...     inside = (x[..., :1] > 0.5).astype(np.float32)
+    ...     return np.concatenate([1 - inside, inside, 0 * inside], axis=-1)
+    >>> image = np.zeros((120, 120, 1), np.float32)
+    >>> image[20:30, 20:30] = image[60:70, 40:50] = image[90:100, 90:100] = 1
+    >>> found = estimate(image, run=run, postprocess=lambda p: three_class_to_labels(p, min_size=4),
+    ...                  trained=20)
+    >>> round(found.diameter), found.factor
+    (11, 1.84...)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["AGREEMENT", "Estimate", "estimate", "central_window", "check_diameter"]
+
+# The estimate stops refining once two passes agree within this factor.
+AGREEMENT = 1.1
+
+
+class Estimate(NamedTuple):
+    """What ``estimate`` found.
+
+    Attributes:
+        diameter: median nucleus diameter in the image's pixels (``nan``: none found).
+        factor: the zoom of the last pass.
+        probs: the last pass's probabilities (of the window, zoomed by ``factor``).
+        measured: ``(post-processing parameters, labels)`` of that pass
+            (``ScaledPrediction.measured``).
+    """
+
+    diameter: float
+    factor: float
+    probs: np.ndarray
+    measured: tuple
+
+
+def central_window(x: np.ndarray, side: int) -> np.ndarray:
+    """The central ``side`` x ``side`` window of ``x`` (all of it where smaller).
+
+    Example:
+        >>> central_window(np.zeros((10, 4)), 6).shape
+        (6, 4)
+    """
+    h, w = x.shape[:2]
+    y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
+    return x[y0:y0 + side, x0:x0 + side]
+
+
+def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
+             postprocess: Callable[[np.ndarray], np.ndarray], trained: float,
+             params: dict | None = None) -> Estimate:
+    """The median nucleus diameter of a prepared image, measured by passes of the model.
+
+    Args:
+        x: the prepared (normalized) image or window, ``(H, W, C)``.
+        run: ``run(x, factor)``: the model's probabilities of ``x`` zoomed by ``factor``.
+        postprocess: probabilities → instance labels.
+        trained: the nucleus diameter (pixels) the model was trained at.
+        params: the post-processing parameters ``postprocess`` uses, recorded
+            with its labels (``Estimate.measured``).
+
+    Returns:
+        An ``Estimate``; its ``probs`` and ``measured`` belong to the last pass.
+    """
+    from nuclib.data.scale import median_diameter, scale_for_diameter
+
+    def measure(probs, factor):
+        labels = postprocess(probs)
+        return median_diameter(labels.astype(np.int64)) / factor, (dict(params or {}), labels)
+
+    factor, probs = 1.0, run(x, 1.0)
+    diameter, measured = measure(probs, factor)
+    for _ in range(2):  # at most two refinements: three passes in all
+        wanted = scale_for_diameter(diameter, trained)
+        if not math.isfinite(diameter) or max(wanted, factor) / min(wanted, factor) < AGREEMENT:
+            break
+        factor, probs = wanted, run(x, wanted)
+        remeasured, measured = measure(probs, factor)
+        if not math.isfinite(remeasured):
+            break  # the earlier pass's diameter stays; this pass is the last one
+        diameter = remeasured
+    return Estimate(diameter, factor, probs, measured)
+
+
+def check_diameter(diameter, trained, model: str) -> None:
+    """Raise ``ValueError`` for a ``diameter`` that a model trained at ``trained`` cannot use.
+
+    Args:
+        diameter: the diameter asked for (None: none given, always fine).
+        trained: the model's training diameter (None: it works at each image's own scale).
+        model: the model's name, for the message.
+
+    Example:
+        >>> check_diameter(12.5, 20, "dsb-3class")
+        >>> check_diameter(-1, 20, "dsb-3class")
+        Traceback (most recent call last):
+        ...
+        ValueError: diameter must be a positive number of pixels, got -1
+    """
+    if diameter is None:
+        return
+    if trained is None:
+        raise ValueError(f"model {model!r} was trained at each image's own scale and "
+                         "cannot zoom to a nucleus size; call it without diameter")
+    if not (isinstance(diameter, (int, float, np.number)) and math.isfinite(diameter)
+            and diameter > 0):
+        raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
