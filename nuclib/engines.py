@@ -17,6 +17,11 @@ engine          runs the network with                           install
 ``auto``        ``openvino`` when it is installed, else keras
 ==============  ==============================================  ================================
 
+The compiled engines convert on the TensorFlow backend (Keras's exports from
+JAX and PyTorch cannot trace a U-Net of any size). On JAX or PyTorch, ``auto``
+runs a model directory's cached conversion when there is one and Keras
+otherwise; ``openvino`` and ``onnxruntime`` need the cached conversion.
+
 A ``Segmenter`` built in code runs ``keras`` unless told otherwise; one loaded
 from a model directory runs ``default_engine()``: ``$NUCLIB_ENGINE``, else
 ``auto``.
@@ -81,7 +86,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ENGINES", "PRECISIONS", "check_engine", "default_engine", "resolve_engine", "make_engine",
-           "is_keras_model", "cpu_computes_bfloat16", "resolve_precision", "cache_dir",
+           "is_keras_model", "converts", "cpu_computes_bfloat16", "resolve_precision", "cache_dir",
            "model_digest", "network_facts", "remember_directory", "engine_from_cache",
            "Engine", "OpenVINOEngine", "ONNXRuntimeEngine"]
 
@@ -360,6 +365,22 @@ def _cached_export(model, file_name: str, fmt: str, digest: str) -> Path | None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entry / file_name
+
+
+def converts(model) -> bool:
+    """Whether ``engine="auto"`` can convert ``model`` here: a Keras model, on the
+    TensorFlow backend (``nuclib.export.require_tensorflow_backend``). Elsewhere
+    ``auto`` runs Keras, unless a model directory's conversion is cached.
+
+    Example:
+        >>> converts(lambda batch: batch)
+        False
+    """
+    if not is_keras_model(model):
+        return False
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
 
 
 def is_keras_model(model) -> bool:

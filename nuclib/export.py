@@ -77,6 +77,32 @@ def require_format(format: str, what: str | None = None) -> None:
         require(modules, extra, what or f"export format {format!r}")
 
 
+def require_tensorflow_backend(what: str) -> None:
+    """Raise ``ValueError`` unless Keras runs on TensorFlow, where nuclib's exports are traced.
+
+    Keras exports through ``jax2tf`` on JAX and ``torch.jit.trace`` on PyTorch,
+    and neither traces a U-Net with dynamic height and width (a concatenation of
+    symbolic shapes, a 1x1 trace input). A model exported once on TensorFlow runs
+    anywhere: the compiled engines read a cached conversion on any backend.
+
+    Args:
+        what: what needs it, for the message.
+
+    Example:
+        >>> import keras
+        >>> if keras.backend.backend() == "tensorflow":
+        ...     require_tensorflow_backend("export format 'onnx'")
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"{what} is traced through TensorFlow, but Keras runs on {backend!r}: "
+                         "run it once with KERAS_BACKEND=tensorflow (a model directory's "
+                         "conversion is cached and then runs on every backend), or use "
+                         "engine='keras'")
+
+
 def require(modules, extra: str, what: str) -> None:
     """Raise ``ValueError`` naming ``pip install "nuclib[extra]"`` unless all ``modules`` import.
 
@@ -241,6 +267,7 @@ def export_model(segmenter_or_model, path, *, format: str = "onnx",
     """
     targets = exported_paths(path, format)
     require_format(format)
+    require_tensorflow_backend(f"export format {format!r}")
     if not overwrite:
         for target in targets:
             if target.exists():

@@ -92,7 +92,7 @@ class Network:
                 callables that are not Keras models).
             precision: the OpenVINO engine's precision.
         """
-        from nuclib.engines import engine_from_cache, is_keras_model, make_engine
+        from nuclib.engines import converts, engine_from_cache, make_engine
 
         if engine == "keras":
             return self.model, {}
@@ -103,7 +103,7 @@ class Network:
                 compiled = engine_from_cache(self._key, engine, precision)
             if compiled is None:
                 model = self.model
-                if model is None or (asked == "auto" and not is_keras_model(model)):
+                if model is None or (asked == "auto" and not converts(model)):
                     return model, {}
                 compiled = make_engine(model, engine, precision, facts=self._facts)
             self._engine = (key, compiled)

@@ -1,9 +1,9 @@
 """Every Keras backend: nuclib without TensorFlow, and the PyDataset loader (issue 14).
 
 The TensorFlow-side tests compare the ``"pydataset"`` loader with the
-``tf.data`` pipeline batch for batch; the JAX tests run in a subprocess with
-``KERAS_BACKEND=jax`` and TensorFlow made unimportable, as on the
-accelerator machines that have JAX and PyTorch but no TensorFlow.
+``tf.data`` pipeline batch for batch; the JAX and PyTorch tests run in a
+subprocess with ``KERAS_BACKEND=jax`` or ``torch`` and TensorFlow hidden, as on
+the accelerator machines that have JAX and PyTorch but no TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,40 +24,11 @@ from nuclib.data.io import folder_pairs
 from nuclib.data.pipeline import (TARGET_KINDS, ArrayBatches, labels_to_target_np,
                                   labels_to_target_tf, load_pairs, make_dataset,
                                   make_validation_dataset)
-
-REPO = Path(__file__).resolve().parents[1]
-
-# Run first in the subprocesses: importing tensorflow (or any submodule) fails
-# as if it were not installed.
-NO_TENSORFLOW = textwrap.dedent('''
-    import sys
-    class _NoTensorFlow:
-        def find_spec(self, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-            return None
-    sys.meta_path.insert(0, _NoTensorFlow())
-''')
+from tests.without_tensorflow import (OTHER_BACKENDS, REPO, backend_env,
+                                      run_without_tensorflow)
 
 tf_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                              reason="compares with the tf.data pipeline")
-
-
-def _have(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
-
-
-def run_without_tensorflow(code: str, backend: str = "jax", timeout: float = 600) -> dict:
-    """Run ``code`` in a fresh Python with ``KERAS_BACKEND=backend`` and no TensorFlow;
-    the code prints one JSON line last, returned as a dict."""
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    script = NO_TENSORFLOW + textwrap.dedent(code)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=timeout)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -178,11 +149,8 @@ def test_pydataset_trains_with_fit_and_threads(rng):
 
 # --- without TensorFlow ---------------------------------------------------------------------
 
-pytestmark_jax = pytest.mark.skipif(not _have("jax"), reason="needs jax (the 'jax' extra)")
-
-
-@pytestmark_jax
-def test_imports_without_tensorflow_under_jax():
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_imports_without_tensorflow(backend):
     out = run_without_tensorflow('''
         import json, sys
         import nuclib, nuclib.data, nuclib.models, nuclib.losses, nuclib.metrics
@@ -192,12 +160,12 @@ def test_imports_without_tensorflow_under_jax():
         import keras
         print(json.dumps({"backend": keras.backend.backend(),
                           "tensorflow": "tensorflow" in sys.modules}))
-    ''')
-    assert out == {"backend": "jax", "tensorflow": False}
+    ''', backend=backend)
+    assert out == {"backend": backend, "tensorflow": False}
 
 
-@pytestmark_jax
-def test_tensorflow_only_parts_say_so_without_tensorflow():
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_tensorflow_only_parts_say_so_without_tensorflow(backend):
     out = run_without_tensorflow('''
         import json
         import numpy as np
@@ -209,12 +177,12 @@ def test_tensorflow_only_parts_say_so_without_tensorflow():
         except ImportError as err:
             message = str(err)
         print(json.dumps({"message": message}))
-    ''')
+    ''', backend=backend)
     assert "needs TensorFlow" in out["message"]
 
 
-@pytestmark_jax
-def test_trains_under_jax_without_tensorflow(dsb_root):
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_trains_without_tensorflow(dsb_root, backend):
     out = run_without_tensorflow(f'''
         import json, sys
         import numpy as np
@@ -237,14 +205,14 @@ def test_trains_under_jax_without_tensorflow(dsb_root):
                           "x": [list(x.shape), str(x.dtype)], "y": [list(y.shape), str(y.dtype)],
                           "type": type(train).__name__,
                           "tensorflow": "tensorflow" in sys.modules}}))
-    ''')
+    ''', backend=backend)
     assert out["type"] == "ArrayBatches" and not out["tensorflow"]
     assert out["x"] == [[2, 64, 64, 1], "float32"] and out["y"] == [[2, 64, 64, 1], "int32"]
     assert np.isfinite(out["loss"]) and np.isfinite(out["val_loss"])
 
 
-@pytestmark_jax
-def test_the_recipe_trains_and_finalizes_under_jax_without_tensorflow(dsb_root, tmp_path):
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_recipe_trains_and_finalizes_without_tensorflow(dsb_root, tmp_path, backend):
     from tests.test_train import tiny_recipe
 
     recipe = tiny_recipe(dsb_root, tmp_path, data={"max_images": 2}, train={"epochs": 1})
@@ -255,15 +223,15 @@ def test_the_recipe_trains_and_finalizes_under_jax_without_tensorflow(dsb_root, 
         print(json.dumps({{"loss": result["history"]["loss"][-1],
                           "model_dir": result["model_dir"],
                           "tensorflow": "tensorflow" in sys.modules}}))
-    ''')
+    ''', backend=backend)
     assert np.isfinite(out["loss"]) and not out["tensorflow"]
     model_dir = Path(out["model_dir"])
     for name in ("config.json", "model.weights.h5", "nuclib.json"):
         assert (model_dir / name).is_file(), name
 
 
-@pytestmark_jax
-def test_every_augmentation_layer_runs_under_jax_without_tensorflow():
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_every_augmentation_layer_runs_without_tensorflow(backend):
     out = run_without_tensorflow('''
         import json, sys
         import numpy as np
@@ -303,7 +271,7 @@ def test_every_augmentation_layer_runs_under_jax_without_tensorflow():
                 "draws_change": not np.array_equal(np.asarray(second["images"]), im),
             }
         print(json.dumps({"layers": report, "tensorflow": "tensorflow" in sys.modules}))
-    ''')
+    ''', backend=backend)
     assert not out["tensorflow"]
     for name, r in out["layers"].items():
         assert r["dtypes"] == ["float32", "int32"], name
@@ -312,11 +280,10 @@ def test_every_augmentation_layer_runs_under_jax_without_tensorflow():
         assert r["labels_untouched"] in (None, True), name
 
 
-@pytestmark_jax
-def test_augmentation_runs_inside_tf_data_under_the_jax_backend():
-    # TensorFlow present, Keras on JAX: the layers switch to TensorFlow ops in the graph.
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(REPO))
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_augmentation_runs_inside_tf_data_under_another_backend(backend):
+    # TensorFlow present, Keras on another backend: the layers switch to TensorFlow ops
+    # in the graph.
     code = textwrap.dedent('''
         import json
         import numpy as np
@@ -333,15 +300,15 @@ def test_augmentation_runs_inside_tf_data_under_the_jax_backend():
                           "values": sorted(int(v) for v in np.unique(y.numpy()))}))
     ''')
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=600)
+                          env=backend_env(backend), cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["x"] == [2, 32, 32, 1] and out["y"] == "int32"
     assert set(out["values"]) <= {-1, 0, 1, 2}
 
 
-@pytestmark_jax
-def test_the_device_script_trains_a_recipe_without_tensorflow(dsb_root, tmp_path):
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_device_script_trains_a_recipe_without_tensorflow(dsb_root, tmp_path, backend):
     # benchmarks/device_train.py as it runs on an accelerator machine, here on the CPU.
     script = REPO / "benchmarks" / "device_train.py"
     out = run_without_tensorflow(f'''
@@ -354,13 +321,80 @@ def test_the_device_script_trains_a_recipe_without_tensorflow(dsb_root, tmp_path
                     "--set", "output.sample_image=''", "--set", "train.progress=false"]
         runpy.run_path(sys.argv[0], run_name="__main__")
         print(json.dumps({{"tensorflow": "tensorflow" in sys.modules}}))
-    ''')
+    ''', backend=backend)
     assert not out["tensorflow"]
     summary = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert summary["backend"] == "jax" and summary["accelerator"] is None
+    assert summary["backend"] == backend and summary["accelerator"] is None
     assert summary["hardware"] == f"a {os.cpu_count()}-core CPU"
     assert summary["scores"]["n_images"] == 2 and 0 <= summary["scores"]["ap50"] <= 1
     model_dir = Path(summary["model_dir"])
     assert (model_dir / "model.weights.h5").is_file()
     config = json.loads((model_dir / "nuclib.json").read_text())
     assert config["architecture_args"]["filters"] == 4
+
+
+# --- installing without TensorFlow ----------------------------------------------------------
+
+def test_requirements_without_tensorflow_keep_the_rest():
+    from nuclib.requirements import requirements
+
+    full = requirements()
+    lean = requirements(without=["TensorFlow"], extras=["torch"])
+    names = [r.split(">")[0].split("=")[0].split(";")[0].strip() for r in lean]
+    assert "tensorflow" not in names and "keras" in names and "torch" in names
+    assert [r for r in full if not r.startswith("tensorflow")] == lean[:len(full) - 1]
+    assert len(full) == len(lean)  # tensorflow out, torch in
+    # Markers other than the extra's survive (tomli only before Python 3.11).
+    assert any(r.startswith("tomli") and 'python_version < "3.11"' in r for r in lean)
+
+
+def test_requirements_command_names_the_extras_it_knows(capsys):
+    from nuclib.requirements import main
+
+    assert main(["--without", "tensorflow", "--extra", "jax"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("keras") and printed[-1].startswith("jax")
+    with pytest.raises(SystemExit):
+        main(["--extra", "tensorflw"])
+    error = capsys.readouterr().err
+    assert "no extra ['tensorflw']" in error and "'torch'" in error
+
+
+# --- the zoo with the default engine on another backend -------------------------------------
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_default_engine_runs_the_zoo_without_tensorflow(backend, tmp_path, monkeypatch):
+    # engine="auto": a cached conversion (made here, on TensorFlow) runs on any backend;
+    # without one, Keras runs, since converting traces through TensorFlow.
+    code = '''
+        import sys
+        import nuclib
+        from nuclib.data import read_image
+        image = read_image("examples/data/fluorescence.png")
+        seg = nuclib.load_pretrained("dsb-3class")
+        labels = seg.segment(image, progress=False)
+        try:
+            seg.export("m.onnx", format="onnx")
+            message = ""
+        except ValueError as err:
+            message = str(err)
+        print(json.dumps({"nuclei": int(labels.max()), "engine": type(seg.inferencer().model).__name__,
+                          "message": message, "tensorflow": "tensorflow" in sys.modules}))
+    '''
+    monkeypatch.delenv("NUCLIB_ENGINE", raising=False)
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "empty"))
+    fresh = run_without_tensorflow(code, backend=backend)
+    assert not fresh["tensorflow"] and fresh["engine"] not in ("OpenVINOEngine",)
+    assert "KERAS_BACKEND=tensorflow" in fresh["message"] and backend in fresh["message"]
+
+    import nuclib
+    from nuclib.data import read_image
+
+    monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "cached"))
+    here = nuclib.load_pretrained("dsb-3class", engine="auto")
+    expected = here.segment(read_image(REPO / "examples" / "data" / "fluorescence.png"),
+                            progress=False)
+    cached = run_without_tensorflow(code, backend=backend)
+    assert cached["engine"] == "OpenVINOEngine" and not cached["tensorflow"]
+    assert cached["nuclei"] == int(expected.max())
+    assert abs(fresh["nuclei"] - cached["nuclei"]) <= 2  # Keras f32 against OpenVINO bf16
