@@ -368,24 +368,31 @@ def test_the_default_engine_runs_the_zoo_without_tensorflow(backend, tmp_path, m
     # without one, Keras runs, since converting traces through TensorFlow.
     code = '''
         import sys
+        import numpy as np
         import nuclib
         from nuclib.data import read_image
         image = read_image("examples/data/fluorescence.png")
         seg = nuclib.load_pretrained("dsb-3class")
         labels = seg.segment(image, progress=False)
+        wide = np.concatenate([image, image[:, ::-1]], axis=1)  # two blocks of 384
+        blocks = seg.segment_large(wide, block_size=384, min_overlap=32, progress=False)
+        whole = seg.segment(wide, progress=False)
         try:
             seg.export("m.onnx", format="onnx")
             message = ""
         except ValueError as err:
             message = str(err)
         print(json.dumps({"nuclei": int(labels.max()), "engine": type(seg.inferencer().model).__name__,
-                          "message": message, "tensorflow": "tensorflow" in sys.modules}))
+                          "message": message, "tensorflow": "tensorflow" in sys.modules,
+                          "large": [int(blocks.max()), int(whole.max())]}))
     '''
     monkeypatch.delenv("NUCLIB_ENGINE", raising=False)
     monkeypatch.setenv("NUCLIB_CACHE_DIR", str(tmp_path / "empty"))
     fresh = run_without_tensorflow(code, backend=backend)
     assert not fresh["tensorflow"] and fresh["engine"] not in ("OpenVINOEngine",)
     assert "KERAS_BACKEND=tensorflow" in fresh["message"] and backend in fresh["message"]
+    blocks, whole = fresh["large"]
+    assert blocks == whole > 2 * fresh["nuclei"] - 5  # segment_large's seams lose nothing
 
     import nuclib
     from nuclib.data import read_image
