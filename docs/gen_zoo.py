@@ -1,7 +1,7 @@
 """Generate ``docs/zoo.md`` from the model registry and the bundled models.
 
 The page lists every model of ``nuclib/zoo/registry.json`` with the facts
-recorded in its bundled ``nuclib.json`` (architecture, parameters, input,
+recorded in its bundled ``nuclib.json`` and ``record.json`` (architecture, parameters, input,
 post-processing, validation scores per modality, training) and the
 "Intended use" and "Limitations" sections of its model card, so the docs
 never disagree with what ``nuclib.load_pretrained`` loads.
@@ -61,7 +61,8 @@ def _read_json(path: Path) -> dict:
 def _model_section(entry: dict) -> list[str]:
     name = entry["name"]
     folder = ZOO_DIR / "bundled" / name
-    config = _read_json(folder / "nuclib.json")
+    # Settings and about (nuclib.json) with the record (record.json): one flat view.
+    config = {**_read_json(folder / "nuclib.json"), **_read_json(folder / "record.json")}
     card = (folder / "README.md").read_text() if (folder / "README.md").is_file() else ""
     lines = [f"## {name}", ""]
     description = entry.get("description") or config.get("description", "")
@@ -161,7 +162,8 @@ def render() -> str:
         return "\n".join(lines)
     lines += ["| name | architecture | parameters | description |", "|---|---|---:|---|"]
     for entry in registry:
-        config = _read_json(ZOO_DIR / "bundled" / entry["name"] / "nuclib.json")
+        folder = ZOO_DIR / "bundled" / entry["name"]
+        config = {**_read_json(folder / "nuclib.json"), **_read_json(folder / "record.json")}
         anchor = entry["name"].lower()
         lines.append(f"| [{entry['name']}](#{anchor}) | "
                      f"`{config.get('architecture') or entry.get('architecture') or '?'}` | "

@@ -19,6 +19,7 @@ from nuclib._version import __version__
 __all__ = [
     "__version__",
     "Segmenter",
+    "SegmenterConfig",
     "load_pretrained",
     "list_pretrained",
     "segment_files",
@@ -35,6 +36,7 @@ __all__ = [
 _SUBMODULES = {"models", "losses", "data", "postprocess", "metrics", "zoo", "viz", "train"}
 _ATTRIBUTES = {
     "Segmenter": "nuclib.segmenter",
+    "SegmenterConfig": "nuclib.config",
     "load_pretrained": "nuclib.zoo",
     "list_pretrained": "nuclib.zoo",
     "segment_files": "nuclib.distributed",
@@ -42,6 +44,7 @@ _ATTRIBUTES = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from nuclib import data, losses, metrics, models, postprocess, train, viz, zoo
+    from nuclib.config import SegmenterConfig
     from nuclib.distributed import segment_files
     from nuclib.segmenter import Segmenter
     from nuclib.zoo import list_pretrained, load_pretrained

@@ -232,7 +232,7 @@ def export_bioimageio(segmenter, path, *, weight_formats=WEIGHT_FORMATS, test_im
     if not (hasattr(model, "export") and hasattr(model, "inputs")):
         raise ValueError(f"expected a Segmenter with a Keras model, got "
                          f"{type(segmenter).__name__} with {type(model).__name__}")
-    config = segmenter.config
+    config = segmenter.as_dict()
     invert = _invert(config, invert)
 
     from nuclib.models.utils import required_multiple
@@ -314,7 +314,7 @@ def _test_tile(segmenter, test_image, diameter, side: int) -> np.ndarray:
     from nuclib.data.scale import rescale_image, scale_for_diameter
     from nuclib.samples import DIAMETERS, sample_image
 
-    config = segmenter.config
+    config = segmenter.as_dict()
     if test_image is None:
         # The small sample when it covers the tile at the model's scale, else the large one.
         name = "fluorescence"

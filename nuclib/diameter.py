@@ -19,7 +19,7 @@ Example:
     >>> found = estimate(image, run=run, postprocess=lambda p: three_class_to_labels(p, min_size=4),
     ...                  trained=20)
     >>> round(found.diameter), found.factor
-    (11, 1.84...)
+    (11, 1.77...)
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["AGREEMENT", "Estimate", "estimate", "central_window", "check_diameter"]
+from nuclib.prediction import ScaledPrediction
+
+__all__ = ["AGREEMENT", "Estimate", "estimate", "central_window", "check_diameter",
+           "predict_at_training_size"]
 
 # The estimate stops refining once two passes agree within this factor.
 AGREEMENT = 1.1
@@ -123,3 +126,53 @@ def check_diameter(diameter, trained, model: str) -> None:
     if not (isinstance(diameter, (int, float, np.number)) and math.isfinite(diameter)
             and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
+
+
+def predict_at_training_size(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
+                             measure: Callable[[np.ndarray, bool], Estimate],
+                             trained: float | None, side: int, diameter: float | None = None,
+                             reuse: bool = True) -> ScaledPrediction:
+    """Probabilities of a prepared image zoomed so that its nuclei have the training size.
+
+    1. A model without a training size sees the image as it is (factor 1).
+    2. Without a ``diameter``, it is measured (``measure``) on the central
+       window of at most ``side`` pixels. When that window is the whole image
+       (and ``reuse``), the measuring pass at the chosen zoom already is the
+       prediction: it is returned with its labels, and no pass is repeated.
+    3. Otherwise the image is zoomed by ``trained / diameter`` and ``run``.
+
+    Args:
+        x: the prepared image, ``(H, W, C)``.
+        run: ``run(x, factor)``: the probabilities of ``x`` zoomed by ``factor``.
+        measure: ``measure(window, whole)``: the ``Estimate`` of a window
+            (``whole``: the window is all of ``x``).
+        trained: the nucleus diameter the model was trained at, or None.
+        side: the largest side of the measured window.
+        diameter: the image's nucleus diameter, if known.
+        reuse: may return the measuring pass (False when the prediction
+            must differ from it, e.g. with TTA or other tiles).
+
+    Returns:
+        A ``ScaledPrediction``.
+
+    Example:
+        >>> run = lambda x, factor: np.zeros((round(x.shape[0] * factor),) * 2 + (3,))
+        >>> pred = predict_at_training_size(np.zeros((40, 40, 1)), run=run, measure=None,
+        ...                                 trained=20, side=1024, diameter=10)
+        >>> pred.factor, pred.probs.shape
+        (2.0, (80, 80, 3))
+    """
+    from nuclib.data.scale import scale_for_diameter
+
+    if trained is None:
+        return ScaledPrediction(run(x, 1.0), 1.0, x.shape[:2], None)
+    if diameter is None:
+        window = central_window(x, side)
+        whole = window.shape == x.shape
+        found = measure(window, whole)
+        diameter = found.diameter
+        if whole and reuse:
+            return ScaledPrediction(found.probs, found.factor, x.shape[:2], diameter,
+                                    found.measured)
+    factor = scale_for_diameter(diameter, trained)
+    return ScaledPrediction(run(x, factor), factor, x.shape[:2], float(diameter))

@@ -393,6 +393,21 @@ def is_keras_model(model) -> bool:
     return hasattr(model, "export") and hasattr(model, "layers") and hasattr(model, "inputs")
 
 
+def check_engine_runs(engine: str, model) -> None:
+    """Raise ``ValueError`` when a compiled ``engine`` is asked to run something that is
+    not a Keras model (it converts Keras models; ``keras`` and ``auto`` run any callable).
+
+    Example:
+        >>> check_engine_runs("openvino", np.tanh)
+        Traceback (most recent call last):
+        ...
+        ValueError: engine 'openvino' converts Keras models; got a ufunc (use engine='keras' or 'auto')
+    """
+    if engine in ("openvino", "onnxruntime") and model is not None and not is_keras_model(model):
+        raise ValueError(f"engine {engine!r} converts Keras models; got a "
+                         f"{type(model).__name__} (use engine='keras' or 'auto')")
+
+
 class Engine:
     """A compiled network: ``engine(batch) -> probabilities``, converted on first call.
 

@@ -18,14 +18,15 @@ import json
 import time
 from pathlib import Path
 
-from nuclib.model_dir import write_model_dir
+from nuclib.config import SegmenterConfig
+from nuclib.model_dir import CONFIG_FILE, read_record
 
 
 def recorded_recipe_file(history: dict, recipe: dict) -> str | None:
     """The recipe file a run was started from, as ``nuclib train`` was given it.
 
-    ``None`` for a recipe given as a dict (it is kept in ``nuclib.json``
-    under ``training.recipe``). Runs recorded before the file was kept are
+    ``None`` for a recipe given as a dict (it is kept in the model's record,
+    ``record.json``, under ``training.recipe``). Runs recorded before the file was kept are
     the zoo's, whose recipes are ``recipes/<name>.toml``.
 
     Example:
@@ -49,8 +50,8 @@ def previous_stage(start) -> dict:
         ``history.json``: ``recipe_file`` (``recipes/<name>.toml``),
         ``epochs``, ``steps_per_epoch`` and ``seconds`` of that run,
         ``widened`` if it widened its own start (``[train] widen``), and, if
-        that run was itself fine-tuned and finalized (``model/nuclib.json``
-        in its folder), its own ``fine_tuned_from``; otherwise
+        that run was itself fine-tuned and finalized (a model directory
+        ``model/`` in its folder), its own ``fine_tuned_from``; otherwise
         ``{"model": str(start)}``.
 
     Example:
@@ -71,9 +72,8 @@ def previous_stage(start) -> dict:
         stage["hardware"] = history["hardware"]
     if recipe["train"].get("widen"):
         stage["widened"] = True
-    finalized = run / "model" / "nuclib.json"
-    if finalized.is_file():
-        earlier = json.loads(finalized.read_text()).get("training", {}).get("fine_tuned_from")
+    if (run / "model" / CONFIG_FILE).is_file():
+        earlier = read_record(run / "model").get("training", {}).get("fine_tuned_from")
         if earlier:
             stage["fine_tuned_from"] = earlier
     return stage
@@ -155,7 +155,7 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
 
 
 def summarize(report) -> dict:
-    """JSON-friendly scores for ``nuclib.json`` and the model card from a ``Report``.
+    """JSON-friendly scores for ``record.json`` and the model card from a ``Report``.
 
     Args:
         report: a ``nuclib.metrics.Report``.
@@ -253,19 +253,14 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     model.set_weights(trained.get_weights())
     head = recipe["data"]["target"]
     low, high = recipe["data"]["normalize"]
-    config = {
-        "name": recipe["name"],
-        "description": recipe.get("description", ""),
-        "architecture": recipe["model"]["factory"],
-        "architecture_args": recipe["model"]["args"],
-        "head": head,
-        "input_channels": recipe["model"]["input_channels"],
-        "normalize": {"low": low, "high": high},
-        "invert": "auto",
-        "tiling": {"tile_size": 1024, "batch_size": 1, "blend": "crop"},
-        "diameter": recipe["data"].get("diameter") or None,
-    }
-    segmenter = Segmenter(model, config)
+    settings = SegmenterConfig(name=recipe["name"], head=head,
+                               input_channels=recipe["model"]["input_channels"],
+                               normalize={"low": low, "high": high},
+                               diameter=recipe["data"].get("diameter") or None)
+    about = {"description": recipe.get("description", ""),
+             "architecture": recipe["model"]["factory"],
+             "architecture_args": recipe["model"]["args"]}
+    segmenter = Segmenter(model, settings, about=about)
     val_pairs = folder_pairs(recipe["data"]["val"])
     if recipe["data"].get("max_images"):
         val_pairs = val_pairs[: recipe["data"]["max_images"]]
@@ -284,8 +279,8 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     else:  # every parameter fixed by the recipe: nothing to search
         tuned = {"params": fixed, "score": None, "default_score": None, "n_evaluations": 0,
                  "kind": head, "fixed": sorted(fixed)}
-    segmenter.config["postprocess"] = tuned["params"]
-    if config["diameter"]:
+    segmenter.config.postprocess = tuned["params"]
+    if settings.diameter:
         # The size estimate itself post-processes: measure again with the tuned
         # thresholds. (A second search on these predictions was tried: each round
         # moves the estimates again, and on dsb-3class it lowered the end-to-end
@@ -304,9 +299,8 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
     scores["n_images"] = len(val_pairs)
     history_file = Path(checkpoint).parent / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else {}
-    segmenter.config["scores"] = scores
     train_dir = Path(recipe["data"]["train"])
-    segmenter.config["training"] = {
+    training = {
         "data": recipe["data"].get("description") or (
             f"{len(folder_pairs(train_dir))} images from {train_dir.parent.name}/"
             f"{train_dir.name}/"),
@@ -319,13 +313,12 @@ def finalize_model(recipe: dict, checkpoint, out_dir, *, progress: bool = True) 
         "threshold_search": tuned,
     }
     if recipe["train"].get("widen"):
-        segmenter.config["training"]["widened"] = True
+        training["widened"] = True
     if recipe["train"].get("fine_tune_from"):
-        segmenter.config["training"]["fine_tuned_from"] = previous_stage(
-            recipe["train"]["fine_tune_from"])
+        training["fine_tuned_from"] = previous_stage(recipe["train"]["fine_tune_from"])
     if recipe["train"].get("backbone_from"):
-        segmenter.config["training"]["backbone_from"] = previous_stage(
-            recipe["train"]["backbone_from"])
-    out = write_model_dir(model, segmenter.config, out_dir, overwrite=True)
+        training["backbone_from"] = previous_stage(recipe["train"]["backbone_from"])
+    segmenter.record.update(scores=scores, training=training)
+    out = segmenter.save(out_dir, overwrite=True)
     report.to_csv(Path(out).parent / f"{recipe['name']}_val_report.csv")
     return {"model_dir": str(out), "scores": scores}

@@ -1,7 +1,7 @@
 """Model cards: the ``README.md`` of a model directory, with Hugging Face Hub metadata.
 
 A card describes the model it is written for: its architecture and head, its
-validation scores, its training data and stages as its ``nuclib.json``
+validation scores, its training data and stages as its ``nuclib.json`` and ``record.json``
 records them, and the DSB2018 dataset and citation only for models whose
 weights come from those images.
 
@@ -33,7 +33,8 @@ def trained_on_dsb(config: dict) -> bool:
     """Whether a model's weights come from the DSB2018 images (its own run or a stage before).
 
     Args:
-        config: a model's ``nuclib.json`` settings.
+        config: a model's ``nuclib.json`` and ``record.json`` in one flat dict
+            (``Segmenter.as_dict``).
 
     Example:
         >>> trained_on_dsb({"training": {"data": "12 images from my_data/train"}})
@@ -62,7 +63,8 @@ def model_card(config: dict) -> str:
     started from one (``trained_on_dsb``).
 
     Args:
-        config: a model's ``nuclib.json`` settings. Missing keys print as
+        config: a model's ``nuclib.json`` and ``record.json`` in one flat dict
+            (``Segmenter.as_dict``). Missing keys print as
             ``?`` or ``None``; ``scores`` and ``training`` add a validation
             table and a training section when present. The license is
             ``config["license"]`` when set, else ``cc0-1.0`` for models trained
@@ -150,7 +152,7 @@ def model_card(config: dict) -> str:
                              f"; the `{config.get('head')}` head trained from scratch on top")
             recipe_file = training.get("recipe_file")
             lines += [f"- recipe: `{recipe_file}` — retrain with `nuclib train {recipe_file}`"
-                      if recipe_file else "- recipe: given as a dict, kept in `nuclib.json` "
+                      if recipe_file else "- recipe: given as a dict, kept in `record.json` "
                       "(`training.recipe`) — retrain with `nuclib.train.train(recipe)`",
                       f"- {run_length(training)}", ""]
     speed = config.get("speed")
@@ -195,7 +197,7 @@ def run_length(training: dict) -> str:
     """How long a training run was, for model cards and the zoo page.
 
     Args:
-        training: a ``training`` (or ``fine_tuned_from``) record of ``nuclib.json``
+        training: a ``training`` (or ``fine_tuned_from``) record of ``record.json``
             with ``epochs``, ``steps_per_epoch`` and ``seconds``.
 
     Returns:
@@ -220,7 +222,7 @@ def training_stages(training: dict) -> list[dict]:
     ``fine_tuned_from`` (see ``previous_stage``), which may record its own.
 
     Args:
-        training: the ``training`` record of ``nuclib.json``.
+        training: the ``training`` record of ``record.json``.
 
     Returns:
         The chain of records that have a ``recipe_file``, the model's own run

@@ -1,10 +1,18 @@
 """Model directories: the one module that reads, writes and verifies them.
 
 A model directory is the Keras Hub layout (``config.json``,
-``metadata.json``, ``model.weights.h5``) plus ``nuclib.json`` (what the
-``Segmenter`` needs to use the network: head, normalization, post-processing,
-tiling, nucleus size; the sha256 of the Keras files; for trained models their
-scores and training record) and a model card (``README.md``).
+``metadata.json``, ``model.weights.h5``) plus:
+
+- ``nuclib.json``: the settings the ``Segmenter`` runs with
+  (``nuclib.config.SegmenterConfig``: head, normalization, post-processing,
+  tiling, nucleus size), what the model is (description, architecture,
+  parameters) and the sha256 of the other files;
+- ``record.json``: what happened to it (scores on the validation images,
+  training stages and history), which segmenting never reads;
+- a model card (``README.md``).
+
+Format 1 kept all of it in ``nuclib.json``; such directories still load,
+their record taken from there.
 
 Everything about that layout lives here: the file names, the format version,
 the default settings and how they merge, reading, writing (atomically),
@@ -12,57 +20,57 @@ loading (``safe_mode=True``) and sha256 verification. ``nuclib.segmenter`` and
 ``nuclib.zoo`` import it; it imports neither.
 
 Example:
-    >>> from nuclib.model_dir import DEFAULT_CONFIG, merge_config
-    >>> merge_config(DEFAULT_CONFIG, {"head": "binary"})["tiling"]["tile_size"]
-    1024
+    >>> info = check_model_dir("nuclib/zoo/bundled/dsb-3class")
+    >>> info.settings["head"], sorted(info.record)
+    ('three_class', ['notes', 'scores', 'speed', 'training'])
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nuclib._files import set_default_permissions
 from nuclib._version import __version__
+from nuclib.config import SegmenterConfig, split_config
 
 CONFIG_FILE = "nuclib.json"
-FORMAT_VERSION = 1
+RECORD_FILE = "record.json"
+FORMAT_VERSION = 2
+# Format 1: the record inside nuclib.json.
+READABLE_FORMATS = (1, 2)
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "format_version": FORMAT_VERSION,
-    "name": "model",
-    "head": "three_class",
-    "input_channels": 1,
-    "normalize": {"low": 1.0, "high": 99.8},
-    "invert": "auto",
-    "postprocess": {},
-    "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop"},
-    # Median nucleus diameter (pixels) the model was trained at; None: each
-    # image at its own scale. ``estimate_side``: the size estimate looks at a
-    # central window of at most this many pixels per side.
-    "diameter": None,
-    "estimate_side": 1024,
-    # Test-time augmentation: average the 8 rotations / mirrors (8x the time).
-    "tta": False,
-    # What runs the network: "keras", "openvino", "onnxruntime" or "auto"
-    # (openvino when installed, else keras); see nuclib.engines. A Segmenter
-    # built in code runs Keras; one loaded from a directory (load_pretrained,
-    # from_directory) nuclib.engines.default_engine(), "auto" unless set.
-    "engine": "keras",
-    # The OpenVINO engine's arithmetic: "auto" (bf16 where the CPU computes it
-    # natively, else f32), "f32" or "bf16"; see nuclib.engines.
-    "precision": "auto",
-}
+# The default settings as a nuclib.json-style dict (``SegmenterConfig``'s defaults).
+DEFAULT_CONFIG: dict[str, Any] = SegmenterConfig().to_dict()
 
 KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
+# Every file of a (format 2) model directory but its card.
+MODEL_FILES = (*KERAS_FILES, CONFIG_FILE, RECORD_FILE)
 # Settings of the machine a model runs on, not of the model: not written to
 # nuclib.json (a directory's engine comes from nuclib.engines.default_engine).
-RUNTIME_KEYS = ("engine", "precision")
+RUNTIME_KEYS = SegmenterConfig.RUNTIME
+
+
+class ModelInfo(NamedTuple):
+    """What a model directory says besides its network (``check_model_dir``).
+
+    Attributes:
+        settings: the stored settings (a dict for ``SegmenterConfig.from_dict``),
+            without the machine's ``engine`` and ``precision``.
+        about: what the model is (description, architecture, parameters, ...).
+        record: scores and training history (``record.json``; format 1: from
+            ``nuclib.json``).
+        engine: the engine a format-1 ``nuclib.json`` named, else None.
+    """
+
+    settings: dict
+    about: dict
+    record: dict
+    engine: str | None = None
 
 
 class ChecksumError(ValueError):
@@ -130,7 +138,7 @@ def verify_files(directory, expected: dict[str, str]) -> None:
 
 
 def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] | None = None):
-    """Load ``(keras_model, nuclib_config)`` from a model directory, safely.
+    """Load ``(keras_model, ModelInfo)`` from a model directory, safely.
 
     Checksums (``expected``, else the ``files`` table of ``nuclib.json``) are
     verified before Keras reads anything; loading uses ``safe_mode=True``.
@@ -145,7 +153,7 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
             checked before ``nuclib.json`` is read.
 
     Returns:
-        ``(model, config)``: the ``keras.Model`` and the ``nuclib.json`` dict.
+        ``(model, info)``: the ``keras.Model`` and its ``ModelInfo``.
 
     Raises:
         FileNotFoundError: missing directory or files.
@@ -153,18 +161,18 @@ def load_model_dir(directory, *, verify: bool = True, expected: dict[str, str] |
         ValueError: an invalid ``nuclib.json`` (see ``read_config``).
 
     Example:
-        >>> model, config = load_model_dir("nuclib/zoo/bundled/dsb-3class")  # doctest: +SKIP
+        >>> model, info = load_model_dir("nuclib/zoo/bundled/dsb-3class")  # doctest: +SKIP
     """
     config = check_model_dir(directory, verify=verify, expected=expected)
     return load_keras_model(directory), config
 
 
 def check_model_dir(directory, *, verify: bool = True,
-                    expected: dict[str, str] | None = None) -> dict:
-    """Check a model directory without loading it: its files, their sha256, ``nuclib.json``.
+                    expected: dict[str, str] | None = None) -> ModelInfo:
+    """Check a model directory without loading it: its files, their sha256, its settings.
 
     What ``load_model_dir`` checks before Keras reads anything; Keras is not
-    imported.
+    imported. The settings are checked by building a ``SegmenterConfig``.
 
     Args:
         directory: a model directory.
@@ -172,13 +180,13 @@ def check_model_dir(directory, *, verify: bool = True,
         expected: pinned ``{filename: sha256}``, checked before ``nuclib.json`` is read.
 
     Returns:
-        The ``nuclib.json`` dict.
+        A ``ModelInfo``: settings, about, record.
 
     Raises:
         FileNotFoundError, ChecksumError, ValueError: as ``load_model_dir``.
 
     Example:
-        >>> check_model_dir("nuclib/zoo/bundled/dsb-3class")["head"]   # doctest: +SKIP
+        >>> check_model_dir("nuclib/zoo/bundled/dsb-3class").settings["head"]
         'three_class'
     """
     directory = Path(directory)
@@ -190,10 +198,45 @@ def check_model_dir(directory, *, verify: bool = True,
                                 f"Hub layout ({', '.join(KERAS_FILES)}) plus nuclib.json")
     if verify and expected is not None:
         verify_files(directory, expected)  # pinned hashes: check before reading anything
-    config = read_config(directory)
+    stored = read_config(directory)
     if verify and expected is None:
-        verify_files(directory, config.get("files", {}))
-    return config
+        verify_files(directory, stored.get("files", {}))
+    settings, about, record = split_config(stored)
+    engine = settings.pop("engine", None)
+    settings.pop("precision", None)
+    try:
+        SegmenterConfig.from_dict(settings)
+    except ValueError as err:
+        raise ValueError(f"{directory / CONFIG_FILE}: {err}") from None
+    if stored["format_version"] >= 2:
+        record = read_record(directory)
+    return ModelInfo(settings, about, record, engine)
+
+
+def read_record(directory) -> dict:
+    """The record of a model directory: scores and training history (``record.json``).
+
+    Format-1 directories keep it in ``nuclib.json``; it is read from there.
+    A directory without one (a model saved before training) has ``{}``.
+
+    Raises:
+        ValueError: ``record.json`` is not a JSON object.
+
+    Example:
+        >>> round(read_record("nuclib/zoo/bundled/dsb-3class")["scores"]["ap50"], 3)
+        0.742
+    """
+    path = Path(directory) / RECORD_FILE
+    if not path.is_file():
+        return split_config(read_config(directory))[2]
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must hold a JSON object (scores, training), got "
+                         f"{type(record).__name__}")
+    return record
 
 
 def keras_files_digest(directory) -> str:
@@ -238,28 +281,12 @@ def load_keras_model(directory):
     return model
 
 
-def merge_config(base: dict, update: dict) -> dict:
-    """``update`` merged into a deep copy of ``base``, tables (dicts) key by key.
-
-    Example:
-        >>> merge_config({"tiling": {"tile_size": 1024, "blend": "crop"}},
-        ...              {"tiling": {"tile_size": 256}})
-        {'tiling': {'tile_size': 256, 'blend': 'crop'}}
-    """
-    out = copy.deepcopy(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_config(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def read_config(directory) -> dict:
     """Read and validate ``nuclib.json`` of a model directory.
 
     Only the file's presence, JSON syntax and ``format_version`` are checked;
-    the settings are returned as stored (not merged over ``DEFAULT_CONFIG``).
+    the contents are returned as stored: settings, about and bookkeeping
+    (``check_model_dir`` sorts and checks them; ``read_record`` reads the record).
 
     Args:
         directory: a model directory.
@@ -270,7 +297,7 @@ def read_config(directory) -> dict:
     Raises:
         FileNotFoundError: the directory has no ``nuclib.json``.
         ValueError: invalid JSON, not a JSON object, or a ``format_version``
-            other than ``FORMAT_VERSION``.
+            not in ``READABLE_FORMATS``.
 
     Example:
         >>> read_config("nuclib/zoo/bundled/dsb-3class")["head"]   # doctest: +SKIP
@@ -284,28 +311,31 @@ def read_config(directory) -> dict:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+    if not isinstance(config, dict) or config.get("format_version") not in READABLE_FORMATS:
         raise ValueError(f"{path}: unsupported format_version "
                          f"{config.get('format_version') if isinstance(config, dict) else None}; "
-                         f"expected {FORMAT_VERSION}")
+                         f"expected one of {READABLE_FORMATS} (a newer nuclib wrote it?)")
     return config
 
 
-def write_model_dir(model, config: dict, directory, *, card: str | None = None,
-                    overwrite: bool = False) -> Path:
-    """Write ``config.json``, ``metadata.json``, ``model.weights.h5``, ``nuclib.json``
-    (with the sha256 of the Keras files) and ``README.md`` into ``directory``.
+def write_model_dir(model, config: SegmenterConfig | dict, directory, *,
+                    about: dict | None = None, record: dict | None = None,
+                    card: str | None = None, overwrite: bool = False) -> Path:
+    """Write the Keras files, ``nuclib.json``, ``record.json`` and ``README.md``.
 
     The directory is assembled beside the target and renamed into place, so
     a crash never leaves a half-written model.
 
     Args:
         model: the Keras model to save (config and weights).
-        config: nuclib settings, merged over ``DEFAULT_CONFIG``;
-            ``nuclib_version``, ``parameters`` (the model's parameter count)
-            and ``files`` (sha256 of the Keras files) are added.
+        config: the settings (a ``SegmenterConfig``, or a dict, which may be
+            flat and mix in about and record keys: ``split_config``).
         directory: target folder; its parent is created if needed.
-        card: text of ``README.md``; default: ``model_card`` of the merged config.
+        about: what the model is; ``nuclib_version``, ``parameters`` (the
+            model's parameter count) and ``files`` (sha256 of the Keras files
+            and of ``record.json``) are added to ``nuclib.json``.
+        record: scores and training history, written to ``record.json``.
+        card: text of ``README.md``; default: ``model_card`` of all of it.
         overwrite: replace a non-empty ``directory``.
 
     Returns:
@@ -313,6 +343,7 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
 
     Raises:
         FileExistsError: ``directory`` exists and is not empty, and not ``overwrite``.
+        ValueError: a setting out of range (``SegmenterConfig``).
 
     Example:
         >>> write_model_dir(model, {"name": "my-model", "head": "binary"}, "models/my-model")  # doctest: +SKIP
@@ -321,6 +352,13 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
 
     from nuclib.model_card import model_card
 
+    if isinstance(config, SegmenterConfig):
+        settings, flat_about, flat_record = config, {}, {}
+    else:
+        settings, flat_about, flat_record = split_config(config)
+        settings = SegmenterConfig.from_dict(settings)
+    about = {**flat_about, **(about or {})}
+    record = {**flat_record, **(record or {})}
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()) and not overwrite:
         raise FileExistsError(f"{directory} exists and is not empty; pass overwrite=True "
@@ -333,14 +371,15 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
         assets = tmp / "assets"
         if assets.is_dir() and not any(assets.iterdir()):
             assets.rmdir()
-        full = merge_config(DEFAULT_CONFIG, config)
-        for key in RUNTIME_KEYS:  # choices of the machine that runs it, not of the model
-            full.pop(key, None)
-        full["nuclib_version"] = __version__
-        full["parameters"] = int(model.count_params()) if hasattr(model, "count_params") else None
-        full["files"] = {name: sha256(tmp / name) for name in KERAS_FILES}
-        (tmp / CONFIG_FILE).write_text(json.dumps(full, indent=2, default=_json_default) + "\n")
-        (tmp / "README.md").write_text(card if card is not None else model_card(full))
+        _write_json(tmp / RECORD_FILE, record)
+        stored = {"format_version": FORMAT_VERSION, **settings.to_dict(runtime=False), **about,
+                  "nuclib_version": __version__,
+                  "parameters": int(model.count_params()) if hasattr(model, "count_params")
+                  else None,
+                  "files": {name: sha256(tmp / name) for name in (*KERAS_FILES, RECORD_FILE)}}
+        _write_json(tmp / CONFIG_FILE, stored)
+        (tmp / "README.md").write_text(card if card is not None
+                                       else model_card({**stored, **record}))
         # Move the old model aside before the new one takes its name, and only
         # then delete it: at every moment one complete model sits at a known path.
         old = None
@@ -355,6 +394,10 @@ def write_model_dir(model, config: dict, directory, *, card: str | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value):

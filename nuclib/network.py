@@ -35,6 +35,7 @@ class Network:
         self._key = None         # keras_files_digest of the directory, for the engine cache
         self._facts = None       # network_facts of the model as loaded from the directory
         self._engine = None      # ((engine, precision), engine object)
+        self._inferencer = None  # (settings key, TiledInferencer)
 
     @property
     def model(self):
@@ -109,3 +110,27 @@ class Network:
             self._engine = (key, compiled)
         compiled = self._engine[1]
         return compiled, {"multiple": compiled.multiple, "overlap": compiled.overlap}
+
+    def inferencer(self, engine: str, asked: str, precision: str, **settings):
+        """The ``TiledInferencer`` around ``predictor(engine, asked, precision)``, built
+        again only when the predictor or the settings change.
+
+        Args:
+            engine, asked, precision: as ``predictor``.
+            **settings: ``TiledInferencer`` keyword arguments; ``None`` values
+                are left to its defaults.
+
+        Example:
+            >>> from nuclib.models import unet
+            >>> net = Network(unet(depth=2, filters=4))
+            >>> net.inferencer("keras", "keras", "auto", tile_size=64).tile_size
+            (64, 64)
+        """
+        from nuclib.postprocess.tiling import TiledInferencer
+
+        network, defaults = self.predictor(engine, asked, precision)
+        settings = {**defaults, **{k: v for k, v in settings.items() if v is not None}}
+        key = (id(network), tuple(sorted(settings.items())))
+        if self._inferencer is None or self._inferencer[0] != key:
+            self._inferencer = (key, TiledInferencer(network, **settings))
+        return self._inferencer[1]

@@ -242,7 +242,7 @@ class _BlockSegmenter:
         from nuclib.data.normalize import prepare_image
 
         config = self.segmenter.config
-        x = prepare_image(window, channels=config["input_channels"],
+        x = prepare_image(window, channels=config.input_channels,
                           levels=(self.levels.lo, self.levels.hi), invert=self.levels.invert)
         inferencer = self.segmenter.inferencer(progress=False)
         origin = (region[0].start, region[1].start)
@@ -301,7 +301,7 @@ def _model_source(segmenter) -> _ModelSource:
                          "this Segmenter has none; save it (seg.save(DIR)) and use "
                          "Segmenter.from_directory(DIR) or nuclib.load_pretrained(DIR)")
     return _ModelSource(type(segmenter), str(directory),
-                        json.dumps(segmenter.config, sort_keys=True, default=str))
+                        json.dumps(segmenter.config.to_dict(), sort_keys=True, default=str))
 
 
 class _WorkerBlocks:
@@ -393,30 +393,30 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise ValueError(f"image has shape {shape}; expected a non-empty HxW or HxWxC "
                          "array-like with .shape and slicing")
-    check_diameter(diameter, segmenter.config["diameter"], segmenter.name)
+    check_diameter(diameter, segmenter.config.diameter, segmenter.name)
     postprocess = check_postprocess(segmenter.head, postprocess) if postprocess else {}
     config = segmenter.config
-    norm = config["normalize"]
-    levels = image_levels(image, channels=config["input_channels"], low=norm["low"],
-                          high=norm["high"], invert=config["invert"], max_samples=max_samples)
+    norm = config.normalize
+    levels = image_levels(image, channels=config.input_channels, low=norm.low,
+                          high=norm.high, invert=config.invert, max_samples=max_samples)
     factor = 1.0
-    if config["diameter"] is not None:
+    if config.diameter is not None:
         if diameter is None:
             # segment's own measurement: the central window, on the whole image's levels.
-            side = int(config["estimate_side"])
+            side = int(config.estimate_side)
             y0, x0 = max((shape[0] - side) // 2, 0), max((shape[1] - side) // 2, 0)
             window = prepare_image(np.asarray(image[y0:y0 + side, x0:x0 + side]),
-                                   channels=config["input_channels"],
+                                   channels=config.input_channels,
                                    levels=(levels.lo, levels.hi), invert=levels.invert)
             diameter, factor, _, _ = segmenter.estimate_prepared(window)
             if window.shape[:2] != shape[:2]:  # as segment: the zoom of the final diameter
-                factor = scale_for_diameter(diameter, config["diameter"])
+                factor = scale_for_diameter(diameter, config.diameter)
         else:
-            factor = scale_for_diameter(diameter, config["diameter"])
+            factor = scale_for_diameter(diameter, config.diameter)
     grid = _Grid.make(shape, factor)
     inferencer = segmenter.inferencer(progress=False)
     if inferencer.overlap is None:  # a plain callable: probed once, before any block
-        inferencer.predict(np.zeros((inferencer.multiple,) * 2 + (config["input_channels"],),
+        inferencer.predict(np.zeros((inferencer.multiple,) * 2 + (config.input_channels,),
                                     np.float32))
     zoom = grid.zoomed[0] / grid.shape[0]
     context = int(min_overlap if context is None else context)

@@ -122,7 +122,7 @@ def own_model(dsb_root, tmp_path_factory):
 def test_a_trained_models_package_passes_and_claims_no_zoo_data(own_model, tmp_path,
                                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert "DSB2018" not in str(own_model.config["training"]["data"])
+    assert "DSB2018" not in str(own_model.record["training"]["data"])
     path = own_model.export_bioimageio(tmp_path / "mine.zip")
     assert_passes_every_format(path)
     description = rdf(path)

@@ -29,14 +29,13 @@ def pretrained(request):
 def test_loads_offline_from_the_verified_bundle(pretrained):
     entry = registry.resolve_name(pretrained.name)
     assert pretrained.name == entry.name
-    assert set(entry.files) >= {"config.json", "model.weights.h5", "nuclib.json"}
+    assert set(entry.files) >= {"config.json", "model.weights.h5", "nuclib.json", "record.json"}
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_recorded_scores_are_reproduced(pretrained, sample, sample_dir):
-    config = json.loads((registry.resolve_name(pretrained.name).bundled_dir /
-                         "nuclib.json").read_text())
-    (row,) = [r for r in config["scores"]["per_image"] if r["name"].startswith(SAMPLES[sample])]
+    (row,) = [r for r in pretrained.record["scores"]["per_image"]
+              if r["name"].startswith(SAMPLES[sample])]
     image = read_image(sample_dir / f"{sample}.png")
     truth = read_labels(sample_dir / f"{sample}_labels.png")
     labels = pretrained.segment(image)
@@ -62,11 +61,16 @@ def test_model_card_and_config_describe_the_model(pretrained):
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: keras")
     assert "## Validation scores" in card and "fluorescence" in card
+    # Settings and what the model is in nuclib.json; its history apart, in record.json.
     config = json.loads((folder / "nuclib.json").read_text())
-    for key in ("input_channels", "normalize", "invert", "postprocess", "tiling", "training",
-                "scores"):
+    for key in ("input_channels", "normalize", "invert", "postprocess", "tiling",
+                "architecture", "files"):
         assert key in config, key
-    assert "/work/" not in json.dumps(config), "machine-specific paths leaked into nuclib.json"
+    assert not {"training", "scores"} & set(config)
+    record = json.loads((folder / "record.json").read_text())
+    assert {"training", "scores"} <= set(record) and record == pretrained.record
+    for name, text in (("nuclib.json", config), ("record.json", record)):
+        assert "/work/" not in json.dumps(text), f"machine-specific paths leaked into {name}"
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES))

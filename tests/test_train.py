@@ -42,9 +42,10 @@ def test_train_writes_a_loadable_evaluated_model(dsb_root, tmp_path, sample_dir)
     assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch_001.png",
                                                                    "epoch_002.png"]
     config = json.loads((run / "model" / "nuclib.json").read_text())
-    assert config["scores"]["n_images"] == 3
+    record = json.loads((run / "model" / "record.json").read_text())
+    assert record["scores"]["n_images"] == 3 and "scores" not in config
     assert set(config["postprocess"]) >= {"seed_threshold", "foreground_threshold"}
-    assert result["scores"]["ap50"] == config["scores"]["ap50"]
+    assert result["scores"]["ap50"] == record["scores"]["ap50"]
     seg = nuclib.load_pretrained(run / "model")
     assert seg.segment(np.zeros((40, 40), np.uint8)).shape == (40, 40)
 
@@ -234,9 +235,10 @@ def test_a_model_trained_at_one_diameter_remembers_it(dsb_root, tmp_path):
     result = train(tiny_recipe(dsb_root, tmp_path, data={"diameter": 16.0, "val": str(val)},
                                train={"epochs": 1}))
     config = json.loads((tmp_path / "run" / "model" / "nuclib.json").read_text())
+    record = json.loads((tmp_path / "run" / "model" / "record.json").read_text())
     assert config["diameter"] == 16.0
-    assert len(config["scores"]["per_image"]) == 2
-    assert result["scores"]["ap50"] == config["scores"]["ap50"]
+    assert len(record["scores"]["per_image"]) == 2
+    assert result["scores"]["ap50"] == record["scores"]["ap50"]
     seg = nuclib.load_pretrained(tmp_path / "run" / "model")
     assert seg.predict_scaled(np.zeros((40, 40), np.uint8), diameter=8).factor == 2.0
 
@@ -311,9 +313,10 @@ def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path)
     recipe["postprocess"] = {"min_size": 5, "seed_split_height": 0.0}
     finalize_model(recipe, checkpoint, tmp_path / "model", progress=False)
     config = json.loads((tmp_path / "model" / "nuclib.json").read_text())
+    record = json.loads((tmp_path / "model" / "record.json").read_text())
     assert config["postprocess"]["min_size"] == 5
     assert config["postprocess"]["seed_split_height"] == 0.0
-    search = config["training"]["threshold_search"]
+    search = record["training"]["threshold_search"]
     assert search["n_evaluations"] > 2
     assert search["params"]["min_size"] == 5  # searched around, never changed
 
@@ -321,8 +324,9 @@ def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path)
     recipe["postprocess"] = {k: v[0] for k, v in DEFAULT_GRIDS["three_class"].items()}
     finalize_model(recipe, checkpoint, tmp_path / "fixed", progress=False)
     config = json.loads((tmp_path / "fixed" / "nuclib.json").read_text())
+    record = json.loads((tmp_path / "fixed" / "record.json").read_text())
     assert config["postprocess"] == recipe["postprocess"]
-    assert config["training"]["threshold_search"]["n_evaluations"] == 0
+    assert record["training"]["threshold_search"]["n_evaluations"] == 0
 
 
 def test_unknown_postprocess_keys_fail_when_the_recipe_is_loaded():
@@ -479,7 +483,7 @@ def test_the_card_of_a_users_own_model_describes_that_model(dsb_root, tmp_path):
     assert "Started from a model trained on the 2018 Data Science Bowl images" in card
     assert "3 images from my_data/train/" in card  # its own data, counted
     assert "recipes/my-nuclei.toml" not in card  # it has no recipe file: a dict
-    assert "given as a dict, kept in `nuclib.json`" in card
+    assert "given as a dict, kept in `record.json`" in card
     assert "val/ (2 images)" in card
     assert f"on a {os.cpu_count()}-core CPU" in card or " GPU" in card
     for claim in ("BBBC038", "498 DSB2018", "DSB test split", "similar to DSB2018"):

@@ -54,10 +54,11 @@ def hub_env(tmp_path, monkeypatch):
 def test_saved_directory_has_the_hub_layout(tiny_dir):
     names = sorted(p.name for p in tiny_dir.iterdir())
     assert names == ["README.md", "config.json", "metadata.json", "model.weights.h5",
-                     "nuclib.json"]
+                     "nuclib.json", "record.json"]
     config = json.loads((tiny_dir / "nuclib.json").read_text())
     assert config["name"] == "tiny" and config["head"] == "three_class"
-    assert set(config["files"]) == set(model_dir.KERAS_FILES)
+    assert config["format_version"] == 2
+    assert set(config["files"]) == {*model_dir.KERAS_FILES, "record.json"}
     assert (tiny_dir / "README.md").read_text().startswith("---\nlibrary_name: keras\n")
 
 
@@ -186,7 +187,8 @@ def _run_record(run, name, epochs, seconds, fine_tuned_from=None, widen=False):
                                                   "train_seconds": seconds}))
     if fine_tuned_from:
         (run / "model").mkdir()
-        (run / "model" / "nuclib.json").write_text(
+        (run / "model" / "nuclib.json").write_text(json.dumps({"format_version": 2}))
+        (run / "model" / "record.json").write_text(
             json.dumps({"training": {"fine_tuned_from": fine_tuned_from}}))
     return run / "best.keras"
 
@@ -282,7 +284,7 @@ def test_a_mistyped_model_directory_gets_the_close_existing_one(tiny_dir, tmp_pa
     assert str(err.value) == (
         f"model directory '{wrong}' does not exist (no '{tmp_path / 'runs' / 'my-modle'}'; "
         f"did you mean '{tmp_path / 'runs' / 'my-model' / 'model'}'?); expected a model "
-        "directory (config.json, metadata.json, model.weights.h5, nuclib.json), a zoo name "
+        "directory (config.json, metadata.json, model.weights.h5, nuclib.json, record.json), a zoo name "
         "or 'hf://owner/repo'")
     with pytest.raises(FileNotFoundError, match="is a file, not a directory; pass its folder"):
         zoo.load_pretrained(tmp_path / "runs" / "my-model" / "model" / "nuclib.json")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nuclib.model_dir import KERAS_FILES, ChecksumError, sha256, verify_files
+from nuclib.model_dir import MODEL_FILES, ChecksumError, sha256, verify_files
 from nuclib.zoo import registry as _registry
 from nuclib.zoo.registry import PretrainedEntry, resolve_name
 
@@ -42,7 +42,6 @@ def list_pretrained() -> list[dict]:
 
 
 # Files of a model directory: a path that ends in one of them means a folder.
-MODEL_FILES = KERAS_FILES + ("nuclib.json",)
 
 
 def looks_like_a_path(text: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nuclib.model_dir import CONFIG_FILE, KERAS_FILES
+from nuclib.model_dir import CONFIG_FILE, KERAS_FILES, RECORD_FILE, read_config
 
 
 def download_files(repo_id: str, filenames, *, revision: str | None = None,
@@ -75,7 +75,7 @@ def _cache_dir_from_env():
 
 
 def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None) -> Path:
-    """Download a model repo in nuclib's layout (Keras files + ``nuclib.json``).
+    """Download a model repo in nuclib's layout (Keras files, ``nuclib.json``, ``record.json``).
 
     Args:
         repo_id: Hub repository, ``"owner/name"``.
@@ -84,7 +84,8 @@ def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None)
 
     Returns:
         The snapshot folder with ``config.json``, ``metadata.json``,
-        ``model.weights.h5`` and ``nuclib.json``.
+        ``model.weights.h5``, ``nuclib.json`` and, for format 2, ``record.json``
+        (format 1 kept the record inside ``nuclib.json``).
 
     Raises:
         RuntimeError: see ``download_files``.
@@ -92,8 +93,11 @@ def download_model(repo_id: str, *, revision: str | None = None, cache_dir=None)
     Example:
         >>> folder = download_model("someone/my-nuclei-model")   # doctest: +SKIP
     """
-    return download_files(repo_id, (*KERAS_FILES, CONFIG_FILE), revision=revision,
-                          cache_dir=cache_dir)
+    folder = download_files(repo_id, (*KERAS_FILES, CONFIG_FILE), revision=revision,
+                            cache_dir=cache_dir)
+    if read_config(folder)["format_version"] >= 2:
+        download_files(repo_id, (RECORD_FILE,), revision=revision, cache_dir=cache_dir)
+    return folder
 
 
 def push_model(directory, repo_id: str, *, private: bool = False, token: str | None = None,

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from nuclib.model_dir import KERAS_FILES, sha256
+from nuclib.model_dir import sha256
 
 
 @dataclass(frozen=True)
@@ -175,14 +175,14 @@ def register_model(model_dir, *, name: str, repo_id: str, revision: str, descrip
     """
     from importlib import resources
 
-    from nuclib.model_dir import CONFIG_FILE, read_config
+    from nuclib.model_dir import MODEL_FILES, check_model_dir
 
     model_dir = Path(model_dir)
-    config = read_config(model_dir)
+    info = check_model_dir(model_dir)
     package = Path(str(resources.files("nuclib.zoo")))
     registry_path = Path(registry_file) if registry_file else package / "registry.json"
-    files = {f: sha256(model_dir / f) for f in (*KERAS_FILES, CONFIG_FILE)}
-    scores = config.get("scores", {})
+    files = {f: sha256(model_dir / f) for f in MODEL_FILES if (model_dir / f).is_file()}
+    scores = info.record.get("scores", {})
     headline = {}
     for group, row in scores.get("groups", {}).items():
         for key in ("ap50", "dsb_score"):
@@ -190,7 +190,7 @@ def register_model(model_dir, *, name: str, repo_id: str, revision: str, descrip
                 headline[f"{group}_{key}"] = row[key]
     entry = {"name": name, "description": description, "repo_id": repo_id,
              "revision": revision, "files": files, "aliases": list(aliases),
-             "architecture": config.get("architecture", ""), "scores": headline}
+             "architecture": info.about.get("architecture", ""), "scores": headline}
     table = json.loads(registry_path.read_text()) if registry_path.is_file() else {"models": []}
     table["models"] = [m for m in table["models"] if m["name"] != name] + [entry]
     table["models"].sort(key=lambda m: m["name"])
