@@ -26,9 +26,9 @@ import time
 from _common import dsb2018_root, print_table
 
 STAGES = {  # stage -> (file suffix, function) of the profile rows that measure it
-    "network passes": ("nuclib/segmenter.py", "_run"),
-    "post-processing": ("nuclib/segmenter.py", "postprocess"),
-    "normalization": ("nuclib/segmenter.py", "preprocess"),
+    "network passes": ("nuclib/task.py", "_run"),
+    "post-processing": ("nuclib/postprocess/postprocessor.py", "__call__"),
+    "normalization": ("nuclib/task.py", "preprocess"),
     "labels back to the image's size": ("nuclib/data/scale.py", "rescale_labels"),
 }
 
