@@ -12,9 +12,10 @@ from scipy import ndimage as ndi
 from skimage.measure import label as connected_components
 
 from nuclib.data.augment import (JointAugment, JointLayer, RandomAffine, RandomCrop,
-                                 RandomElastic, RandomFlipRotate90, RandomGamma,
-                                 RandomGaussianBlur, RandomGaussianNoise, RandomGridElastic,
-                                 RandomPoissonNoise, default_augment, strong_augment)
+                                 RandomDiscreteRotation, RandomElastic, RandomFlipRotate90,
+                                 RandomGamma, RandomGaussianBlur, RandomGaussianNoise,
+                                 RandomGridElastic, RandomPoissonNoise, RandomRadialDistortion,
+                                 RandomSharpen, default_augment, strong_augment)
 
 SIZE = 128
 CROP = 96
@@ -27,6 +28,10 @@ LAYERS = {
     "grid_elastic": lambda seed: RandomGridElastic(points=16, distortion=5.0, seed=seed),
     "elastic": lambda seed: RandomElastic(alpha=(20.0, 40.0), sigma=5.0, seed=seed),
     "crop": lambda seed: RandomCrop(CROP, CROP, seed=seed),
+    "discrete_rotation": lambda seed: RandomDiscreteRotation(angles=(0, 90, 180, 270, 30),
+                                                             seed=seed),
+    "radial_distortion": lambda seed: RandomRadialDistortion(k=(-0.2, 0.2), seed=seed),
+    "sharpen": lambda seed: RandomSharpen(alpha=(0.2, 0.5), lightness=(0.9, 1.1), seed=seed),
     "gamma": lambda seed: RandomGamma(gamma=(0.7, 1.5), seed=seed),
     "blur": lambda seed: RandomGaussianBlur(sigma=(0.5, 1.5), seed=seed),
     "gaussian_noise": lambda seed: RandomGaussianNoise(stddev=(0.02, 0.05), seed=seed),
@@ -39,7 +44,8 @@ LAYERS = {
     "strong_augment": strong_augment,
 }
 NUCLIB_LAYERS = ["flip_rotate90", "affine", "grid_elastic", "elastic", "crop", "gamma", "blur",
-                 "gaussian_noise", "poisson_noise"]
+                 "gaussian_noise", "poisson_noise", "discrete_rotation", "radial_distortion",
+                 "sharpen"]
 
 
 def _blobs(centres, radii, size=SIZE):
@@ -183,7 +189,7 @@ def test_training_false_leaves_inputs_alone(name, batch):
 
 
 @pytest.mark.parametrize("name", ["gamma", "blur", "gaussian_noise", "poisson_noise",
-                                  "keras_brightness", "keras_contrast"])
+                                  "sharpen", "keras_brightness", "keras_contrast"])
 def test_intensity_layers_never_touch_labels(name, batch):
     images, labels = batch
     odd = labels * 1000 + 7 * (labels > 0)  # ids that would not survive a float round trip

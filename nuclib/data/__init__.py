@@ -1,7 +1,7 @@
 """Data: image and label I/O, normalization, training targets, augmentation, tf.data.
 
 Submodules: ``io`` (files and dataset layouts), ``normalize``, ``scale``
-(nucleus size and zooming), ``targets``,
+(nucleus size and zooming), ``targets``, ``splits`` (train / val / test),
 ``augment`` (joint image / label layers; the layers themselves live in
 ``geometric`` and ``intensity``), ``pipeline`` (``tf.data``, or a Keras
 ``PyDataset`` on every backend). Names load on first use, and TensorFlow is
@@ -26,16 +26,18 @@ _EXPORTS = {
         "write_image", "write_labels", "list_images", "folder_pairs", "file_list_pairs",
         "dsb_object_pairs", "IMAGE_SUFFIXES"],
     "nuclib.data.normalize": [
-        "percentile_normalize", "standardize", "minmax_normalize", "to_grayscale", "is_color",
-        "prepare_image"],
+        "percentile_normalize", "standardize", "dataset_stats", "minmax_normalize",
+        "to_grayscale", "to_hsv", "is_color", "prepare_image"],
     "nuclib.data.targets": [
         "three_class", "binary", "boundaries", "remove_small", "expand_labels",
         "star_distances", "star", "object_probability", "three_class_distance"],
     "nuclib.data.augment": [
         "JointAugment", "JointLayer", "default_augment", "strong_augment",
-        "RandomFlipRotate90", "RandomAffine", "RandomGridElastic", "RandomElastic",
-        "RandomCrop", "RandomGamma", "RandomGaussianBlur", "RandomGaussianNoise",
+        "RandomFlipRotate90", "RandomDiscreteRotation", "RandomAffine",
+        "RandomRadialDistortion", "RandomGridElastic", "RandomElastic", "RandomCrop",
+        "RandomGamma", "RandomGaussianBlur", "RandomSharpen", "RandomGaussianNoise",
         "RandomPoissonNoise"],
+    "nuclib.data.splits": ["split", "split_sizes"],
     "nuclib.data.scale": [
         "median_diameter", "scale_for_diameter", "rescale_image", "rescale_labels",
         "rescale_pair"],
@@ -45,26 +47,30 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"io", "normalize", "targets", "augment", "geometric", "intensity", "joint",
-               "pipeline", "scale"}
+               "pipeline", "scale", "splits"}
 
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:  # pragma: no cover
     from nuclib.data.augment import (JointAugment, JointLayer, RandomAffine, RandomCrop,
-                                     RandomElastic, RandomFlipRotate90, RandomGamma,
-                                     RandomGaussianBlur, RandomGaussianNoise, RandomGridElastic,
-                                     RandomPoissonNoise, default_augment, strong_augment)
+                                     RandomDiscreteRotation, RandomElastic, RandomFlipRotate90,
+                                     RandomGamma, RandomGaussianBlur, RandomGaussianNoise,
+                                     RandomGridElastic, RandomPoissonNoise,
+                                     RandomRadialDistortion, RandomSharpen, default_augment,
+                                     strong_augment)
     from nuclib.data.io import (IMAGE_SUFFIXES, dsb_object_pairs, file_list_pairs,
                                 folder_pairs, list_images, read_dsb_objects, read_image,
                                 read_labels, read_mask_folder, read_pair, write_image,
                                 write_labels)
-    from nuclib.data.normalize import (is_color, minmax_normalize, percentile_normalize,
-                                       prepare_image, standardize, to_grayscale)
+    from nuclib.data.normalize import (dataset_stats, is_color, minmax_normalize,
+                                       percentile_normalize, prepare_image, standardize,
+                                       to_grayscale, to_hsv)
     from nuclib.data.pipeline import (ArrayBatches, labels_to_target_np, labels_to_target_tf,
                                       load_pairs, make_dataset, make_validation_dataset,
                                       nucleus_centres, pad_to_multiple)
     from nuclib.data.scale import (median_diameter, rescale_image, rescale_labels,
                                    rescale_pair, scale_for_diameter)
+    from nuclib.data.splits import split, split_sizes
     from nuclib.data.targets import (binary, boundaries, expand_labels, object_probability,
                                      remove_small, star, star_distances, three_class,
                                      three_class_distance)

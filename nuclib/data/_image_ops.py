@@ -196,6 +196,26 @@ def _pad_symmetric(B, x, radius: int, h, w):
     return x
 
 
+def neighbour_sum(B, images):
+    """Sum of each pixel's 8 neighbours (3 x 3 window less the centre), reflect borders.
+
+    Args:
+        B: Keras backend namespace.
+        images: float ``(N, H, W, C)``.
+
+    Returns:
+        Tensor of the same shape and dtype.
+    """
+    n, h, w, c = shape(B, images)
+    padded = _pad_symmetric(B, images, 1, h, w)
+    total = None
+    for dy in range(3):
+        for dx in range(3):
+            window = padded[:, dy:dy + h, dx:dx + w, :]
+            total = window if total is None else total + window
+    return total - images
+
+
 def gaussian_blur(B, images, sigma, radius: int):
     """Separable Gaussian blur with a different ``sigma`` per sample, reflect borders.
 

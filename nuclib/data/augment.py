@@ -7,8 +7,9 @@ moves labels with nearest-neighbour sampling, intensity changes leave labels
 alone, and label ids come back with their original dtype.
 
 nuclib's own layers live in ``geometric`` (``RandomFlipRotate90``,
-``RandomAffine``, ``RandomGridElastic``, ``RandomElastic``, ``RandomCrop``)
-and ``intensity`` (``RandomGamma``, ``RandomGaussianBlur``,
+``RandomDiscreteRotation``, ``RandomAffine``, ``RandomRadialDistortion``,
+``RandomGridElastic``, ``RandomElastic``, ``RandomCrop``) and ``intensity``
+(``RandomGamma``, ``RandomGaussianBlur``, ``RandomSharpen``,
 ``RandomGaussianNoise``, ``RandomPoissonNoise``). ``JointAugment`` chains
 them with Keras' own image-preprocessing layers (``RandomBrightness``,
 ``RandomContrast``, ``RandomRotation``, ...), converting labels to the float
@@ -25,16 +26,19 @@ import keras
 from keras import layers
 from keras.src.utils import backend_utils
 
-from nuclib.data.geometric import (RandomAffine, RandomCrop, RandomElastic, RandomFlipRotate90,
-                                   RandomGridElastic)
+from nuclib.data.geometric import (RandomAffine, RandomCrop, RandomDiscreteRotation,
+                                   RandomElastic, RandomFlipRotate90, RandomGridElastic,
+                                   RandomRadialDistortion)
 from nuclib.data.intensity import (RandomGamma, RandomGaussianBlur, RandomGaussianNoise,
-                                   RandomPoissonNoise)
+                                   RandomPoissonNoise, RandomSharpen)
 from nuclib.data.joint import MASK_KEYS, BackendSwitch, JointLayer
 
 __all__ = [
     "JointAugment", "default_augment", "strong_augment", "JointLayer",
-    "RandomFlipRotate90", "RandomAffine", "RandomGridElastic", "RandomElastic", "RandomCrop",
-    "RandomGamma", "RandomGaussianBlur", "RandomGaussianNoise", "RandomPoissonNoise",
+    "RandomFlipRotate90", "RandomDiscreteRotation", "RandomAffine", "RandomRadialDistortion",
+    "RandomGridElastic", "RandomElastic", "RandomCrop",
+    "RandomGamma", "RandomGaussianBlur", "RandomSharpen", "RandomGaussianNoise",
+    "RandomPoissonNoise",
 ]
 
 # Float formats that hold every integer id below 2**24 exactly.

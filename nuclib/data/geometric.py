@@ -223,6 +223,59 @@ class RandomGridElastic(_Warp):
         self.distortion = float(distortion)
         self.probability = check_probability(probability)
 
+    @classmethod
+    def from_grid_distortion(cls, num_steps=5, distort_limit=0.3, *, image_size,
+                             probability=1.0, seed=None, **kwargs):
+        """The ``RandomGridElastic`` closest to albumentations' ``GridDistortion``.
+
+        ``GridDistortion(num_steps, distort_limit)`` cuts each side into
+        ``num_steps`` cells and scales every cell's width and height by
+        ``1 + uniform(distort_limit)``. The mapping keeps the grid
+        (``points = num_steps + 1``) and the local stretch: the RMS change of
+        a cell's size, ``step * rms(u)`` with ``step = image_size /
+        num_steps``, equals that of ``RandomGridElastic``, whose neighbouring
+        control points move independently (``sqrt(2 / 3) * distortion``
+        RMS), so ``distortion = step * rms(u) * sqrt(3 / 2)``; for a
+        symmetric limit ``d``, ``distortion = step * d / sqrt(2)``. What is
+        not kept: GridDistortion's grid lines stay straight and drift (the
+        cell changes add up along each axis), while here each control point
+        moves on its own in 2-D.
+
+        Args:
+            num_steps: cells per side (>= 1), as in GridDistortion.
+            distort_limit: ``d`` for ``(-d, d)``, or a ``(min, max)`` pair,
+                each > -1, as in GridDistortion.
+            image_size: side in pixels of the images the layer will see (the
+                training crop), which GridDistortion's cells are relative to.
+            probability: fraction of samples deformed (GridDistortion's ``p``).
+            seed: int seed or None.
+            **kwargs: other ``RandomGridElastic`` arguments (``fill_mode``, ...).
+
+        Returns:
+            A ``RandomGridElastic``.
+
+        Raises:
+            ValueError: ``num_steps < 1``, a limit not above -1, or a
+                non-positive ``image_size``.
+
+        Example:
+            >>> layer = RandomGridElastic.from_grid_distortion(5, 0.3, image_size=256, seed=0)
+            >>> layer.points, round(layer.distortion, 2)
+            (6, 10.86)
+        """
+        if int(num_steps) < 1:
+            raise ValueError(f"num_steps must be >= 1 (cells per side), got {num_steps}")
+        if float(image_size) <= 0:
+            raise ValueError(f"image_size must be > 0 pixels, got {image_size}")
+        lo, hi = check_range("distort_limit", distort_limit, symmetric=True)
+        if lo <= -1:
+            raise ValueError(f"distort_limit must stay above -1 (a cell cannot shrink to "
+                             f"nothing), got ({lo}, {hi})")
+        rms = math.sqrt((lo * lo + lo * hi + hi * hi) / 3.0)  # of uniform(lo, hi)
+        step = float(image_size) / int(num_steps)
+        return cls(points=int(num_steps) + 1, distortion=step * rms * math.sqrt(1.5),
+                   probability=probability, seed=seed, **kwargs)
+
     def transform(self, images, labels, seed, training):
         B = self.backend
         n, h, w = ti.shape(B, images)[:3]
@@ -275,6 +328,45 @@ class RandomElastic(_Warp):
         self.sigma = float(sigma)
         self.probability = check_probability(probability)
 
+    @classmethod
+    def from_elastic_transform(cls, alpha, sigma, *, probability=1.0, seed=None, **kwargs):
+        """The ``RandomElastic`` equal to imgaug's ``ElasticTransformation`` and
+        albumentations' ``ElasticTransform`` (before 2.0) with the same ``alpha`` and ``sigma``.
+
+        Those draw the same field as this layer (uniform noise in [-1, 1],
+        smoothed by a Gaussian of ``sigma`` pixels, times ``alpha``), so the
+        numbers carry over as they are: a recipe's ``distortion_alpha`` and
+        ``distortion_sigma`` are ``alpha`` and ``sigma`` here. Not carried
+        over: albumentations 1.x's ``alpha_affine`` (add a ``RandomAffine``)
+        and albumentations 2's default Gaussian noise divided by its maximum,
+        which is about 2.5 times weaker for the same alpha on 256 x 256
+        images (pass ``alpha / 2.5`` to match it).
+
+        Args:
+            alpha: displacement strength, a number or a ``(min, max)`` range
+                (imgaug draws from a range as well).
+            sigma: one smoothness in pixels (> 0).
+            probability: fraction of samples deformed (albumentations' ``p``).
+            seed: int seed or None.
+            **kwargs: other ``RandomElastic`` arguments (``fill_mode``, ...).
+
+        Returns:
+            A ``RandomElastic``.
+
+        Raises:
+            ValueError: a ``sigma`` range (this layer smooths with one sigma),
+                or the constructor's errors.
+
+        Example:
+            >>> layer = RandomElastic.from_elastic_transform(alpha=34, sigma=4, seed=0)
+            >>> layer.alpha, layer.sigma
+            ((34.0, 34.0), 4.0)
+        """
+        if not isinstance(sigma, (int, float)) or isinstance(sigma, bool):
+            raise ValueError(f"sigma must be one number of pixels, got {sigma!r}; RandomElastic "
+                             "smooths every sample with the same sigma")
+        return cls(alpha=alpha, sigma=sigma, probability=probability, seed=seed, **kwargs)
+
     def transform(self, images, labels, seed, training):
         B = self.backend
         n, h, w = ti.shape(B, images)[:3]
@@ -289,6 +381,148 @@ class RandomElastic(_Warp):
     def get_config(self):
         config = super().get_config()
         config.update(alpha=list(self.alpha), sigma=self.sigma, probability=self.probability)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomRadialDistortion(_Warp):
+    """Barrel or pincushion (lens) distortion with a random coefficient per sample.
+
+    Output pixel ``p`` (relative to the image centre, in units of the half
+    diagonal, so ``r = |p|`` is 1 in the corners) shows the input at
+    ``p * (1 + k * r**2)``, with ``k`` drawn uniformly from ``k`` per
+    sample: ``k > 0`` is barrel distortion (the middle bulges, straight
+    lines bow outwards and the edges are squeezed), ``k < 0`` pincushion
+    (lines bow inwards), ``k = 0`` the identity. The centre stays put;
+    pixels that come from beyond the edges (the corners, for barrel) are
+    filled by ``fill_mode``.
+
+    Args:
+        k: the coefficient; ``c`` means ``(-c, c)``, or a ``(min, max)``
+            pair. ``min`` must exceed -1/3: below, the image folds over
+            itself at the corners.
+        probability: fraction of samples distorted.
+        interpolation, fill_mode, fill_value, label_fill_value: as ``RandomAffine``.
+        seed: int seed or None.
+
+    Raises:
+        ValueError: a coefficient at or below -1/3, a bad range, probability or mode.
+
+    Example:
+        >>> layer = RandomRadialDistortion(k=(-0.2, 0.2), seed=0)   # barrel and pincushion
+        >>> barrel = RandomRadialDistortion(k=(0.05, 0.3), seed=0)
+    """
+
+    def __init__(self, k=0.2, probability=1.0, interpolation="bilinear", fill_mode="reflect",
+                 fill_value=0.0, label_fill_value=0, seed=None, **kwargs):
+        super().__init__(interpolation=interpolation, fill_mode=fill_mode,
+                         fill_value=fill_value, label_fill_value=label_fill_value,
+                         seed=seed, **kwargs)
+        self.k = check_range("k", k, symmetric=True)
+        if self.k[0] <= -1.0 / 3.0:
+            # d/dr [r (1 + k r^2)] = 1 + 3 k r^2 must stay > 0 up to the corners (r = 1).
+            raise ValueError(f"k must stay above -1/3, got {self.k}; a stronger pincushion "
+                             "folds the image over itself at the corners")
+        self.probability = check_probability(probability)
+
+    def transform(self, images, labels, seed, training):
+        B = self.backend
+        n, h, w = ti.shape(B, images)[:3]
+        k = ti.uniform(B, seed, n, *self.k)[:, None, None]
+        yy, xx = ti.pixel_grid(B, n, h, w)
+        cy = (B.core.cast(h, "float32") - 1.0) / 2.0
+        cx = (B.core.cast(w, "float32") - 1.0) / 2.0
+        half_diagonal = B.numpy.maximum(B.numpy.sqrt(cy * cy + cx * cx), 1.0)
+        dy, dx = yy - cy, xx - cx
+        factor = 1.0 + k * (B.numpy.square(dy) + B.numpy.square(dx)) / (half_diagonal ** 2)
+        return self._resample(images, labels, cy + dy * factor, cx + dx * factor)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(k=list(self.k), probability=self.probability)
+        return config
+
+
+def _rotation_table(angles) -> tuple[list[float], list[float]]:
+    """Cosines and sines of ``angles`` (degrees); exact 0 / 1 / -1 for multiples of 90."""
+    cos, sin = [], []
+    for angle in angles:
+        quarter = angle / 90.0
+        if quarter == round(quarter):
+            c, s = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[int(round(quarter)) % 4]
+        else:
+            c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        cos.append(c)
+        sin.append(s)
+    return cos, sin
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomDiscreteRotation(_Warp):
+    """Rotate each sample by an angle drawn from a list (degrees, counter-clockwise as displayed).
+
+    Every angle of ``angles`` is equally likely (list one twice to draw it
+    twice as often). The rotation is about the image centre and keeps the
+    image's shape. Multiples of 90 degrees use exact cosines and sines, so
+    on square images they move pixels exactly as ``np.rot90`` does (no
+    interpolation, images and labels pixel for pixel); other angles, and
+    quarter turns of non-square images, resample and fill the corners by
+    ``fill_mode``.
+
+    Args:
+        angles: one or more angles in degrees, e.g. ``(0, 90, 180, 270)``
+            or ``(-15, 0, 15)``.
+        interpolation, fill_mode, fill_value, label_fill_value: as ``RandomAffine``.
+        seed: int seed or None.
+
+    Raises:
+        ValueError: no angles, or angles that are not finite numbers; a bad mode.
+
+    Example:
+        >>> import numpy as np
+        >>> image = np.arange(9, dtype="float32").reshape(3, 3)
+        >>> turned = RandomDiscreteRotation(angles=(90,), seed=0)(image)
+        >>> bool(np.array_equal(turned, np.rot90(image)))
+        True
+    """
+
+    def __init__(self, angles=(0, 90, 180, 270), interpolation="bilinear", fill_mode="reflect",
+                 fill_value=0.0, label_fill_value=0, seed=None, **kwargs):
+        super().__init__(interpolation=interpolation, fill_mode=fill_mode,
+                         fill_value=fill_value, label_fill_value=label_fill_value,
+                         seed=seed, **kwargs)
+        if isinstance(angles, (int, float)):
+            angles = (angles,)
+        try:
+            values = tuple(float(a) for a in angles)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"angles must be a sequence of numbers (degrees), got "
+                             f"{angles!r}") from err
+        if not values or not all(math.isfinite(a) for a in values):
+            raise ValueError(f"angles must be one or more finite numbers (degrees), got "
+                             f"{angles!r}")
+        self.angles = values
+        self._cos, self._sin = _rotation_table(values)
+
+    def transform(self, images, labels, seed, training):
+        B = self.backend
+        n, h, w = ti.shape(B, images)[:3]
+        m = len(self.angles)
+        u = B.random.uniform((n,), dtype="float32", seed=seed)
+        index = B.numpy.minimum(B.core.cast(B.numpy.floor(u * m), "int32"), m - 1)
+        cos = B.numpy.take(B.core.convert_to_tensor(self._cos, "float32"), index)
+        sin = B.numpy.take(B.core.convert_to_tensor(self._sin, "float32"), index)
+        zero = B.numpy.zeros_like(cos)
+        # source = R(-theta) out, as RandomAffine's inverse without scale, shear or shift.
+        stack = B.numpy.stack
+        inverse = stack([stack([cos, -sin, zero], axis=1),
+                         stack([sin, cos, zero], axis=1)], axis=1)
+        ys, xs = ti.affine_source(B, inverse, h, w, n)
+        return self._resample(images, labels, ys, xs)
+
+    def get_config(self):
+        config = super().get_config()
+        config["angles"] = list(self.angles)
         return config
 
 

@@ -1,4 +1,4 @@
-"""Intensity augmentations: gamma, Gaussian blur, Gaussian and Poisson noise.
+"""Intensity augmentations: gamma, Gaussian blur, sharpening, Gaussian and Poisson noise.
 
 They change the images only and hand labels back untouched, on every Keras
 backend. Each draws its
@@ -123,6 +123,63 @@ class RandomGaussianBlur(_Intensity):
     def get_config(self):
         config = super().get_config()
         config["sigma"] = list(self.sigma)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class RandomSharpen(_Intensity):
+    """Sharpening as imgaug's ``Sharpen(alpha, lightness)``, alpha and lightness drawn per sample.
+
+    Each image (scaled to [0, 1] by ``value_range``) is convolved with the
+    3 x 3 kernel ``(1 - alpha) * I + alpha * E``, where ``I`` is the
+    identity and ``E`` has -1 on the eight neighbours and ``8 + lightness``
+    in the centre (imgaug's and albumentations' matrix): ``alpha = 0``
+    leaves the image alone, 1 is full sharpening; ``lightness = 1`` keeps
+    flat regions as they are, more brightens, less darkens. Borders are
+    reflected; results are clipped to ``value_range``. Labels are untouched.
+
+    Args:
+        alpha: ``(min, max)`` blend of the sharpened image, within [0, 1]
+            (imgaug's default ``(0, 0.2)``).
+        lightness: ``(min, max)`` centre weight less 8, >= 0 (imgaug's
+            default ``(0.8, 1.2)``).
+        value_range: the images' range.
+        probability: fraction of samples sharpened.
+        seed: int seed or None.
+
+    Raises:
+        ValueError: alpha outside [0, 1], negative lightness, a bad range or probability.
+
+    Example:
+        >>> import numpy as np
+        >>> spot = np.full((1, 5, 5, 1), 0.2, "float32")
+        >>> spot[0, 2, 2, 0] = 0.3
+        >>> out = RandomSharpen(alpha=1.0, lightness=1.0, seed=0)(spot).numpy()
+        >>> round(float(out[0, 2, 2, 0]), 4), round(float(out[0, 0, 0, 0]), 4)
+        (1.0, 0.2)
+    """
+
+    def __init__(self, alpha=(0.0, 0.2), lightness=(0.8, 1.2), value_range=(0.0, 1.0),
+                 probability=1.0, seed=None, **kwargs):
+        super().__init__(value_range=value_range, probability=probability, seed=seed, **kwargs)
+        self.alpha = check_range("alpha", alpha, low=0.0)
+        if self.alpha[1] > 1.0:
+            raise ValueError(f"alpha must lie within [0, 1] (a blend), got {self.alpha}")
+        self.lightness = check_range("lightness", lightness, low=0.0)
+
+    def transform_images(self, images, seed):
+        B = self.backend
+        n = B.core.shape(images)[0]
+        alpha = ti.uniform(B, seed, n, *self.alpha)[:, None, None, None]
+        lightness = ti.uniform(B, seed, n, *self.lightness)[:, None, None, None]
+        unit = self._to_unit(images)
+        sharpened = (8.0 + lightness) * unit - ti.neighbour_sum(B, unit)
+        out = (1.0 - alpha) * unit + alpha * sharpened
+        return self._from_unit(B.numpy.clip(out, 0.0, 1.0))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha=list(self.alpha), lightness=list(self.lightness))
         return config
 
 

@@ -4,8 +4,9 @@ Formats: PNG, JPEG, BMP (OpenCV) and TIFF (tifffile), 8 and 16 bit (TIFF also
 32-bit and float). Images come back channels-last in RGB order with any alpha
 channel dropped; labels come back as int32 HxW arrays (0 = background). What
 the readers cannot interpret (complex or NaN pixels, animations, stacks,
-channels that are not colours, binary masks as labels, ...) is refused with
-an error that names the file and the problem, never read as something else.
+channels that are not colours, binary or colour masks as labels unless
+``read_labels``' ``encoding`` says so, ...) is refused with an error that
+names the file and the problem, never read as something else.
 
 Dataset layouts understood:
 
@@ -223,9 +224,8 @@ def _read_raster(path: Path, labels: bool) -> tuple[np.ndarray, str]:
         raise _Refused("is a CMYK JPEG; expected grayscale or RGB. Convert it to RGB first")
     if mode == "1" and labels:
         raise _Refused("is a 1-bit (binary) mask, which cannot hold instance ids; expected one "
-                       "id per nucleus. Label its connected components first "
-                       "(scipy.ndimage.label(mask)[0]) or save one mask per nucleus in a "
-                       "masks/ folder")
+                       "id per nucleus. Pass encoding='binary' to read its connected "
+                       "components as objects, or save one mask per nucleus in a masks/ folder")
     if mode in ("P", "PA") and labels:
         from PIL import Image
 
@@ -321,6 +321,12 @@ def _read_tiff(path: Path, memmap: bool) -> tuple[np.ndarray, str]:
 def channels_equal(rgb: np.ndarray) -> bool:
     """Whether an ``HxWx3`` (or more) image's first three channels are identical: gray stored as RGB.
 
+    Args:
+        rgb: an HxWxC array, C >= 3.
+
+    Returns:
+        True if R, G and B are equal everywhere.
+
     Example:
         >>> channels_equal(np.zeros((2, 2, 3), np.uint8))
         True
@@ -337,48 +343,110 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return gray.astype(rgb.dtype)
 
 
-def read_labels(path) -> np.ndarray:
+LABEL_ENCODINGS = ("ids", "colors", "binary")
+_JPEG = (".jpg", ".jpeg")
+# Components smaller than this (pixels) are JPEG speckle, not objects (see read_labels).
+JPEG_MIN_SIZE = 9
+
+
+def read_labels(path, *, encoding: str = "ids", threshold: float | None = None,
+                min_size: int | None = None) -> np.ndarray:
     """Read an instance label image (0 = background) as int32 HxW.
 
-    Labels are the numbers stored: a palette PNG, GIF or TIFF gives its
-    indices (not the colours they show), and float label images (ImageJ's
-    32-bit) are accepted when every value is a whole number. A directory is
-    read as a DSB-style masks folder (one binary mask per object, merged by
-    ``read_mask_folder``).
+    How the file encodes the objects is ``encoding``; nuclib does not guess:
+
+    * ``"ids"`` (default): the numbers stored are the ids. A palette PNG, GIF
+      or TIFF gives its indices (not the colours they show), and float label
+      images (ImageJ's 32-bit) are accepted when every value is a whole
+      number. Colour files whose channels differ, and 1-bit or boolean masks,
+      are refused (the error names the encoding to use).
+    * ``"colors"``: one colour per object, black ``(0, 0, 0)`` the
+      background, as CVAT and other annotation tools export instance masks.
+      Each distinct colour (each distinct value of a gray file) becomes an id,
+      numbered 1..N in the order the colours first appear, row by row.
+      Alpha is dropped; palette files are read as the colours they show.
+      JPEG files are refused: compression changes colours, so one object
+      would come back as many.
+    * ``"binary"``: a black-and-white (or 0/1) mask, PNG, TIFF or JPEG.
+      Steps: (1) pixels brighter than ``threshold`` in any channel are
+      foreground; (2) background regions and foreground regions smaller
+      than ``min_size`` pixels are flipped (pinholes filled, speckles
+      removed); (3) 4-connected foreground components become the objects,
+      numbered 1..N in raster order. Touching nuclei merge into one object:
+      a binary mask cannot tell them apart.
+
+    A directory is read as a DSB-style masks folder (one binary mask per
+    object, merged by ``read_mask_folder``).
 
     Args:
         path: a label image (PNG, TIFF, ...) or a folder of per-object masks.
+        encoding: ``"ids"``, ``"colors"`` or ``"binary"`` (see above).
+        threshold: ``"binary"`` only: the foreground level (pixels ``>
+            threshold``). None means half the dtype's maximum (127.5 for 8 bit,
+            32767.5 for 16 bit), 0.5 for float files and for files holding
+            only 0 and 1.
+        min_size: ``"binary"`` only: regions smaller than this many pixels
+            are flipped (step 2). None means ``JPEG_MIN_SIZE`` (9) for JPEG
+            files, where compression noise near the threshold leaves specks,
+            and 0 (keep everything) for lossless files.
 
     Returns:
-        int32 HxW label image with the stored ids.
+        int32 HxW label image: the stored ids (``"ids"``) or sequential ids
+        1..N (``"colors"``, ``"binary"``).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file, several differing channels, a 1-bit or
-            boolean mask (no room for ids), complex or fractional, NaN or
-            infinite values, negative ids or ids above 2**31 - 1, or anything
-            ``read_image`` refuses (animations, stacks, ...); the message
+        ValueError: an unknown encoding, ``threshold`` or ``min_size`` without
+            ``encoding="binary"``; unreadable file; with ``"ids"``: several
+            differing channels, a 1-bit or boolean mask (no room for ids),
+            complex or fractional, NaN or infinite values, negative ids or ids
+            above 2**31 - 1; with ``"colors"``: a JPEG file; or anything
+            ``read_image`` refuses (animations, stacks, ...). The message
             names the file.
 
     Example:
-        >>> labels = read_labels("../shared/data/dsb2018/val/labels/<id>.png")   # doctest: +SKIP
+        >>> import tempfile
+        >>> rgb = np.zeros((2, 3, 3), np.uint8)
+        >>> rgb[0, 1:] = (255, 0, 0)
+        >>> rgb[1, 0] = (0, 9, 200)
+        >>> path = write_image(Path(tempfile.mkdtemp()) / "cvat.png", rgb)
+        >>> read_labels(path, encoding="colors").tolist()
+        [[0, 1, 1], [2, 0, 0]]
+        >>> read_labels(path, encoding="binary").tolist()
+        [[0, 1, 1], [2, 0, 0]]
     """
+    if encoding not in LABEL_ENCODINGS:
+        raise ValueError(f"unknown label encoding {encoding!r}; expected one of "
+                         f"{LABEL_ENCODINGS}")
+    if encoding != "binary" and (threshold is not None or min_size is not None):
+        raise ValueError(f"threshold and min_size apply to encoding='binary' only, not "
+                         f"encoding={encoding!r}")
     path = Path(path)
     if path.is_dir():
+        if encoding != "ids":
+            raise ValueError(f"{path} is a folder, read as one binary mask per object; "
+                             f"encoding={encoding!r} applies to a single label image")
         return read_mask_folder(path)
+    if encoding == "colors":
+        return _read_color_labels(path)
+    if encoding == "binary":
+        return _read_binary_labels(path, threshold, min_size)
     arr, _ = _decode(path, memmap=False, labels=True)
     if arr.ndim == 3:
         if arr.shape[2] == 1 or channels_equal(arr):
             arr = arr[..., 0]
         else:
             raise ValueError(f"label image {path} has {arr.shape[2]} differing channels; "
-                             "expected a single-channel integer label image")
+                             "expected a single-channel integer label image. If each colour "
+                             "is one object (an RGB instance mask, as CVAT exports), pass "
+                             "encoding='colors'; for a colour-on-black binary mask, "
+                             "encoding='binary'")
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"label image {path} has shape {arr.shape}; expected HxW")
     if arr.dtype == bool:
         raise ValueError(f"label image {path} is a boolean (binary) mask, which cannot hold "
-                         "instance ids; expected one id per nucleus. Label its connected "
-                         "components first (scipy.ndimage.label(mask)[0])")
+                         "instance ids; expected one id per nucleus. Pass encoding='binary' "
+                         "to read its connected components as objects")
     if np.issubdtype(arr.dtype, np.floating):
         whole = np.isfinite(arr) & (arr == np.round(arr))
         if not whole.all():
@@ -397,6 +465,83 @@ def read_labels(path) -> np.ndarray:
                          f"<= {_INT32_MAX} (relabel sequentially first, e.g. "
                          "skimage.segmentation.relabel_sequential)")
     return arr.astype(np.int32)
+
+
+def _read_color_labels(path: Path) -> np.ndarray:
+    """One id per distinct colour (black = 0), numbered in order of first appearance."""
+    if not path.is_file():
+        raise FileNotFoundError(f"label image file not found: {path}")
+    if path.suffix.lower() in _JPEG:
+        raise ValueError(f"label image {path} is a JPEG, whose lossy compression changes "
+                         "colours, so one object would come back as many; expected a PNG or "
+                         "TIFF colour mask (use encoding='binary' for a black-and-white JPEG "
+                         "mask)")
+    # Read as an image: a palette file gives the colours annotators see.
+    arr, _ = _decode(path, memmap=False, labels=False)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        _check_finite(arr, path)
+    if arr.size == 0:
+        raise ValueError(f"label image {path} has shape {arr.shape}; expected HxW or HxWxC")
+    pixels = np.ascontiguousarray(arr.reshape(arr.shape[0] * arr.shape[1], -1))
+    keys = _colour_keys(pixels)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    objects = ~np.all(pixels[first] == 0, axis=1)  # black is the background
+    ids = np.zeros(len(first), np.int64)
+    by_appearance = np.flatnonzero(objects)[np.argsort(first[objects], kind="stable")]
+    ids[by_appearance] = np.arange(1, len(by_appearance) + 1)
+    return ids[inverse.ravel()].reshape(arr.shape[:2]).astype(np.int32)
+
+
+def _colour_keys(pixels: np.ndarray) -> np.ndarray:
+    """One sortable key per row of ``pixels`` (N x C), equal exactly where the colours are."""
+    size = pixels.dtype.itemsize
+    bits = pixels.view(f"u{size}")
+    if size * pixels.shape[1] <= 8:  # pack into one integer: far faster than rows
+        key = np.zeros(len(pixels), np.uint64)
+        for c in range(pixels.shape[1]):
+            key |= bits[:, c].astype(np.uint64) << np.uint64(8 * size * c)
+        return key
+    return bits.view(np.dtype((np.void, size * pixels.shape[1])))[:, 0]
+
+
+def _read_binary_labels(path: Path, threshold, min_size) -> np.ndarray:
+    """Threshold, flip small regions, then 4-connected components (``read_labels`` steps)."""
+    from scipy import ndimage as ndi
+
+    if min_size is None:
+        min_size = JPEG_MIN_SIZE if path.suffix.lower() in _JPEG else 0
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
+        raise ValueError(f"min_size must be an int >= 0 (pixels), got {min_size!r}")
+    if threshold is not None and (isinstance(threshold, bool)
+                                  or not isinstance(threshold, (int, float, np.number))
+                                  or not np.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number (the foreground level), got "
+                         f"{threshold!r}")
+    arr = read_image(path, channel="all")  # 1-bit files come back as 0 / 255
+    if arr.ndim == 3:
+        arr = arr.max(axis=2)  # any channel: coloured masks on black count too
+    if threshold is None:
+        if np.issubdtype(arr.dtype, np.floating) or np.isin(arr, (0, 1)).all():
+            threshold = 0.5
+        else:
+            threshold = np.iinfo(arr.dtype).max / 2
+    # 1. threshold.
+    foreground = arr > threshold
+    # 2. flip regions below min_size: background first (pinholes), then speckles.
+    if min_size > 1:
+        holes, _ = ndi.label(~foreground)
+        small = np.bincount(holes.ravel()) < min_size
+        small[0] = False
+        foreground |= small[holes]
+    # 3. connected components, renumbered 1..N after dropping the small ones.
+    labels, _ = ndi.label(foreground)
+    if min_size > 1:
+        keep = np.bincount(labels.ravel()) >= min_size
+        keep[0] = False
+        labels = (np.cumsum(keep) * keep)[labels]
+    return labels.astype(np.int32)
 
 
 def read_mask_folder(folder) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Intensity normalization and model-input preparation.
 
-All functions accept any integer or float dtype and return float32.
+All functions accept any integer or float dtype; images come back as float32.
+``dataset_stats`` computes a training set's mean and std for ``standardize``.
 
 Example:
     >>> import numpy as np
@@ -95,27 +96,126 @@ def scale_levels(image, lo, hi, *, clip: bool = False) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def standardize(image) -> np.ndarray:
+def standardize(image, *, mean=None, std=None) -> np.ndarray:
     """Zero mean, unit variance (per channel for HxWxC); constant input gives zeros.
+
+    By default each image is standardized by its own statistics. With
+    ``mean`` and ``std`` (e.g. a training set's, from ``dataset_stats``)
+    every image gets the same shift and scale, so intensities stay comparable
+    between images.
 
     Args:
         image: HxW or HxWxC array of any numeric dtype.
+        mean, std: both or neither; a number, or one value per channel
+            (length C, or length 1). ``std`` must be > 0.
 
     Returns:
         float32 array of the same shape.
 
     Raises:
-        ValueError: empty, non-numeric or non-finite image.
+        ValueError: empty, non-numeric or non-finite image; only one of
+            ``mean`` and ``std``; a count of values that fits neither 1 nor
+            the image's channels; a non-finite mean or a ``std`` that is not > 0.
 
     Example:
         >>> float(standardize(np.array([[1.0, 3.0]])).std())
         1.0
+        >>> standardize(np.array([[1.0, 3.0]]), mean=2.0, std=0.5).tolist()
+        [[-2.0, 2.0]]
     """
     arr = _as_float(image)
-    axes = (0, 1) if arr.ndim == 3 else None
-    mean = arr.mean(axis=axes, keepdims=arr.ndim == 3)
-    std = arr.std(axis=axes, keepdims=arr.ndim == 3)
-    return ((arr - mean) / np.maximum(std, _EPS)).astype(np.float32)
+    if (mean is None) != (std is None):
+        raise ValueError("standardize needs both mean and std, or neither (then the image's "
+                         f"own statistics are used); got mean={mean!r}, std={std!r}")
+    if mean is None:
+        axes = (0, 1) if arr.ndim == 3 else None
+        mean = arr.mean(axis=axes, keepdims=arr.ndim == 3)
+        std = arr.std(axis=axes, keepdims=arr.ndim == 3)
+        return ((arr - mean) / np.maximum(std, _EPS)).astype(np.float32)
+    channels = arr.shape[2] if arr.ndim == 3 else 1
+    mean = _per_channel("mean", mean, channels, arr.shape)
+    std = _per_channel("std", std, channels, arr.shape)
+    if np.any(std <= 0):
+        raise ValueError(f"std must be > 0, got {std.tolist()}; a channel that is constant "
+                         "over the whole dataset cannot be standardized (drop it)")
+    if arr.ndim == 2:
+        mean, std = mean[0], std[0]
+    return ((arr - mean) / std).astype(np.float32)
+
+
+def _per_channel(name: str, value, channels: int, shape) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(value, np.float64)).ravel()
+    if values.size not in (1, channels):
+        raise ValueError(f"{name} has {values.size} values but the image {shape} has "
+                         f"{channels} channel(s); expected 1 or {channels}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite, got {values.tolist()}")
+    return np.broadcast_to(values, (channels,))
+
+
+def dataset_stats(images, *, per_channel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every pixel of a set of images, one image at a time.
+
+    The statistics are those of all the images' pixels pooled (as if they
+    were concatenated), computed by merging per-image means and sums of
+    squares (Chan et al.'s parallel algorithm, in float64), so a generator
+    that reads one file at a time never holds more than one image. Pass the
+    result to ``standardize(image, mean=..., std=...)``.
+
+    Args:
+        images: an iterable of HxW or HxWxC arrays (a list, or a generator
+            such as ``(read_image(p) for p in paths)``); all with the same
+            channel count (HxW counts as one channel).
+        per_channel: one mean and std per channel; False pools the channels.
+
+    Returns:
+        ``(mean, std)``: float64 arrays of shape ``(C,)`` (``(1,)`` for gray
+        images or with ``per_channel=False``); std is the population standard
+        deviation (NumPy's ``ddof=0``).
+
+    Raises:
+        ValueError: no images, images with different channel counts, or an
+            empty, non-numeric or non-finite image (its position is named).
+
+    Example:
+        >>> mean, std = dataset_stats([np.array([[0, 2]]), np.array([[4, 6, 8, 10]])])
+        >>> mean.tolist(), std.tolist()
+        ([5.0], [3.415650255319866])
+        >>> standardize(np.array([[5, 8]]), mean=mean, std=std).astype(float).round(3).tolist()
+        [[0.0, 0.878]]
+    """
+    count = 0
+    total_mean = total_m2 = None
+    channels = None
+    for index, image in enumerate(images):
+        try:
+            arr = _as_float(image)
+        except ValueError as err:
+            raise ValueError(f"image {index} of the dataset: {err}") from None
+        if arr.ndim not in (2, 3):
+            raise ValueError(f"image {index} of the dataset has shape {arr.shape}; expected "
+                             "HxW or HxWxC")
+        c = arr.shape[2] if arr.ndim == 3 else 1
+        if channels is None:
+            channels = c
+        elif c != channels:
+            raise ValueError(f"image {index} of the dataset has {c} channel(s) but the first "
+                             f"has {channels}; expected the same channel count throughout")
+        pixels = arr.reshape(-1, c) if per_channel else arr.reshape(-1, 1)
+        n = pixels.shape[0]
+        mean = pixels.mean(axis=0, dtype=np.float64)
+        m2 = np.square(pixels - mean, dtype=np.float64).sum(axis=0)
+        if total_mean is None:
+            count, total_mean, total_m2 = n, mean, m2
+        else:  # Chan et al.: merge two sets' counts, means and sums of squares
+            delta = mean - total_mean
+            merged = count + n
+            total_mean = total_mean + delta * (n / merged)
+            total_m2 = total_m2 + m2 + delta ** 2 * (count * n / merged)
+            count = merged
+    if total_mean is None:
+        raise ValueError("dataset_stats got no images; expected at least one")
+    return total_mean, np.sqrt(total_m2 / count)
 
 
 def minmax_normalize(image) -> np.ndarray:
@@ -161,6 +261,59 @@ def to_grayscale(image) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         return arr[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     raise ValueError(f"image has shape {arr.shape}; expected HxW or HxWxC with C in (1, 3, 4)")
+
+
+def to_hsv(image) -> np.ndarray:
+    """RGB → HSV (hue, saturation, value), each in [0, 1], as ``skimage.color.rgb2hsv``.
+
+    A preprocessing option for colour (e.g. stained histology) images: hue
+    separates the stains better than R, G and B. Value is the largest of R,
+    G and B, saturation ``(max - min) / max`` (0 for black), hue the angle on
+    the colour wheel divided by 360 degrees (0 for grays: red 0, green 1/3,
+    blue 2/3).
+
+    Args:
+        image: HxWx3 RGB (or HxWx4, alpha dropped). Integer images are
+            scaled by their dtype's maximum (uint8 by 255, uint16 by 65535);
+            float images must lie in [0, 1].
+
+    Returns:
+        float32 HxWx3 array: H, S, V.
+
+    Raises:
+        ValueError: not HxWx3 or HxWx4, negative integers, floats outside
+            [0, 1], or an empty, non-numeric or non-finite image.
+
+    Example:
+        >>> hsv = to_hsv(np.array([[[255, 0, 0], [0, 128, 0], [51, 51, 51]]], np.uint8))
+        >>> hsv[0].astype(float).round(3).tolist()
+        [[0.0, 1.0, 1.0], [0.333, 1.0, 0.502], [0.0, 0.0, 0.2]]
+    """
+    raw = np.asarray(image)
+    if raw.ndim != 3 or raw.shape[-1] not in (3, 4):
+        raise ValueError(f"image has shape {raw.shape}; expected RGB as HxWx3 (or HxWx4 with "
+                         "alpha)")
+    arr = _as_float(raw[..., :3]).astype(np.float64)
+    if np.issubdtype(raw.dtype, np.integer):
+        if raw.min() < 0:
+            raise ValueError(f"image has negative values ({raw.dtype}); expected RGB "
+                             "intensities >= 0")
+        arr /= np.iinfo(raw.dtype).max
+    elif arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"float image has values in [{arr.min()}, {arr.max()}]; expected RGB "
+                         "in [0, 1] (scale it first, e.g. minmax_normalize)")
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    value = arr.max(axis=-1)
+    delta = value - arr.min(axis=-1)
+    gray = delta == 0
+    safe = np.where(gray, 1.0, delta)
+    saturation = np.where(value > 0, delta / np.where(value > 0, value, 1.0), 0.0)
+    # Where two channels tie for the maximum, the later one decides (as skimage);
+    # the hue is the same either way.
+    hue = np.where(b == value, 4.0 + (r - g) / safe,
+                   np.where(g == value, 2.0 + (b - r) / safe, (g - b) / safe))
+    hue = np.where(gray, 0.0, (hue / 6.0) % 1.0)
+    return np.stack([hue, saturation, value], axis=-1).astype(np.float32)
 
 
 def is_color(image) -> bool:

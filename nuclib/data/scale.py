@@ -92,6 +92,13 @@ def scale_for_diameter(diameter, target, *, limits=(0.25, 4.0)) -> float:
 def scaled_shape(shape, factor: float) -> tuple[int, int]:
     """``(height, width)`` of an image of ``shape`` zoomed by ``factor`` (at least 1 px).
 
+    Args:
+        shape: the image's shape (only the first two numbers are used).
+        factor: the zoom factor.
+
+    Returns:
+        ``(height, width)``, each rounded and at least 1.
+
     Example:
         >>> scaled_shape((100, 51), 0.5)
         (50, 26)
