@@ -99,21 +99,14 @@ def train_small(ex: Example) -> dict:
 
 
 def plot_curves(history: dict):
-    fig = figure((9, 3.4))
-    left, right = fig.subplots(1, 2)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    for ax, key, title in ((left, "loss", "loss (weighted cross-entropy)"),
-                           (right, "dice_coefficient", "Dice of the nucleus pixels")):
-        if key not in history:
-            key = next(k for k in history if not k.startswith(("val_", "loss", "learning")))
-            title = key
-        ax.plot(epochs, history[key], marker="o", markersize=3, label="training")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], marker="o", markersize=3, label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+    from nuclib import viz
+
+    # loss and Dice, training and validation, with the epoch of the lowest val_loss marked
+    fig = viz.plot_training_history(history, figsize=(9, 3.4))
+    titles = {"loss": "loss (weighted cross-entropy)",
+              "dice_coefficient": "Dice of the nucleus pixels"}
+    for ax in fig.axes:
+        ax.set_title(titles.get(ax.get_title(), ax.get_title()))
     return fig
 
 

@@ -3,6 +3,7 @@
 Examples::
 
     nuclib segment images/*.tif --model dsb-3class --out results/ --overlay
+    nuclib segment big.tif --out results/ --tile-size 512 --save-probabilities --colored-labels
     nuclib evaluate --true gt/ --pred results/ --csv scores.csv
     nuclib train recipes/dsb-3class.toml
     nuclib export dsb-3class --format openvino --out dsb-3class.xml
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The output names, shared with nuclib.segment_files.
-from nuclib.distributed import LABEL_SUFFIX, OVERLAY_SUFFIX  # noqa: F401  (re-exported)
+from nuclib.distributed import (  # noqa: F401  (re-exported)
+    COLORED_SUFFIX, LABEL_SUFFIX, OVERLAY_SUFFIX, PROBABILITIES_SUFFIX)
 
 TABLE_NAME_WIDTH = 12  # printed image names are cut to this many characters plus "…"
 
@@ -36,6 +38,25 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
     return value
+
+
+def _whole_number(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise argparse.ArgumentTypeError(f"expected {what} (a whole number of pixels >= "
+                                         f"{least}), got {text!r}")
+    return value
+
+
+def _tile_side(text: str) -> int:
+    return _whole_number(text, 1, "a positive tile side")
+
+
+def _overlap_pixels(text: str) -> int:
+    return _whole_number(text, 0, "an overlap")
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -88,6 +109,10 @@ class _SegmentJob:
         overlay: its ``<stem>_overlay.png``, or None without ``--overlay``.
         segment: the labels are to be (re)computed by the model.
         draw: the overlay is to be (re)drawn.
+        probabilities: its ``<stem>_probabilities.tif`` when that is to be
+            written (``--save-probabilities``), else None.
+        colored: its ``<stem>_colored.png`` when that is to be written
+            (``--colored-labels``), else None.
     """
 
     image: Path
@@ -95,14 +120,29 @@ class _SegmentJob:
     overlay: Path | None
     segment: bool
     draw: bool
+    probabilities: Path | None = None
+    colored: Path | None = None
+
+    @property
+    def predict(self) -> bool:
+        """Whether the model runs: for new labels, or for probabilities of kept ones."""
+        return self.segment or self.probabilities is not None
 
 
-def _plan_segment(files, out_dir: Path, *, fmt: str, overlay: bool, overwrite: bool):
+# What ``_segment_summary`` calls each kind of output.
+_OUTPUT_NAMES = {"labels": "labels file(s)", "overlay": "overlay(s)",
+                 "probabilities": "probability map(s)", "colored": "coloured label image(s)"}
+
+
+def _plan_segment(files, out_dir: Path, *, fmt: str, overlay: bool, overwrite: bool,
+                  probabilities: bool = False, colored: bool = False):
     """Decide, before any model is loaded, which outputs of which image are still to write.
 
-    Each requested output (labels, overlay) is checked on its own: a run with
-    ``--overlay`` after one without it draws the overlays, and a deleted
-    overlay is drawn again, from the labels already on disk.
+    Each requested output (labels, overlay, probabilities, coloured labels)
+    is checked on its own: a run with ``--overlay`` after one without it
+    draws the overlays, and a deleted overlay is drawn again, from the
+    labels already on disk; missing probabilities are predicted again
+    without touching existing labels.
 
     Args:
         files: input image paths.
@@ -110,21 +150,26 @@ def _plan_segment(files, out_dir: Path, *, fmt: str, overlay: bool, overwrite: b
         fmt: label file format (``"tif"`` or ``"png"``).
         overlay: overlays were requested.
         overwrite: redo every requested output.
+        probabilities: probability maps were requested.
+        colored: coloured labels were requested.
 
     Returns:
         ``(jobs, clashes, kept)``: a ``_SegmentJob`` for every image with
         something to write, ``(path, message)`` for inputs whose name clashes
-        with an earlier one, and ``{"labels": n, "overlay": m}`` counting the
-        outputs that exist and are kept.
+        with an earlier one, and ``{"labels": n, "overlay": m,
+        "probabilities": k, "colored": c}`` counting the outputs that exist
+        and are kept.
 
     Example:
         >>> _plan_segment([Path("a.png")], Path("/nonexistent"), fmt="tif", overlay=False,
         ...               overwrite=False)[0][0].segment
         True
     """
+    from nuclib.distributed import extra_output_paths
+
     jobs: list[_SegmentJob] = []
     clashes: list[tuple[Path, str]] = []
-    kept = {"labels": 0, "overlay": 0}
+    kept = dict.fromkeys(_OUTPUT_NAMES, 0)
     seen: dict[str, Path] = {}
     for path in files:
         if path.stem in seen:
@@ -139,20 +184,35 @@ def _plan_segment(files, out_dir: Path, *, fmt: str, overlay: bool, overwrite: b
         draw = overlay_path is not None and (overwrite or not overlay_path.exists())
         kept["labels"] += not segment
         kept["overlay"] += overlay_path is not None and not draw
-        if segment or draw:
-            jobs.append(_SegmentJob(path, label_path, overlay_path, segment, draw))
+        extras = dict(zip(("probabilities", "colored"), extra_output_paths(
+            path, out_dir, probabilities=probabilities, colored=colored)))
+        for kind, extra in list(extras.items()):
+            if extra is not None and extra.exists() and not overwrite:
+                kept[kind] += 1
+                extras[kind] = None
+        if segment or draw or any(extras.values()):
+            jobs.append(_SegmentJob(path, label_path, overlay_path, segment, draw, **extras))
     return jobs, clashes, kept
 
 
-def _segment_summary(done: int, drawn: int, kept: dict, failed: list, out_dir: Path) -> str:
-    """The last line of ``nuclib segment``: what was written, what was skipped and why."""
+def _segment_summary(done: int, drawn: dict, kept: dict, failed: list, out_dir: Path) -> str:
+    """The last line of ``nuclib segment``: what was written, what was skipped and why.
+
+    ``drawn`` counts the outputs written for images whose labels were kept,
+    ``{"overlay": n, "colored": m, "probabilities": k}``.
+    """
     parts = [f"segmented {done}"]
-    if drawn:
-        parts.append(f"drew {drawn} overlay(s) from labels already in {out_dir}")
-    skipped = kept["labels"] + kept["overlay"]
+    if drawn.get("overlay"):
+        parts.append(f"drew {drawn['overlay']} overlay(s) from labels already in {out_dir}")
+    if drawn.get("colored"):
+        parts.append(f"drew {drawn['colored']} coloured label image(s) from labels already "
+                     f"in {out_dir}")
+    if drawn.get("probabilities"):
+        parts.append(f"predicted {drawn['probabilities']} probability map(s) for labels "
+                     f"already in {out_dir}")
+    skipped = sum(kept.values())
     if skipped:
-        kinds = [f"{kept['labels']} labels file(s)"] if kept["labels"] else []
-        kinds += [f"{kept['overlay']} overlay(s)"] if kept["overlay"] else []
+        kinds = [f"{n} {_OUTPUT_NAMES[kind]}" for kind, n in kept.items() if n]
         parts.append(f"skipped {skipped} output(s) that already exist in {out_dir} "
                      f"({', '.join(kinds)}; use --overwrite to redo)")
     parts.append(f"failed {len(failed)}")
@@ -200,7 +260,7 @@ def _import_backend(verbose: bool) -> None:
 
 
 def _load_segmenter(args):
-    """The model with its ``--set`` overrides; raise ValueError for unusable options."""
+    """``(model, --set overrides, tiling overrides)``; raise ValueError for unusable options."""
     from nuclib.zoo import load_pretrained
 
     with _quiet_backend(args.verbose >= BACKEND_LOGS):
@@ -210,30 +270,57 @@ def _load_segmenter(args):
     if args.diameter is not None and segmenter.config["diameter"] is None:
         raise ValueError(f"model {args.model!r} works at each image's own scale; "
                          "--diameter needs a model trained at one nucleus size")
-    return segmenter, _postprocess_overrides(segmenter, args.set or [])
+    overrides = _postprocess_overrides(segmenter, args.set or [])
+    tiling = {k: v for k, v in (("tile_size", args.tile_size), ("overlap", args.overlap))
+              if v is not None}
+    if tiling:
+        # As segment_files checks them on a worker: as settings, then by building the
+        # inferencer every image will use (the network's stride and receptive field).
+        try:
+            segmenter.config.copy(tiling=tiling)
+            segmenter.inferencer(progress=False, **tiling)
+        except ValueError as err:
+            raise ValueError(f"--tile-size/--overlap for model {segmenter.name!r}: "
+                             f"{err}") from None
+    return segmenter, overrides, tiling
 
 
-def _run_segment_job(job: _SegmentJob, segmenter, overrides: dict, args) -> str:
+def _run_segment_job(job: _SegmentJob, segmenter, overrides: dict, args,
+                     tiling: dict | None = None) -> str:
     """Write one image's missing outputs; return its ``--verbose`` line."""
     from nuclib.data.io import read_image, read_labels, write_image, write_labels
+    from nuclib.distributed import write_probabilities
 
     image = read_image(job.image)
-    if job.segment:
+    labels = None
+    if job.predict:
         pred = segmenter.predict_scaled(image, diameter=args.diameter,
-                                        tta=True if args.tta else None)
-        labels = segmenter.labels_from(pred, **overrides)
-        write_labels(job.labels, labels)
+                                        tta=True if args.tta else None, **(tiling or {}))
         size = "" if pred.diameter is None else f" (diameter {pred.diameter:.1f} px)"
-        line = f"{job.image}: {int(labels.max())} nuclei{size} -> {job.labels}"
+        if job.segment:
+            labels = segmenter.labels_from(pred, **overrides)
+            write_labels(job.labels, labels)
+            line = f"{job.image}: {int(labels.max())} nuclei{size} -> {job.labels}"
+        else:
+            line = f"{job.image}: probabilities{size} for the existing {job.labels}"
+        if job.probabilities is not None:
+            write_probabilities(job.probabilities, segmenter.postprocessor.probs_at_size(pred))
+            line += f" -> {job.probabilities}"
     else:
-        # Only the overlay is missing: draw it from the labels on disk, no model needed.
+        # Only drawings are missing: draw them from the labels on disk, no model needed.
+        line = f"{job.image}: drawn from the existing {job.labels}"
+    if labels is None:
         labels = read_labels(job.labels)
-        line = f"{job.image}: overlay of the existing {job.labels}"
     if job.draw:
         from nuclib.viz import overlay_rgb
 
         write_image(job.overlay, overlay_rgb(image, labels))
         line += f" -> {job.overlay}"
+    if job.colored is not None:
+        from nuclib.viz import colorize_labels
+
+        write_image(job.colored, colorize_labels(labels))
+        line += f" -> {job.colored}"
     return line
 
 
@@ -242,21 +329,27 @@ def cmd_segment(args) -> int:
 
     Folders are expanded to their image files (sorted, hidden files skipped).
     Each requested output (labels; with ``--overlay`` also
-    ``<stem>_overlay.png``) that already exists is kept unless
-    ``--overwrite``; a missing overlay of existing labels is drawn from the
-    labels file. What is to be done is decided first: when nothing is left,
-    neither TensorFlow nor the model is loaded. A file that fails is reported
-    at the end and the others are still processed.
+    ``<stem>_overlay.png``, with ``--colored-labels`` ``<stem>_colored.png``,
+    with ``--save-probabilities`` ``<stem>_probabilities.tif``) that already
+    exists is kept unless ``--overwrite``; a missing overlay or coloured
+    image of existing labels is drawn from the labels file, and missing
+    probabilities are predicted without rewriting the labels. What is to be
+    done is decided first: when nothing is left, neither TensorFlow nor the
+    model is loaded. A file that fails is reported at the end and the others
+    are still processed. ``--tile-size`` and ``--overlap`` are checked
+    against the model before any image is read.
 
     Args:
         args: parsed arguments with ``inputs``, ``model``, ``source``,
             ``out``, ``format``, ``diameter``, ``engine``, ``tta``, ``set`` (post-processing
-            overrides as ``(key, value)`` pairs), ``overlay``, ``overwrite``,
-            ``no_progress`` and ``verbose``.
+            overrides as ``(key, value)`` pairs), ``tile_size``, ``overlap``,
+            ``overlay``, ``colored_labels``, ``save_probabilities``,
+            ``overwrite``, ``no_progress`` and ``verbose``.
 
     Returns:
         Exit status: 0 all done, 1 any image failed, 2 no input images found,
-        a ``--diameter`` for a model that cannot zoom, or an unusable ``--set``.
+        a ``--diameter`` for a model that cannot zoom, an unusable ``--set``,
+        or a ``--tile-size``/``--overlap`` the model cannot tile with.
 
     Example:
         >>> main(["segment", "images/", "--out", "results/", "--overlay"])  # doctest: +SKIP
@@ -272,23 +365,29 @@ def cmd_segment(args) -> int:
         return _segment_on_cluster(args, files)
     out_dir = Path(args.out)
     jobs, failed, kept = _plan_segment(files, out_dir, fmt=args.format, overlay=args.overlay,
-                                       overwrite=args.overwrite)
-    segmenter, overrides = None, {}
-    if any(job.segment for job in jobs):
+                                       overwrite=args.overwrite,
+                                       probabilities=args.save_probabilities,
+                                       colored=args.colored_labels)
+    segmenter, overrides, tiling = None, {}, {}
+    if any(job.predict for job in jobs):
         try:
-            segmenter, overrides = _load_segmenter(args)
+            segmenter, overrides, tiling = _load_segmenter(args)
         except ValueError as err:
             print(f"nuclib segment: {err}", file=sys.stderr)
             return 2
-    done = drawn = 0
+    done = 0
+    drawn = dict.fromkeys(("overlay", "colored", "probabilities"), 0)
     for job in progress_bar(jobs, desc="segmenting", unit="image", enabled=not args.no_progress):
         try:
-            line = _run_segment_job(job, segmenter, overrides, args)
+            line = _run_segment_job(job, segmenter, overrides, args, tiling)
         except Exception as err:  # keep going past one bad file; report it at the end
             failed.append((job.image, f"{type(err).__name__}: {err}"))
             continue
         done += job.segment
-        drawn += job.draw and not job.segment
+        if not job.segment:  # outputs added to labels already on disk
+            drawn["overlay"] += job.draw
+            drawn["colored"] += job.colored is not None
+            drawn["probabilities"] += job.probabilities is not None
         if args.verbose:
             write(line)  # through the bar, which it would otherwise break
     print(_segment_summary(done, drawn, kept, failed, out_dir), file=sys.stderr)
@@ -313,7 +412,7 @@ def _segment_on_cluster(args, files) -> int:
               "pip install 'nuclib[dask]'", file=sys.stderr)
         return 2
     options = {"diameter": args.diameter, "tta": True if args.tta else None,
-               **dict(args.set or [])}
+               "tile_size": args.tile_size, "overlap": args.overlap, **dict(args.set or [])}
     client = (Client(args.scheduler, timeout=args.connect_timeout) if args.scheduler
               else local_client(args.workers))
     with client:
@@ -321,6 +420,8 @@ def _segment_on_cluster(args, files) -> int:
             report = segment_files(files, args.out, model=args.model, client=client,
                                    overwrite=args.overwrite, progress=not args.no_progress,
                                    format=args.format, overlay=args.overlay,
+                                   probabilities=args.save_probabilities,
+                                   colored=args.colored_labels,
                                    source=args.source, engine=args.engine,
                                    files_per_task=args.files_per_task,
                                    on_result=_print_result if args.verbose else None,
@@ -345,8 +446,11 @@ def _print_result(record) -> None:
 
     if record.status == "done":
         size = "" if record.diameter is None else f" (diameter {record.diameter:.1f} px)"
-        write(f"{record.input}: {record.nuclei} nuclei{size} -> {record.labels} "
-              f"[{record.worker}]")
+        found = ("outputs added to the existing labels" if record.nuclei is None
+                 else f"{record.nuclei} nuclei")
+        written = [p for p in (record.labels, record.probabilities, record.overlay,
+                               record.colored) if p]
+        write(f"{record.input}: {found}{size} -> {' -> '.join(written)} [{record.worker}]")
 
 
 def _check_segment_args(args) -> str | None:
@@ -360,6 +464,11 @@ def _check_segment_args(args) -> str | None:
         return f"--workers {args.workers}: expected at least 1 worker process"
     if args.files_per_task < 1:
         return f"--files-per-task {args.files_per_task}: expected at least 1"
+    if args.tile_size is not None and args.overlap is not None \
+            and 2 * args.overlap >= args.tile_size:
+        return (f"--overlap {args.overlap} leaves no pixels of their own to tiles of "
+                f"--tile-size {args.tile_size}: the overlap is kept on every side of a tile, "
+                f"so expected --overlap < --tile-size / 2 (at most {(args.tile_size - 1) // 2})")
     if args.engine is not None:
         from nuclib.engines import check_engine
 
@@ -377,7 +486,8 @@ def _match_predictions(true_dir: Path, pred_dir: Path):
     preds = {}
     for p in list_images(pred_dir):
         stem = p.stem[: -len(LABEL_SUFFIX)] if p.stem.endswith(LABEL_SUFFIX) else p.stem
-        if not stem.endswith(OVERLAY_SUFFIX):
+        # nuclib segment's other outputs are pictures and probabilities, not labels
+        if not stem.endswith((OVERLAY_SUFFIX, COLORED_SUFFIX, PROBABILITIES_SUFFIX)):
             preds[stem] = p
     return truths, preds
 
@@ -521,10 +631,12 @@ def cmd_evaluate(args) -> int:
     """``nuclib evaluate``: score a folder of predicted labels against ground truth.
 
     Predictions are matched to truths by file stem, with an optional
-    ``_labels`` suffix (``_overlay`` images are ignored; predictions without
-    a truth are ignored silently). With ``--groups`` the scores are also
-    summarized per group, as ``nuclib.metrics.evaluate(groups=...)``. Prints
-    ``Report.table()`` (image names cut to 12 characters and "…") and
+    ``_labels`` suffix (``_overlay``, ``_colored`` and ``_probabilities``
+    files are ignored; predictions without a truth are ignored silently).
+    With ``--groups`` the scores are also summarized per group, as
+    ``nuclib.metrics.evaluate(groups=...)``. Prints ``Report.table()``
+    (image names cut to 12 characters and "…"; the columns include
+    ``jaccard``, the mean best IoU) and
     optionally writes the CSV (full names). A label file that looks like an
     intensity image is scored with a warning naming it (see
     ``intensity_like``); a colour image stops the command.
@@ -841,9 +953,23 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE",
                      help="override a post-processing parameter of the model, e.g. "
                           "--set min_size=30 --set seed_split_height=2 (repeatable)")
+    seg.add_argument("--tile-size", type=_tile_side, default=None, metavar="PIXELS",
+                     help="largest tile side the network sees at a time (default: the "
+                          "model's tiling setting); a multiple of the model's stride")
+    seg.add_argument("--overlap", type=_overlap_pixels, default=None, metavar="PIXELS",
+                     help="context pixels kept on each inner side of a tile, below half the "
+                          "tile size (default: the network's receptive field, so tiled "
+                          "equals untiled)")
     seg.add_argument("--overlay", action="store_true",
                      help="also write <name>_overlay.png (drawn from existing labels when "
                           "only the overlay is missing)")
+    seg.add_argument("--colored-labels", action="store_true",
+                     help="also write <name>_colored.png: each nucleus filled in its own "
+                          "colour, background black (drawn from existing labels when only "
+                          "it is missing)")
+    seg.add_argument("--save-probabilities", action="store_true",
+                     help="also write <name>_probabilities.tif: the head's probability maps "
+                          "at the image's size, float32, channels last")
     seg.add_argument("--overwrite", action="store_true",
                      help="replace existing outputs (default: keep each existing output and "
                           "write only the missing ones)")

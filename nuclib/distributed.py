@@ -1,8 +1,9 @@
 """Many image files, on one machine or a Dask cluster, with a manifest and nothing lost.
 
 ``segment_files`` writes ``<stem>_labels.<format>`` (and, if asked,
-``<stem>_overlay.png``) for every input image into one output folder: the
-names of ``nuclib segment``. Without a client it runs in this process; with a
+``<stem>_overlay.png``, ``<stem>_colored.png`` and the head's probabilities
+``<stem>_probabilities.tif``) for every input image into one output folder:
+the names of ``nuclib segment``. Without a client it runs in this process; with a
 ``distributed.Client`` each file (or small batch of files, ``files_per_task``)
 is a task, and the workers write the outputs themselves, so no label array
 passes through the client. What keeps a crash from costing more than time:
@@ -48,15 +49,19 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["segment_files", "FileResult", "FilesReport", "read_manifest", "local_client",
-           "output_paths", "MANIFEST_NAME", "LABEL_SUFFIX", "OVERLAY_SUFFIX"]
+           "output_paths", "extra_output_paths", "write_probabilities", "MANIFEST_NAME",
+           "LABEL_SUFFIX", "OVERLAY_SUFFIX", "COLORED_SUFFIX", "PROBABILITIES_SUFFIX"]
 
 LABEL_SUFFIX = "_labels"
 OVERLAY_SUFFIX = "_overlay"
+COLORED_SUFFIX = "_colored"
+PROBABILITIES_SUFFIX = "_probabilities"
 MANIFEST_NAME = "nuclib-manifest.jsonl"
 STATUSES = ("done", "failed", "skipped")
 FORMATS = ("tif", "png")
 # Options a file's segmentation takes besides post-processing parameters.
-_SEGMENT_OPTIONS = ("diameter", "tta")
+_TILING_OPTIONS = ("tile_size", "overlap")
+_SEGMENT_OPTIONS = ("diameter", "tta", *_TILING_OPTIONS)
 # tempfile.mkstemp's names: "<prefix><8 characters of this alphabet><suffix>".
 _TEMP_TAIL = r"\.[a-z0-9_]{8}"
 
@@ -79,6 +84,8 @@ class FileResult:
         worker: who segmented it (``host:pid``, or the Dask worker's address).
         seconds: time spent on it by the worker.
         time: when the record was made (ISO 8601, local time).
+        probabilities: the probabilities file, or ``None`` without them.
+        colored: the coloured labels file, or ``None`` without it.
 
     Example:
         >>> FileResult("/in/a.png", "failed", reason="ValueError: cannot read image").status
@@ -95,6 +102,8 @@ class FileResult:
     worker: str | None = None
     seconds: float | None = None
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    probabilities: str | None = None
+    colored: str | None = None
 
 
 @dataclass
@@ -231,6 +240,85 @@ def output_paths(image, out, *, format: str = "tif", overlay: bool = False):
             out / f"{stem}{OVERLAY_SUFFIX}.png" if overlay else None)
 
 
+def extra_output_paths(image, out, *, probabilities: bool = False, colored: bool = False):
+    """The optional outputs of one input besides labels and overlay (``nuclib segment``'s names).
+
+    Args:
+        image: the input image file.
+        out: the output folder.
+        probabilities: name the probabilities file (``--save-probabilities``).
+        colored: name the coloured labels (``--colored-labels``).
+
+    Returns:
+        ``(probabilities path or None, coloured labels path or None)``.
+
+    Example:
+        >>> extra_output_paths("plate1/a01.tif", "results", probabilities=True, colored=True)
+        (PosixPath('results/a01_probabilities.tif'), PosixPath('results/a01_colored.png'))
+    """
+    stem = Path(image).stem
+    out = Path(out)
+    return (out / f"{stem}{PROBABILITIES_SUFFIX}.tif" if probabilities else None,
+            out / f"{stem}{COLORED_SUFFIX}.png" if colored else None)
+
+
+def write_probabilities(path, probs) -> Path:
+    """Write a head's probabilities as a float32 TIFF, channels last, atomically.
+
+    The file is written to a temporary name beside ``path`` and renamed, as
+    every output of ``segment_files`` (a crash never leaves half a file under
+    the final name). ``tifffile.imread(path)`` and
+    ``nuclib.data.read_image(path, channel="all")`` read it back as
+    ``(H, W, K)``.
+
+    Args:
+        path: destination ending in ``.tif`` or ``.tiff``.
+        probs: ``(H, W, K)`` (or ``(H, W)``, written as K = 1) probabilities,
+            as ``Segmenter.predict`` returns them.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: a name that is not a TIFF, or an array that is not HxW or HxWxK.
+
+    Example:
+        >>> write_probabilities("out/a01_probabilities.tif", seg.predict(image))  # doctest: +SKIP
+        PosixPath('out/a01_probabilities.tif')
+    """
+    import numpy as np
+    import tifffile
+
+    from nuclib._files import set_default_permissions
+
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"cannot write probabilities to {path}: expected a .tif or .tiff name "
+                         "(float32 pixels)")
+    data = np.asarray(probs, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise ValueError(f"probabilities for {path} have shape {data.shape}; expected HxWxK")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name is one _remove_stale_temporaries recognises.
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix.lower(), prefix=f".{path.stem}.",
+                               dir=path.parent)
+    os.close(fd)
+    set_default_permissions(tmp)
+    try:
+        # One page of K samples per pixel (contiguous), whatever K is: tifffile's
+        # shape metadata gives back (H, W, K), also for K = 1.
+        layout = {"planarconfig": "contig"} if data.shape[2] > 1 else {}
+        tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib", **layout)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def _expand(inputs) -> list[Path]:
     from nuclib.data.io import IMAGE_SUFFIXES, list_images
 
@@ -252,21 +340,34 @@ def _expand(inputs) -> list[Path]:
 
 @dataclass(frozen=True)
 class _Job:
-    """One input's work, sent to a worker: paths are strings (machine-independent)."""
+    """One input's work, sent to a worker: paths are strings (machine-independent).
+
+    Each optional path is None when that output is not to be written (not
+    asked for, or already there and kept).
+    """
 
     image: str
     labels: str
     overlay: str | None
-    segment: bool  # compute the labels (else only draw the overlay from them)
+    segment: bool  # compute the labels (else read them, for what is drawn from them)
+    probabilities: str | None = None  # run the model for these even if the labels exist
+    colored: str | None = None
+
+    @property
+    def predict(self) -> bool:
+        """Whether the model runs for this job."""
+        return self.segment or self.probabilities is not None
 
 
 def _plan(files, out: Path, manifest: _Manifest, *, format: str, overlay: bool,
-          overwrite: bool):
+          overwrite: bool, probabilities: bool = False, colored: bool = False):
     """``(jobs, records)``: what is left to do, and the records of what is not."""
     jobs, records, seen = [], [], {}
     for path in files:
         key = str(path)
         labels, over = output_paths(path, out, format=format, overlay=overlay)
+        probs, colour = extra_output_paths(path, out, probabilities=probabilities,
+                                           colored=colored)
         if path.stem in seen:
             records.append(FileResult(key, "failed", reason=(
                 f"its name clashes with {seen[path.stem]}; outputs would overwrite each other "
@@ -275,8 +376,13 @@ def _plan(files, out: Path, manifest: _Manifest, *, format: str, overlay: bool,
         seen[path.stem] = path
         segment = overwrite or not labels.exists()
         draw = over is not None and (overwrite or not over.exists())
-        if segment or draw:
-            jobs.append(_Job(key, str(labels), None if over is None else str(over), segment))
+        # Probabilities and coloured labels are each written only where missing.
+        probs_to_write = probs is not None and (overwrite or not probs.exists())
+        colour_to_write = colour is not None and (overwrite or not colour.exists())
+        if segment or draw or probs_to_write or colour_to_write:
+            jobs.append(_Job(key, str(labels), None if over is None else str(over), segment,
+                             str(probs) if probs_to_write else None,
+                             str(colour) if colour_to_write else None))
             continue
         before = manifest.records.get(key)
         if before is not None and before.status == "done" and before.labels == str(labels):
@@ -285,7 +391,9 @@ def _plan(files, out: Path, manifest: _Manifest, *, format: str, overlay: bool,
             records.append(FileResult(key, "skipped", str(labels),
                                       None if over is None else str(over),
                                       reason="outputs already exist (overwrite=True, or "
-                                             "--overwrite, redoes them)"))
+                                             "--overwrite, redoes them)",
+                                      probabilities=None if probs is None else str(probs),
+                                      colored=None if colour is None else str(colour)))
     return jobs, records
 
 
@@ -351,7 +459,25 @@ def _check_options(segmenter, options: dict) -> dict:
         from nuclib.diameter import check_diameter
 
         check_diameter(diameter, segmenter.config["diameter"], segmenter.name)
+    _check_tiling(segmenter, **{k: segment[k] for k in _TILING_OPTIONS if k in segment})
     return {**segment, **post}
+
+
+def _check_tiling(segmenter, tile_size=None, overlap=None) -> dict:
+    """The tiling overrides as ``predict_scaled`` takes them; raise ValueError if unusable.
+
+    Checked twice: as settings (the model's tiling settings with these
+    changed: whole numbers, an overlap below half the tile), then against
+    the network (a tile side a multiple of its stride, room for the
+    overlap), by building the inferencer the images will use. The same
+    checks as ``nuclib segment --tile-size/--overlap``.
+    """
+    tiling = {k: v for k, v in (("tile_size", tile_size), ("overlap", overlap))
+              if v is not None}
+    if tiling:
+        segmenter.config.copy(tiling=tiling)  # a copy: the worker's model keeps its own
+        segmenter.inferencer(progress=False, **tiling)
+    return tiling
 
 
 def _check_on_worker(model, source, engine, options) -> dict:
@@ -375,29 +501,44 @@ def _process(job: _Job, segmenter, options: dict) -> FileResult:
     nuclei = diameter = None
     try:
         image = read_image(job.image)
-        if job.segment:
+        if job.predict:
             post = {k: v for k, v in options.items() if k not in _SEGMENT_OPTIONS}
+            tiling = {k: options[k] for k in _TILING_OPTIONS if options.get(k) is not None}
             with _LOCK:  # threads of one worker share its model
                 pred = segmenter.predict_scaled(image, diameter=options.get("diameter"),
-                                                tta=options.get("tta"), progress=False)
-                labels = segmenter.labels_from(pred, **post)
-            write_labels(job.labels, labels)
-            nuclei, diameter = int(labels.max()), pred.diameter
-        else:
+                                                tta=options.get("tta"), progress=False,
+                                                **tiling)
+                labels = segmenter.labels_from(pred, **post) if job.segment else None
+                probs = (segmenter.postprocessor.probs_at_size(pred)
+                         if job.probabilities is not None else None)
+            if probs is not None:
+                write_probabilities(job.probabilities, probs)
+            if labels is not None:
+                write_labels(job.labels, labels)
+                nuclei = int(labels.max())
+            diameter = pred.diameter
+        if not job.segment:
+            # The labels exist and are kept: what is drawn is drawn from them.
             labels = read_labels(job.labels)
         if job.overlay is not None:
             from nuclib.viz import overlay_rgb
 
             write_image(job.overlay, overlay_rgb(image, labels))
+        if job.colored is not None:
+            from nuclib.viz import colorize_labels
+
+            write_image(job.colored, colorize_labels(labels))
     except Exception as err:  # one bad file never stops the run: it is reported
         return FileResult(job.image, "failed", job.labels, job.overlay,
                           reason=f"{type(err).__name__}: {err}", worker=_who(),
-                          seconds=round(time.perf_counter() - start, 3))
+                          seconds=round(time.perf_counter() - start, 3),
+                          probabilities=job.probabilities, colored=job.colored)
     if diameter is not None and diameter != diameter:  # nan: no nucleus to measure
         diameter = None
     return FileResult(job.image, "done", job.labels, job.overlay, nuclei=nuclei,
                       diameter=None if diameter is None else round(float(diameter), 3),
-                      worker=_who(), seconds=round(time.perf_counter() - start, 3))
+                      worker=_who(), seconds=round(time.perf_counter() - start, 3),
+                      probabilities=job.probabilities, colored=job.colored)
 
 
 def _run_jobs(jobs: list[_Job], model, source: str, engine, options: dict) -> list[dict]:
@@ -409,6 +550,7 @@ def _run_jobs(jobs: list[_Job], model, source: str, engine, options: dict) -> li
 # ----------------------------------------------------------------------------- the API
 def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bool = False,
                   progress: bool = True, format: str = "tif", overlay: bool = False,
+                  probabilities: bool = False, colored: bool = False,
                   source: str = "auto", engine: str | None = None, files_per_task: int = 1,
                   max_pending: int | None = None,
                   on_result: Callable[[FileResult], None] | None = None,
@@ -416,10 +558,11 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
     """Segment image files into an output folder, locally or on a Dask cluster.
 
     Writes ``<stem>_labels.<format>`` (and ``<stem>_overlay.png`` with
-    ``overlay``) for each input, atomically, and records every input in the
-    folder's manifest (``nuclib-manifest.jsonl``). Outputs that exist are
-    kept unless ``overwrite``, so running the same call again finishes an
-    interrupted run and retries the files that failed.
+    ``overlay``, ``<stem>_probabilities.tif`` with ``probabilities``,
+    ``<stem>_colored.png`` with ``colored``) for each input, atomically, and
+    records every input in the folder's manifest (``nuclib-manifest.jsonl``).
+    Outputs that exist are kept unless ``overwrite``, so running the same
+    call again finishes an interrupted run and retries the files that failed.
 
     Args:
         inputs: an image file, a folder (its images, sorted) or a list of both.
@@ -432,6 +575,12 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
         format: label files as ``"tif"`` (32-bit) or ``"png"`` (16-bit).
         overlay: also write ``<stem>_overlay.png`` (drawn from the labels
             on disk when only the overlay is missing).
+        probabilities: also write the head's probabilities at the image's
+            size, ``<stem>_probabilities.tif`` (float32, channels last;
+            ``write_probabilities``). Missing ones are predicted again,
+            existing labels kept.
+        colored: also write ``<stem>_colored.png``, each nucleus filled in
+            its own colour (``nuclib.viz.colorize_labels``).
         source, engine: passed to ``nuclib.load_pretrained``.
         files_per_task: files per Dask task (more: less scheduling overhead
             for tiny images; fewer: finer load balancing and retries).
@@ -439,8 +588,10 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
             worker thread), so millions of files never sit in the scheduler.
         on_result: called in this process with each ``FileResult`` as it
             arrives (e.g. to log, or to stop a run).
-        **segment_options: ``diameter``, ``tta`` and post-processing
-            parameters (``min_size=30``, ...), as for ``Segmenter.segment``.
+        **segment_options: ``diameter``, ``tta``, tiling (``tile_size``,
+            ``overlap``, in pixels, as for ``Segmenter.predict_scaled``) and
+            post-processing parameters (``min_size=30``, ...), as for
+            ``Segmenter.segment``.
 
     Returns:
         A ``FilesReport`` (one record per input, the manifest's path).
@@ -476,10 +627,13 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
     _check_writable(out)
     manifest = _Manifest(out)
     formats = {output for path in files
-               for output in output_paths(path, out, format=format, overlay=overlay) if output}
+               for output in (*output_paths(path, out, format=format, overlay=overlay),
+                              *extra_output_paths(path, out, probabilities=probabilities,
+                                                  colored=colored))
+               if output}
     _remove_stale_temporaries(out, formats)
     jobs, records = _plan(files, out, manifest, format=format, overlay=overlay,
-                          overwrite=overwrite)
+                          overwrite=overwrite, probabilities=probabilities, colored=colored)
     results = {r.input: r for r in records}
     report = FilesReport([], manifest.path)
 
@@ -488,7 +642,7 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
         manifest.add(record)
         if record.status == "done":
             report.segmented += job.segment
-            report.overlays_only += not job.segment
+            report.overlays_only += not job.segment and job.overlay is not None
         if on_result is not None:
             on_result(record)
 
@@ -514,7 +668,7 @@ def _run_local(jobs, client, model, source, engine, options, arrived, *, files_p
     from nuclib.progress import progress_bar
 
     segmenter = _worker_segmenter(model, source, engine)
-    options = _check_options(segmenter, options) if any(j.segment for j in jobs) else {}
+    options = _check_options(segmenter, options) if any(j.predict for j in jobs) else {}
     for job in progress_bar(jobs, desc="segmenting", unit="image", enabled=progress):
         arrived(_process(job, segmenter, options), job)
 
@@ -528,7 +682,7 @@ def _run_on_cluster(jobs, client, model, source, engine, options, arrived, *, fi
                           "pip install 'nuclib[dask]'") from err
     from nuclib.progress import progress_bar
 
-    if any(j.segment for j in jobs):
+    if any(j.predict for j in jobs):
         # Checked on a worker (which loads the model it keeps anyway), before any
         # file is sent: a bad option fails once, not once per file.
         options = client.submit(_check_on_worker, model, source, engine, options,
@@ -565,7 +719,8 @@ def _run_on_cluster(jobs, client, model, source, engine, options, arrived, *, fi
                     reason = (f"the worker processes running it died repeatedly ({err}); "
                               "the image may need more memory than a worker has")
                 records = [FileResult(job.image, "failed", job.labels, job.overlay,
-                                      reason=reason) for job in batch]
+                                      reason=reason, probabilities=job.probabilities,
+                                      colored=job.colored) for job in batch]
             finally:
                 future.release()
             for job, record in zip(batch, records):

@@ -1,4 +1,5 @@
-"""Pictures: instance overlays, error maps, score curves, probability panels.
+"""Pictures: instance overlays, coloured label images, error maps, score curves,
+probability panels, training curves.
 
 Every plotting function returns a ``matplotlib.figure.Figure`` built without
 pyplot, so it works without a display (no backend is selected, nothing is
@@ -7,7 +8,7 @@ shown, nothing accumulates in pyplot's figure list); save it with
 an existing figure instead. Matplotlib (the ``viz`` extra,
 ``pip install "nuclib[viz]"``) is imported only inside the plotting
 functions, which without it raise a ``ModuleNotFoundError`` saying so;
-``overlay_rgb`` needs only numpy and scikit-image.
+``overlay_rgb`` and ``colorize_labels`` need only numpy and scikit-image.
 
 Example:
     >>> import numpy as np
@@ -19,6 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -38,6 +42,12 @@ METRIC_LABELS = {
 
 
 VIZ_EXTRA_HINT = 'pip install "nuclib[viz]"'
+
+# What nuclib.train writes into a run folder: the Keras history (under "history")
+# and the CSVLogger's log, one row per epoch; the model directory is <run>/model.
+HISTORY_FILES = ("history.json", "log.csv")
+# Per-epoch values that are settings, not scores: not drawn unless asked for.
+SCHEDULE_KEYS = ("learning_rate", "lr")
 
 
 def _matplotlib(submodule: str | None = None):
@@ -186,6 +196,100 @@ def overlay_rgb(image, labels, *, color=(255, 255, 0), normalize: bool = True) -
     edge = find_boundaries(lab, mode="inner", connectivity=1)
     out[edge] = np.round(rgb * 255).astype(np.uint8)
     return out
+
+
+def _palette(n: int = 24) -> np.ndarray:
+    """``n`` saturated, bright colours (uint8 RGB) with hues spread around the circle.
+
+    Alternate entries differ in brightness as well as hue, so that even
+    neighbours in the list read apart.
+    """
+    from skimage.color import hsv2rgb
+
+    hue = (np.arange(n) * 7 % n) / n  # 7 is coprime with 24: consecutive entries far apart
+    sat = np.where(np.arange(n) % 2, 0.65, 1.0)
+    val = np.where(np.arange(n) % 3 == 2, 0.75, 1.0)
+    rgb = hsv2rgb(np.stack([hue, sat, val], axis=1)[None])[0]
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _touching(values: np.ndarray, n: int) -> list[set]:
+    """For each object index 1..n of a sequential label image, the indices touching it."""
+    pairs = []
+    for a, b in ((values[:, 1:], values[:, :-1]), (values[1:], values[:-1]),
+                 (values[1:, 1:], values[:-1, :-1]), (values[1:, :-1], values[:-1, 1:])):
+        differ = (a != b) & (a > 0) & (b > 0)
+        pairs.append(np.stack([a[differ], b[differ]], axis=1))
+    neighbours: list[set] = [set() for _ in range(n + 1)]
+    edges = np.unique(np.sort(np.concatenate(pairs), axis=1), axis=0)
+    for a, b in edges.tolist():
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    return neighbours
+
+
+def colorize_labels(labels, seed: int = 0) -> np.ndarray:
+    """Instance labels as a filled RGB image: each nucleus one colour, background black.
+
+    Colours come from a palette of 24 saturated hues (``_palette``). Nuclei
+    that touch (8-connectivity) never share a colour, nor do consecutive
+    ids (watershed ids often run along neighbours); among the colours left,
+    each nucleus draws one at random, so the picture does not depend on
+    which ids the segmentation happened to give. The same labels and
+    ``seed`` always give the same picture. Used by ``nuclib segment
+    --colored-labels``.
+
+    Args:
+        labels: HxW integer instance labels (0 = background; ids need not
+            be sequential).
+        seed: seed of the colour draw.
+
+    Returns:
+        uint8 array ``(H, W, 3)``; background pixels are ``(0, 0, 0)``.
+
+    Raises:
+        ValueError: labels that are not a 2-D integer array, or negative ids.
+
+    Example:
+        >>> labels = np.array([[1, 1, 2, 2, 0, 7]])
+        >>> rgb = colorize_labels(labels)
+        >>> rgb.shape, rgb.dtype, rgb[0, 4].tolist()
+        ((1, 6, 3), dtype('uint8'), [0, 0, 0])
+        >>> bool((rgb[0, 0] != rgb[0, 2]).any()), rgb[0, 0].tolist() == rgb[0, 1].tolist()
+        (True, True)
+    """
+    arr = np.asarray(labels)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+        raise ValueError(f"labels have shape {arr.shape} and dtype {arr.dtype}; expected an "
+                         "HxW integer instance label image")
+    if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+        raise ValueError(f"labels have negative ids (min {arr.min()}); expected ids >= 0 "
+                         "with 0 as background")
+    ids, values = np.unique(arr, return_inverse=True)
+    values = values.reshape(arr.shape)
+    if ids[0] != 0:  # no background pixel: index 0 must still mean background
+        ids, values = np.concatenate([[0], ids]), values + 1
+    n = len(ids) - 1
+    palette = _palette()
+    neighbours = _touching(values, n)
+    rng = np.random.default_rng(seed)
+    choice = np.zeros(n + 1, np.intp)
+    used_count = np.zeros(len(palette), np.int64)
+    for i in range(1, n + 1):
+        taken = {int(choice[j]) for j in neighbours[i] if j < i}
+        if i > 1:
+            taken.add(int(choice[i - 1]))
+        free = [c for c in range(len(palette)) if c not in taken]
+        if free:
+            choice[i] = free[int(rng.integers(len(free)))]
+        else:  # more than 24 neighbours: reuse the least used colour
+            choice[i] = int(np.argmin(used_count))
+        used_count[choice[i]] += 1
+    lut = np.zeros((n + 1, 3), np.uint8)
+    lut[1:] = palette[choice[1:]]
+    return lut[values]
 
 
 def _contour_segments(labels: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
@@ -475,4 +579,212 @@ def probability_panel(image, probs, *, names: Sequence[str] | None = None,
         axes[i + 1].set_axis_off()
         axes[i + 1].set_title(names[i])
     fig.colorbar(shown, ax=list(axes[1:]), shrink=0.8, label="probability")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Training curves
+
+
+def _history_from_file(path: Path) -> dict:
+    """The per-epoch lists of a ``history.json`` (``nuclib train``'s or a bare dict) or a
+    Keras ``CSVLogger`` log."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            raise ValueError(f"{path} has no epoch rows; expected a Keras CSVLogger log "
+                             "with a header row and one row per epoch")
+        columns = [c for c in rows[0] if c != "epoch"]
+
+        def number(text):
+            try:
+                return float(text)
+            except (TypeError, ValueError):
+                return float("nan")
+
+        return {c: [number(row[c]) for row in rows] for c in columns}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    return data
+
+
+def _find_history_file(folder: Path) -> Path:
+    """The history file of a run folder, or of the run folder around a model directory."""
+    places = [folder]
+    if (folder / "nuclib.json").is_file():  # a model directory: nuclib train's <run>/model
+        places.append(folder.parent)
+    for place in places:
+        for name in HISTORY_FILES:
+            if (place / name).is_file():
+                return place / name
+    raise FileNotFoundError(
+        f"no training history in {folder}: expected {' or '.join(HISTORY_FILES)} (written by "
+        "nuclib train into the run folder; a model directory's run folder is its parent)")
+
+
+def training_history(history) -> dict[str, np.ndarray]:
+    """Per-epoch training values as ``{name: float array}``, from anything that holds them.
+
+    Args:
+        history: a Keras ``History`` (what ``model.fit`` returns), a dict of
+            per-epoch lists (``History.history``), the dict ``nuclib train``
+            returns or writes as ``history.json`` (the lists under
+            ``"history"``), or a path: a ``history.json``, a Keras
+            ``CSVLogger`` log (``log.csv``; its ``epoch`` column dropped), a
+            ``nuclib train`` run folder, or a model directory written by it
+            (its run folder, the parent, holds the files).
+
+    Returns:
+        ``{name: float64 array}``, every array one value per epoch (NaN where
+        a log left a cell empty), in the input's order.
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or a folder without
+            ``history.json`` or ``log.csv``.
+        ValueError: no per-epoch lists, lists of different lengths or with
+            values that are not numbers.
+
+    Example:
+        >>> training_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]})["val_loss"].tolist()
+        [1.0, 0.7]
+    """
+    source = "history"
+    if isinstance(history, (str, Path)):
+        path = Path(history).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"training history {path} does not exist; expected a "
+                                    f"history.json, a log.csv, a run folder or a model directory")
+        if path.is_dir():
+            path = _find_history_file(path)
+        source, history = str(path), _history_from_file(path)
+    elif hasattr(history, "history") and isinstance(history.history, Mapping):
+        history = history.history  # a keras.callbacks.History
+    if isinstance(history, Mapping) and isinstance(history.get("history"), Mapping):
+        history = history["history"]  # nuclib train's result / history.json
+    if not isinstance(history, Mapping) or not history:
+        raise ValueError(f"{source} is a {type(history).__name__}, not a training history; "
+                         "expected a keras History, a dict of per-epoch lists such as "
+                         "{'loss': [...], 'val_loss': [...]}, or a history.json / log.csv path")
+    out = {}
+    for name, values in history.items():
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{source}[{name!r}] holds {values!r}; expected a list of numbers, "
+                             "one per epoch") from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"{source}[{name!r}] has shape {arr.shape}; expected a non-empty "
+                             "list of numbers, one per epoch")
+        out[str(name)] = arr
+    lengths = {name: len(v) for name, v in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{source} has lists of different lengths {lengths}; expected one "
+                         "value per epoch in each")
+    return out
+
+
+def _best_epoch(values: np.ndarray, monitor: str, mode: str) -> int | None:
+    """1-based epoch of the best value of ``monitor`` (None when every value is NaN)."""
+    if np.all(np.isnan(values)):
+        return None
+    if mode == "auto":
+        mode = "min" if "loss" in monitor else "max"
+    return int(np.nanargmin(values) if mode == "min" else np.nanargmax(values)) + 1
+
+
+def plot_training_history(history, metrics: Sequence[str] | None = None, ax=None, *,
+                          monitor: str | None = None, mode: str = "auto", figsize=None):
+    """Loss and metrics per epoch, training and validation, with the best epoch marked.
+
+    One axes per quantity (``loss`` first): the training curve, the
+    validation curve (``val_<name>``) when there is one, and a dashed
+    vertical line at the best epoch of ``monitor`` (the epoch a
+    ``ModelCheckpoint(save_best_only=True)`` on it keeps), named in the
+    legend.
+
+    Args:
+        history: a Keras ``History``, a dict of per-epoch lists, or the
+            training record of a ``nuclib train`` run (its ``history.json``,
+            ``log.csv``, run folder or model directory); see
+            ``training_history``.
+        metrics: names to draw (without ``val_``); default every quantity
+            of the history but the learning rate, ``loss`` first.
+        ax: draw into this axes (one quantity) or these axes (one per
+            quantity) instead of a new figure.
+        monitor: the value whose best epoch is marked; default
+            ``val_loss`` when there is one, else ``loss``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (min for names containing
+            "loss", else max), as Keras' ``ModelCheckpoint``.
+        figsize: size of a new figure in inches; default 4.2 x 3.4 per axes.
+
+    Returns:
+        The ``matplotlib.figure.Figure``. Each axes has the title of its
+        quantity, x label "epoch" (epochs counted from 1), lines labelled
+        "training" and "validation", and the best-epoch line.
+
+    Raises:
+        ValueError: an unusable history (see ``training_history``), an
+            unknown metric or monitor, a bad mode, or ``ax`` not matching
+            the number of metrics.
+        FileNotFoundError: a history path that does not exist.
+
+    Example:
+        >>> fig = plot_training_history({"loss": [0.9, 0.5, 0.6], "val_loss": [1.0, 0.7, 0.8],
+        ...                              "dice": [0.5, 0.7, 0.8], "val_dice": [0.4, 0.6, 0.7]})
+        >>> [a.get_title() for a in fig.axes], fig.axes[0].get_legend_handles_labels()[1]
+        (['loss', 'dice'], ['training', 'validation', 'best epoch 2'])
+    """
+    values = training_history(history)
+    names = [k for k in values if not k.startswith("val_")]
+    names += [k[4:] for k in values if k.startswith("val_") and k[4:] not in values]
+    if metrics is None:
+        metrics = [k for k in names if k not in SCHEDULE_KEYS]
+        metrics.sort(key=lambda k: k != "loss")  # loss first, the rest in the input's order
+    else:
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [m for m in metrics if m not in names]
+        if unknown or not metrics:
+            raise ValueError(f"metrics {unknown or metrics!r} not in the history; expected some "
+                             f"of {names}")
+    if not metrics:
+        raise ValueError(f"the history holds only {names}; nothing to draw")
+    if monitor is None:
+        monitor = "val_loss" if "val_loss" in values else "loss"
+    if monitor not in values:
+        raise ValueError(f"monitor {monitor!r} is not in the history; expected one of "
+                         f"{list(values)}")
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode {mode!r}; expected 'auto', 'min' or 'max'")
+    if ax is None:
+        Figure = _matplotlib("figure").Figure
+
+        fig = Figure(figsize=figsize or (4.2 * len(metrics), 3.4), layout="constrained")
+        axes = list(fig.subplots(1, len(metrics), squeeze=False)[0])
+    else:
+        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+        if len(axes) != len(metrics):
+            raise ValueError(f"got {len(axes)} axes for {len(metrics)} metrics {metrics}; "
+                             "expected one axes per metric")
+        fig = axes[0].figure
+    MaxNLocator = _matplotlib("ticker").MaxNLocator
+
+    best = _best_epoch(values[monitor], monitor, mode)
+    epochs = np.arange(1, len(values[monitor]) + 1)
+    for axes_, name in zip(axes, metrics):
+        if name in values:
+            axes_.plot(epochs, values[name], marker="o", markersize=3, label="training")
+        if f"val_{name}" in values:
+            axes_.plot(epochs, values[f"val_{name}"], marker="o", markersize=3,
+                       label="validation")
+        if best is not None:
+            axes_.axvline(best, color="0.4", linestyle="--", linewidth=1,
+                          label=f"best epoch {best}")
+        axes_.set_xlabel("epoch")
+        axes_.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes_.set_title(name)
+        axes_.grid(True, alpha=0.3)
+        axes_.legend(fontsize="small")
     return fig

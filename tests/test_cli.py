@@ -442,3 +442,186 @@ def test_a_reader_that_goes_away_is_not_an_error():
     err = proc.stderr.read().decode()
     assert proc.wait() == 0, err
     assert "Broken pipe" not in err and "Traceback" not in err
+
+
+# -- segment: probabilities, coloured labels, tiling ---------------------------------------
+
+
+def test_probabilities_and_coloured_labels_of_a_bundled_sample(sample_dir, tmp_path, capsys):
+    import tifffile
+
+    shutil.copy(sample_dir / "fluorescence.png", tmp_path / "cells.png")
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "cells.png"), "--out", str(out), "--overlay",
+                 "--save-probabilities", "--colored-labels", "--tile-size", "256",
+                 "--overlap", "40", "--no-progress"]) == 0
+    labels = read_labels(out / "cells_labels.tif")
+    probs = tifffile.imread(out / "cells_probabilities.tif")
+    colored = read_image(out / "cells_colored.png")
+    assert labels.shape == (260, 347) and labels.max() > 50
+    assert probs.shape == (260, 347, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=2), 1.0, atol=1e-4)  # softmax per pixel
+    # the nuclei are where the head says "not background"
+    foreground, nuclei = probs.argmax(axis=2) > 0, labels > 0
+    assert (foreground & nuclei).sum() / (foreground | nuclei).sum() > 0.8
+    assert colored.shape == (260, 347, 3) and colored.dtype == np.uint8
+    assert not colored[~nuclei].any() and colored[nuclei].any(axis=1).all()
+    assert (out / "cells_overlay.png").is_file()
+    assert not list(out.glob(".*")), "temporary files left behind"
+    assert "segmented 1, failed 0" in capsys.readouterr().err
+
+
+def test_new_outputs_are_kept_unless_overwrite(model_dir, inputs, tmp_path, capsys,
+                                               monkeypatch):
+    import tifffile
+
+    from nuclib import zoo
+    from nuclib.distributed import write_probabilities
+    from nuclib.viz import colorize_labels
+
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    command = ["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+               "--no-progress"]
+    assert main(command) == 0
+    labels = {i: read_labels(out / f"img{i}_labels.tif") for i in range(3)}
+    # Added later: probabilities need the model, the existing labels are kept.
+    sentinel = np.full((32, 40, 3), 0.5, np.float32)
+    write_probabilities(out / "img0_probabilities.tif", sentinel)
+    assert main(command + ["--save-probabilities"]) == 0
+    err = capsys.readouterr().err
+    assert "predicted 2 probability map(s) for labels already in" in err
+    assert "(3 labels file(s), 1 probability map(s);" in err
+    np.testing.assert_array_equal(tifffile.imread(out / "img0_probabilities.tif"), sentinel)
+    probs = tifffile.imread(out / "img1_probabilities.tif")
+    assert probs.shape == (32, 40, 3) and probs.dtype == np.float32
+    for i in range(3):
+        np.testing.assert_array_equal(read_labels(out / f"img{i}_labels.tif"), labels[i])
+
+    # Coloured labels are drawn from the labels on disk: no model needed.
+    write_image(out / "img2_colored.png", np.zeros((32, 40, 3), np.uint8))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although only drawings were missing")
+
+    monkeypatch.setattr(zoo, "load_pretrained", no_model)
+    assert main(command + ["--colored-labels", "--save-probabilities"]) == 0
+    err = capsys.readouterr().err
+    assert "drew 2 coloured label image(s) from labels already in" in err
+    assert "1 coloured label image(s); use --overwrite" in err
+    np.testing.assert_array_equal(read_image(out / "img1_colored.png"),
+                                  colorize_labels(labels[1]))
+    assert not read_image(out / "img2_colored.png").any()
+    monkeypatch.undo()
+    assert main(command + ["--colored-labels", "--save-probabilities", "--overwrite"]) == 0
+    assert read_image(out / "img2_colored.png").shape == (32, 40, 3)
+    assert not np.array_equal(tifffile.imread(out / "img0_probabilities.tif"), sentinel)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tile-size", "0"], "expected a positive tile side (a whole number of pixels >= 1)"),
+    (["--tile-size", "12.5"], "expected a positive tile side"),
+    (["--overlap", "-1"], "expected an overlap (a whole number of pixels >= 0), got '-1'"),
+    (["--tile-size", "64", "--overlap", "32"],
+     "--overlap 32 leaves no pixels of their own to tiles of --tile-size 64"),
+])
+def test_bad_tiling_is_a_usage_error(model_dir, inputs, tmp_path, argv, message, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out), *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tile-size", "30"], "must be a positive multiple of 4 (the model's total stride)"),
+    (["--tile-size", "16"], "is too small for overlap"),  # the receptive field needs more
+])
+def test_tiling_the_model_cannot_use_stops_before_any_image(model_dir, inputs, tmp_path, argv,
+                                                            message, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out", str(out),
+                 "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "--tile-size/--overlap for model 'cli-test'" in err and message in err
+    assert not out.exists()
+
+
+def test_tiling_options_reach_the_network(model_dir, inputs, tmp_path, monkeypatch):
+    from nuclib.task import SegmentationTask
+
+    (inputs / "broken.png").unlink()
+    seen = []
+    original = SegmentationTask.predict_scaled
+
+    def spy(self, image, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("tile_size", "overlap")})
+        return original(self, image, **kwargs)
+
+    monkeypatch.setattr(SegmentationTask, "predict_scaled", spy)
+    assert main(["segment", str(inputs), "--model", str(model_dir), "--out",
+                 str(tmp_path / "out"), "--tile-size", "32", "--overlap", "4",
+                 "--no-progress"]) == 0
+    assert seen == [{"tile_size": 32, "overlap": 4}] * 3
+
+
+def test_segment_files_writes_the_new_outputs_as_the_workers_do(model_dir, inputs, tmp_path):
+    import tifffile
+
+    from nuclib.distributed import segment_files
+    from nuclib.viz import colorize_labels
+
+    out = tmp_path / "out"
+    report = segment_files(inputs, out, model=str(model_dir), progress=False,
+                           probabilities=True, colored=True, tile_size=32, overlap=4)
+    assert report.counts == {"done": 3, "failed": 1, "skipped": 0}
+    done = [r for r in report.results if r.status == "done"]
+    for record in done:
+        labels = read_labels(record.labels)
+        assert tifffile.imread(record.probabilities).shape == (32, 40, 3)
+        np.testing.assert_array_equal(read_image(record.colored), colorize_labels(labels))
+    assert {p.name for p in out.glob("img0_*")} == {
+        "img0_labels.tif", "img0_probabilities.tif", "img0_colored.png"}
+    # a second run keeps everything; a deleted probability map is predicted again
+    (out / "img1_probabilities.tif").unlink()
+    before = read_labels(out / "img1_labels.tif")
+    again = segment_files(inputs, out, model=str(model_dir), progress=False,
+                          probabilities=True, colored=True)
+    assert again.segmented == 0
+    assert (out / "img1_probabilities.tif").is_file()
+    np.testing.assert_array_equal(read_labels(out / "img1_labels.tif"), before)
+    with pytest.raises(ValueError, match="tiling overlap 20 leaves no pixels"):
+        segment_files(inputs, tmp_path / "o2", model=str(model_dir), progress=False,
+                      tile_size=32, overlap=20)
+
+
+def test_the_dask_route_sends_the_new_options_to_the_workers(inputs, tmp_path, monkeypatch,
+                                                            capsys):
+    # The workers run segment_files' own code, tested above without a cluster (and with
+    # one in test_distributed.py); here: that the command line hands every option over.
+    pytest.importorskip("distributed")
+    from nuclib import distributed
+
+    calls = []
+
+    class NoCluster:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_segment_files(files, out, **kwargs):
+        calls.append(kwargs)
+        return distributed.FilesReport([], tmp_path / distributed.MANIFEST_NAME)
+
+    monkeypatch.setattr(distributed, "local_client", lambda workers: NoCluster())
+    monkeypatch.setattr(distributed, "segment_files", fake_segment_files)
+    assert main(["segment", str(inputs), "--out", str(tmp_path / "out"), "--workers", "1",
+                 "--save-probabilities", "--colored-labels", "--tile-size", "32",
+                 "--overlap", "4", "--no-progress"]) == 0
+    (kwargs,) = calls
+    assert (kwargs["probabilities"], kwargs["colored"]) == (True, True)
+    assert (kwargs["tile_size"], kwargs["overlap"]) == (32, 4)
+    assert "segmented 0" in capsys.readouterr().err

@@ -47,6 +47,10 @@ def test_rows_by_hand(dataset):
     assert (merged["tp50"], merged["fp50"], merged["fn50"]) == (0, 1, 2)
     assert (merged["splits"], merged["merges"]) == (0, 1)
     assert merged["aji"] == pytest.approx(32 / 72)
+    # jaccard: the mean over true nuclei of each one's best IoU
+    assert perfect["jaccard"] == 1.0
+    assert shifted["jaccard"] == pytest.approx((1 + 12 / 20) / 2)
+    assert merged["jaccard"] == pytest.approx(16 / 36)
 
 
 def test_summary_pools_counts_and_groups(dataset):
@@ -63,6 +67,10 @@ def test_summary_pools_counts_and_groups(dataset):
     assert s["groups"]["x"]["ap50"] == pytest.approx(4 / 5)
     assert s["groups"]["x"]["dsb_score"] == pytest.approx((1 + 1 / 3) / 2)
     assert s["groups"]["y"]["merges"] == 1 and s["groups"]["y"]["n_images"] == 1
+    # jaccard pools the true nuclei: (1 + 1) + (1 + 0.6) + (16/36 + 16/36) over 6
+    assert s["jaccard"] == pytest.approx((2 + 1.6 + 32 / 36) / 6)
+    assert s["groups"]["x"]["jaccard"] == pytest.approx(3.6 / 4)
+    assert s["groups"]["y"]["jaccard"] == pytest.approx(16 / 36)
     assert s["groups"]["all"]["ap50"] == s["ap50"]
     assert json.loads(json.dumps(s)) == s  # JSON-friendly, nothing lost
 
@@ -79,6 +87,9 @@ def test_table_is_aligned_and_names_everything(dataset):
     header = images.splitlines()[0].split()
     assert header[:4] == ["name", "group", "n_true", "n_pred"]
     assert "ap50" in header and "dsb_score" in header and "merges" in header
+    assert header.index("aji") + 1 == header.index("jaccard")
+    group_header = groups.splitlines()[0].split()
+    assert "jaccard" in group_header
     assert "a-long-image-name" in images and "0.67" in images
     assert [line.split()[0] for line in groups.splitlines()] == ["group", "all", "x", "y"]
     assert str(report) == report.table(digits=3)
@@ -95,6 +106,7 @@ def test_csv_round_trip(dataset, tmp_path):
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == report.columns and "tp55" in report.columns
+    assert "jaccard" in report.columns
     for written, row in zip(rows, report.rows, strict=True):
         for key, value in row.items():
             parsed = type(value)(written[key])
@@ -151,3 +163,13 @@ def test_shorten_names_known_answers():
         "abcdefghijkl…", "abc", "abcdefghijklm"]
     with pytest.raises(ValueError, match="at least 1"):
         shorten_names(["a"], 0)
+
+
+def test_jaccard_of_images_without_nuclei():
+    y = boxes((4, 4), (1, 0, 2, 0, 2))
+    empty = np.zeros_like(y)
+    report = evaluate([empty, empty, y], [empty, y, empty], groups=["none", "extra", "miss"])
+    assert [row["jaccard"] for row in report.rows] == [1.0, 0.0, 0.0]
+    assert report.summary["groups"]["none"]["jaccard"] == 1.0
+    assert report.summary["groups"]["extra"]["jaccard"] == 0.0
+    assert report.summary["jaccard"] == 0.0  # one true nucleus, not found

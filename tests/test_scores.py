@@ -16,7 +16,9 @@ from nuclib.metrics import (
     aggregated_jaccard_index,
     dsb_score,
     false_negatives_by_area,
+    false_positives_by_area,
     matching,
+    mean_best_iou,
     splits_and_merges,
 )
 
@@ -138,6 +140,57 @@ def test_aji_extremes():
     assert aggregated_jaccard_index(empty, y) == 0.0
 
 
+# --- mean best IoU (the "Jaccard" column) ---------------------------------------------
+
+
+def aji_example():
+    """The AJI example: best IoUs G1 0.5 (S1), G2 0.5 (S2, not S1's 8/40), G3 0 (no overlap)."""
+    y_true = boxes((8, 10), (1, 0, 4, 0, 4), (2, 0, 4, 6, 10), (3, 6, 8, 6, 10))
+    y_pred = boxes((8, 10), (1, 0, 4, 0, 8), (2, 0, 4, 8, 10), (3, 6, 8, 0, 2))
+    return y_true, y_pred
+
+
+def test_mean_best_iou_by_hand_and_against_aji_and_matched_score():
+    y_true, y_pred = aji_example()
+    assert mean_best_iou(y_true, y_pred) == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+    # the same pair: AJI aggregates pixels (24/60), the matched score ignores the miss (0.5)
+    assert aggregated_jaccard_index(y_true, y_pred) == pytest.approx(24 / 60)
+    assert matching(y_true, y_pred, thresh=0.5).mean_matched_score == pytest.approx(0.5)
+    # extra predictions cost nothing: S3 moved off every nucleus changes no best IoU
+    assert mean_best_iou(y_true, np.where(y_pred == 3, 0, y_pred)) == pytest.approx(1 / 3)
+
+
+def test_mean_best_iou_gives_a_merge_to_both_nuclei():
+    # each 16-pixel nucleus has IoU 16/36 with the merged prediction; no match at 0.5
+    y_true = boxes((4, 10), (1, 0, 4, 0, 4), (2, 0, 4, 5, 9))
+    y_pred = boxes((4, 10), (7, 0, 4, 0, 9))
+    assert mean_best_iou(y_true, y_pred) == pytest.approx(16 / 36)
+    assert matching(y_true, y_pred, thresh=0.5).mean_matched_score == 0.0
+
+
+def test_mean_best_iou_pools_nuclei_or_averages_images():
+    y_true, y_pred = aji_example()                       # 3 nuclei, best IoUs sum to 1
+    single = boxes((6, 6), (5, 1, 4, 1, 4))              # 1 nucleus, found exactly
+    pairs = ([y_true, single], [y_pred, single])
+    assert mean_best_iou(*pairs) == pytest.approx((1.0 + 1.0) / 4)
+    assert mean_best_iou(*pairs, by_image=True) == pytest.approx((1 / 3 + 1.0) / 2)
+
+
+def test_mean_best_iou_extremes_and_relabelling(rng):
+    y_true, y_pred = aji_example()
+    empty = np.zeros_like(y_true)
+    assert mean_best_iou(y_true, y_true) == 1.0           # perfect prediction
+    assert mean_best_iou(y_true, empty) == 0.0            # nothing predicted
+    assert mean_best_iou(empty, empty) == 1.0             # nothing to find, nothing found
+    assert mean_best_iou(empty, y_pred) == 0.0            # only extras
+    assert mean_best_iou([y_true, y_pred], [y_true, y_pred]) == 1.0
+    ids = rng.permutation(np.arange(1, 4)) * 1000         # other, non-sequential ids
+    relabelled = np.where(y_pred > 0, ids[np.maximum(y_pred - 1, 0)], 0)
+    assert mean_best_iou(y_true, relabelled) == mean_best_iou(y_true, y_pred)
+    with pytest.raises(ValueError, match="2 true label images but 1"):
+        mean_best_iou([y_true, y_true], [y_pred])
+
+
 # --- splits and merges -----------------------------------------------------------------
 
 
@@ -218,3 +271,50 @@ def test_false_negatives_by_area_pools_images_and_takes_custom_bins():
                    "big": {"n_true": 4, "missed": 2, "missed_fraction": 0.5}}
     with pytest.raises(ValueError, match="increasing"):
         false_negatives_by_area(y_true, y_true, bins=[("a", 500), ("b", 100)])
+
+
+# --- false positives by area -----------------------------------------------------------
+
+
+def test_false_positives_by_area_by_hand():
+    # the false-negative case with truth and prediction swapped: extras of 100, 400, 700 px
+    y_pred = sized_nuclei()
+    y_true = np.where(np.isin(y_pred, [1, 3, 4]), 0, y_pred)
+    y_true[50:75, 0:15] = 0  # predicted nucleus 5 (1000 px) has IoU 0.625 with its truth
+    out = false_positives_by_area(y_true, y_pred)
+    assert list(out) == ["tiny", "small", "normal", "large"]
+    assert out["tiny"] == {"n_pred": 1, "extra": 1, "extra_fraction": 1.0}
+    assert out["small"] == {"n_pred": 2, "extra": 1, "extra_fraction": 0.5}
+    assert out["normal"] == {"n_pred": 1, "extra": 1, "extra_fraction": 1.0}
+    assert out["large"] == {"n_pred": 1, "extra": 0, "extra_fraction": 0.0}
+    assert false_positives_by_area(y_true, y_pred, thresh=0.7)["large"]["extra"] == 1
+    missed = false_negatives_by_area(y_pred, y_true)
+    assert [(v["n_true"], v["missed"]) for v in missed.values()] == [
+        (v["n_pred"], v["extra"]) for v in out.values()]
+
+
+def test_false_positives_are_binned_by_the_predicted_area():
+    # a 200-pixel nucleus inside a 700-pixel prediction: IoU 2/7, so one miss and one extra
+    y_true = boxes((40, 40), (1, 0, 10, 0, 20))
+    y_pred = boxes((40, 40), (9, 0, 20, 0, 35))
+    extra = false_positives_by_area(y_true, y_pred)
+    missed = false_negatives_by_area(y_true, y_pred)
+    assert extra["normal"] == {"n_pred": 1, "extra": 1, "extra_fraction": 1.0}
+    assert extra["tiny"] == {"n_pred": 0, "extra": 0, "extra_fraction": 0.0}
+    assert missed["tiny"] == {"n_true": 1, "missed": 1, "missed_fraction": 1.0}
+    # grown to 300 pixels (IoU 2/3) the prediction matches: no extra, no miss
+    y_pred = boxes((40, 40), (9, 0, 15, 0, 20))
+    assert false_positives_by_area(y_true, y_pred)["small"]["extra"] == 0
+    assert false_negatives_by_area(y_true, y_pred)["tiny"]["missed"] == 0
+
+
+def test_false_positives_by_area_pools_images_and_takes_custom_bins():
+    y = sized_nuclei()
+    empty = np.zeros_like(y)
+    out = false_positives_by_area([y, empty], [y, y], bins={"small": 300, "big": 800})
+    assert out == {"small": {"n_pred": 4, "extra": 2, "extra_fraction": 0.5},
+                   "big": {"n_pred": 4, "extra": 2, "extra_fraction": 0.5}}
+    with pytest.raises(ValueError, match="increasing"):
+        false_positives_by_area(y, y, bins=[("a", 500), ("b", 100)])
+    with pytest.raises(ValueError, match="outside"):
+        false_positives_by_area(y, y, thresh=1.5)

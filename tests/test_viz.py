@@ -172,5 +172,134 @@ def test_without_matplotlib_the_error_says_which_extra_to_install(scene, monkeyp
     assert err.value.name == "matplotlib"
     with pytest.raises(ImportError, match=r'pip install "nuclib\[viz\]"'):
         viz.probability_panel(image, labels > 0)
-    # Burnt-in outlines need no matplotlib.
+    # Burnt-in outlines and coloured labels need no matplotlib.
     assert viz.overlay_rgb(image, labels).shape == (64, 64, 3)
+    assert viz.colorize_labels(labels).shape == (64, 64, 3)
+    with pytest.raises(ImportError, match=r'pip install "nuclib\[viz\]"'):
+        viz.plot_training_history({"loss": [1.0, 0.5]})
+
+
+# --- coloured labels ---------------------------------------------------------------------
+
+
+def test_colorize_labels_fills_each_nucleus_with_one_colour(scene):
+    _, labels = scene
+    rgb = viz.colorize_labels(labels)
+    assert rgb.dtype == np.uint8 and rgb.shape == (64, 64, 3)
+    assert not rgb[labels == 0].any()                        # background black
+    colours = {}
+    for i in (1, 2, 3):
+        inside = np.unique(rgb[labels == i], axis=0)
+        assert len(inside) == 1 and inside.any()            # one colour, not black
+        colours[i] = tuple(inside[0])
+    assert len(set(colours.values())) == 3                  # 1 and 2 touch; 2, 3 consecutive
+    np.testing.assert_array_equal(viz.colorize_labels(labels), rgb)   # same seed, same picture
+    assert not np.array_equal(viz.colorize_labels(labels, seed=1), rgb)
+
+
+def test_colorize_labels_never_gives_touching_nuclei_one_colour():
+    # 12 x 12 squares of 4 px, every one touching its 8 neighbours, ids shuffled
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(144).reshape(12, 12) * 7 + 5      # non-sequential ids
+    labels = np.kron(ids, np.ones((4, 4), np.int64))
+    rgb = viz.colorize_labels(labels)
+    cells = rgb[::4, ::4].astype(int)                       # one pixel per square
+    for a, b in ((cells[:, :-1], cells[:, 1:]), (cells[:-1], cells[1:]),
+                 (cells[:-1, :-1], cells[1:, 1:]), (cells[:-1, 1:], cells[1:, :-1])):
+        assert (a != b).any(axis=-1).all()
+    assert viz.colorize_labels(np.ones((3, 3), np.uint8)).any(axis=-1).all()  # no background
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.zeros((4, 4), np.float32), "expected an HxW integer instance label image"),
+    (np.zeros((2, 4, 4), np.int32), "expected an HxW integer instance label image"),
+    (np.array([[0, -1]]), "negative ids"),
+])
+def test_colorize_labels_rejects_what_is_not_labels(labels, message):
+    with pytest.raises(ValueError, match=message):
+        viz.colorize_labels(labels)
+
+
+# --- training curves ---------------------------------------------------------------------
+
+HISTORY = {"loss": [0.9, 0.6, 0.5, 0.55], "dice_coefficient": [0.3, 0.5, 0.6, 0.65],
+           "val_loss": [1.0, 0.7, 0.65, 0.8], "val_dice_coefficient": [0.2, 0.4, 0.5, 0.5],
+           "learning_rate": [1e-3, 1e-3, 5e-4, 5e-4]}
+
+
+def _labels_of(ax):
+    return [line.get_label() for line in ax.lines]
+
+
+def test_training_history_one_axes_per_quantity_with_the_best_epoch():
+    fig = viz.plot_training_history(HISTORY)
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "dice_coefficient"]  # no lr
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "epoch"
+        assert _labels_of(ax) == ["training", "validation", "best epoch 3"]  # val_loss min
+        training, validation, best = ax.lines
+        assert list(training.get_xdata()) == [1, 2, 3, 4]
+        assert list(best.get_xdata()) == [3, 3]
+    np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), HISTORY["val_dice_coefficient"])
+    assert _png_bytes(fig).startswith(b"\x89PNG")
+
+
+def test_training_history_from_a_keras_history_with_chosen_metrics_and_axes():
+    class History:  # what keras.callbacks.History offers: a .history dict
+        history = {k: v for k, v in HISTORY.items() if not k.startswith("val_")}
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    returned = viz.plot_training_history(History(), metrics=["learning_rate"], ax=ax)
+    assert returned is fig and ax.get_title() == "learning_rate"
+    assert _labels_of(ax) == ["training", "best epoch 3"]  # no val_loss: the best loss
+    fig = viz.plot_training_history(HISTORY, "dice_coefficient", monitor="val_dice_coefficient")
+    assert _labels_of(fig.axes[0])[-1] == "best epoch 3"  # the first of the two maxima
+
+
+def test_training_history_from_what_nuclib_train_writes(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "nuclib.json").write_text("{}")
+    (run / "log.csv").write_text("epoch,loss,val_loss\n0,1.0,1.2\n1,0.5,0.9\n2,0.4,1.1\n")
+    for source in (run / "log.csv", run, run / "model"):
+        values = viz.training_history(source)
+        assert list(values) == ["loss", "val_loss"]          # the epoch column dropped
+        assert values["val_loss"].tolist() == [1.2, 0.9, 1.1]
+    (run / "history.json").write_text(json.dumps({"run_dir": str(run), "train_seconds": 3.0,
+                                                  "history": HISTORY}))
+    fig = viz.plot_training_history(run / "model")          # history.json first
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "dice_coefficient"]
+    assert viz.training_history(run / "history.json")["loss"].tolist() == HISTORY["loss"]
+
+
+@pytest.mark.parametrize("history, kwargs, error, message", [
+    ({}, {}, ValueError, "not a training history"),
+    ([0.5, 0.4], {}, ValueError, "not a training history"),
+    ({"loss": [1.0, 0.5], "val_loss": [1.0]}, {}, ValueError, "lists of different lengths"),
+    ({"loss": ["high", "low"]}, {}, ValueError, "expected a list of numbers"),
+    ({"loss": []}, {}, ValueError, "non-empty list"),
+    (HISTORY, {"metrics": ["accuracy"]}, ValueError, "not in the history"),
+    (HISTORY, {"monitor": "val_f1"}, ValueError, "monitor 'val_f1' is not in the history"),
+    (HISTORY, {"mode": "best"}, ValueError, "expected 'auto', 'min' or 'max'"),
+    ({"learning_rate": [1e-3]}, {}, ValueError, "nothing to draw"),
+])
+def test_training_history_rejects_bad_input(history, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        viz.plot_training_history(history, **kwargs)
+
+
+def test_training_history_bad_paths_and_axes(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        viz.plot_training_history(tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError, match="expected history.json or log.csv"):
+        viz.plot_training_history(tmp_path)
+    (tmp_path / "history.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        viz.plot_training_history(tmp_path / "history.json")
+    fig = Figure()
+    with pytest.raises(ValueError, match="got 1 axes for 2 metrics"):
+        viz.plot_training_history(HISTORY, ax=fig.add_subplot())

@@ -3,8 +3,9 @@
 Instance metrics (numpy and scipy only) compare label images: one-to-one
 matching with tp / fp / fn and the scores built on them (identical to
 ``stardist.matching``), the Kaggle DSB2018 score, the Aggregated Jaccard
-Index, splits and merges, missed nuclei by size, and ``evaluate`` for a
-per-image and per-dataset ``Report``. The Keras training metrics
+Index, the mean best IoU per true nucleus, splits and merges, missed and
+extra nuclei by size, and ``evaluate`` for a per-image and per-dataset
+``Report``. The Keras training metrics
 (``DiceCoefficient``, ``ClassPrecision``, ``ClassRecall``) load on first
 use, so importing this package does not import Keras or TensorFlow.
 
@@ -37,6 +38,8 @@ from nuclib.metrics.scores import (
     aggregated_jaccard_index,
     dsb_score,
     false_negatives_by_area,
+    false_positives_by_area,
+    mean_best_iou,
     splits_and_merges,
 )
 
@@ -49,9 +52,11 @@ __all__ = [
     "CRITERIA",
     "dsb_score",
     "aggregated_jaccard_index",
+    "mean_best_iou",
     "splits_and_merges",
     "SplitsAndMerges",
     "false_negatives_by_area",
+    "false_positives_by_area",
     "DSB_THRESHOLDS",
     "AREA_BINS",
     "evaluate",

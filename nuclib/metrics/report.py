@@ -20,7 +20,8 @@ from nuclib._files import set_default_permissions
 from typing import Sequence
 
 from nuclib.metrics.matching import _pool, _thresholds, label_overlap, match_overlap
-from nuclib.metrics.scores import _aji, _check_fraction, _dsb, _splits_and_merges
+from nuclib.metrics.scores import (_aji, _best_iou, _check_fraction, _dsb, _mean_best,
+                                   _splits_and_merges)
 
 DEFAULT_THRESHOLDS = (0.5, 0.75, 0.9)
 ALL = "all"
@@ -51,14 +52,16 @@ class Report:
             ``n_true``, ``n_pred``; for each threshold t (key suffix
             ``threshold_key(t)``, e.g. ``50``) ``tp50``, ``fp50``, ``fn50``,
             ``ap50`` (tp / (tp + fp + fn)) and ``f1_50``; then ``dsb_score``,
-            ``aji``, ``splits`` and ``merges``.
+            ``aji``, ``jaccard`` (``mean_best_iou``: the mean over true
+            nuclei of each one's best IoU), ``splits`` and ``merges``.
         summary: JSON-friendly dict: ``thresholds``, the dataset scores of all
             images at top level, and ``groups`` mapping ``"all"`` and each
             group to its scores: ``n_images``, ``n_true``, ``n_pred``,
             ``ap50``... (pooled: summed tp, fp, fn, as in the StarDist
             paper), ``f1_50``..., ``precision_50``..., ``recall_50``...
             (pooled), ``dsb_score`` and ``aji`` (means over images),
-            ``splits`` and ``merges`` (totals).
+            ``jaccard`` (pooled: the mean over all true nuclei of the
+            group), ``splits`` and ``merges`` (totals).
         thresholds: the IoU thresholds.
 
     Example:
@@ -109,7 +112,7 @@ class Report:
             short = shorten_names([row["name"] for row in rows], name_width)
             rows = [dict(row, name=name) for row, name in zip(rows, short)]
         keys = [threshold_key(t) for t in self.thresholds]
-        scores = [f"ap{k}" for k in keys] + [f"f1_{keys[0]}", "dsb_score", "aji"]
+        scores = [f"ap{k}" for k in keys] + [f"f1_{keys[0]}", "dsb_score", "aji", "jaccard"]
         counts = ["splits", "merges"]
         grouped = any(row["group"] != ALL for row in rows)
         image_cols = ["name"] + (["group"] if grouped else []) + ["n_true", "n_pred"]
@@ -198,7 +201,8 @@ def _aligned(columns: list[str], rows: Sequence[dict], digits: int) -> list[str]
     return [line(columns)] + [line(r) for r in cells]
 
 
-def _group_summary(rows: list[dict], records: list[list], thresholds: list[float]) -> dict:
+def _group_summary(rows: list[dict], records: list[list], best_sums: list[float],
+                   thresholds: list[float]) -> dict:
     out = {"n_images": len(rows), "n_true": sum(r["n_true"] for r in rows),
            "n_pred": sum(r["n_pred"] for r in rows)}
     for i, t in enumerate(thresholds):
@@ -209,6 +213,7 @@ def _group_summary(rows: list[dict], records: list[list], thresholds: list[float
     n = max(len(rows), 1)
     out["dsb_score"] = sum(r["dsb_score"] for r in rows) / n
     out["aji"] = sum(r["aji"] for r in rows) / n
+    out["jaccard"] = _mean_best(sum(best_sums), out["n_true"], out["n_pred"])
     out["splits"] = sum(r["splits"] for r in rows)
     out["merges"] = sum(r["merges"] for r in rows)
     return out
@@ -222,7 +227,8 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
 
     Each pair is read once (one sparse overlap table) for all scores:
     ``matching`` at every IoU threshold, ``dsb_score``,
-    ``aggregated_jaccard_index`` and ``splits_and_merges``.
+    ``aggregated_jaccard_index``, ``mean_best_iou`` (column ``jaccard``)
+    and ``splits_and_merges``.
 
     Args:
         ys_true: sequence of ground-truth label images.
@@ -268,7 +274,7 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
         raise ValueError(f"thresholds {thresholds} repeat; expected distinct values")
     split_thresh = _check_fraction(split_thresh, "split_thresh")
 
-    rows, records = [], []
+    rows, records, best_sums = [], [], []
     for i in progress_bar(range(n), desc="evaluating", unit="image", enabled=progress):
         try:
             overlap = label_overlap(ys_true[i], ys_pred[i])
@@ -281,14 +287,19 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
             row.update({f"tp{key}": m.tp, f"fp{key}": m.fp, f"fn{key}": m.fn,
                         f"ap{key}": m.accuracy, f"f1_{key}": m.f1})
         splits, merges = _splits_and_merges(overlap, split_thresh)
-        row.update(dsb_score=_dsb(overlap), aji=_aji(overlap), splits=splits, merges=merges)
+        best = float(_best_iou(overlap).sum())
+        row.update(dsb_score=_dsb(overlap), aji=_aji(overlap),
+                   jaccard=_mean_best(best, overlap.n_true, overlap.n_pred),
+                   splits=splits, merges=merges)
         rows.append(row)
         records.append(matches)
+        best_sums.append(best)
 
-    summaries = {ALL: _group_summary(rows, records, thresholds)}
+    summaries = {ALL: _group_summary(rows, records, best_sums, thresholds)}
     for group in sorted(set(groups) - {ALL}):
         members = [i for i, g in enumerate(groups) if g == group]
         summaries[group] = _group_summary([rows[i] for i in members],
-                                          [records[i] for i in members], thresholds)
+                                          [records[i] for i in members],
+                                          [best_sums[i] for i in members], thresholds)
     summary = {"thresholds": list(thresholds), **summaries[ALL], "groups": summaries}
     return Report(rows=tuple(rows), summary=summary, thresholds=tuple(thresholds))

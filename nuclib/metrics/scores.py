@@ -1,5 +1,5 @@
-"""Dataset and error scores for instance segmentations: DSB score, AJI, splits and
-merges, missed nuclei by size.
+"""Dataset and error scores for instance segmentations: DSB score, AJI, mean best
+IoU, splits and merges, missed and extra nuclei by size.
 
 All of them read the sparse overlap table of ``nuclib.metrics.matching``,
 so each costs one pass over the pixels.
@@ -94,6 +94,22 @@ def _aji(overlap: Overlap) -> float:
     return 1.0 if union == 0 else intersection / union
 
 
+def _best_iou(overlap: Overlap) -> np.ndarray:
+    """Each true object's highest IoU with any predicted object (0 without overlap)."""
+    best = np.zeros(overlap.n_true, np.float64)
+    if len(overlap.rows):
+        np.maximum.at(best, overlap.rows, overlap.intersection / overlap.union)
+    return best
+
+
+def _mean_best(total: float, n_true: int, n_pred: int) -> float:
+    # No true nucleus: nothing to score; as for the AJI, 1 when nothing was
+    # predicted either and 0 when everything predicted is extra.
+    if n_true == 0:
+        return 1.0 if n_pred == 0 else 0.0
+    return float(total / n_true)
+
+
 def _splits_and_merges(overlap: Overlap, thresh: float) -> SplitsAndMerges:
     inter = overlap.intersection
     inside_true = inter >= thresh * overlap.area_pred[overlap.cols]  # pred mostly in true
@@ -185,6 +201,59 @@ def aggregated_jaccard_index(y_true, y_pred) -> float:
     return _aji(label_overlap(y_true, y_pred))
 
 
+def mean_best_iou(ys_true, ys_pred, *, by_image: bool = False) -> float:
+    """Mean over true nuclei of each one's best IoU with any prediction (the "Jaccard" column).
+
+    For every true nucleus, the highest IoU it has with any predicted
+    object, 0 when it overlaps none; then the mean over true nuclei: of one
+    image, or of all images' nuclei pooled (``by_image=False``), or the mean
+    of the per-image values (``by_image=True``). An image (or pool) without
+    true nuclei scores 1 when nothing was predicted either, else 0 (as the
+    AJI does).
+
+    How it differs from the related scores:
+
+    * ``aggregated_jaccard_index`` sums intersections and unions in pixels,
+      so large nuclei weigh more, and adds every unused prediction to the
+      union; here every true nucleus counts the same and predictions that
+      are best for no nucleus (false positives) cost nothing.
+    * ``Matching.mean_matched_score`` averages the IoU of the one-to-one
+      matched pairs at IoU >= ``thresh`` only; missed nuclei are left out,
+      and the value depends on ``thresh``. Here there is no threshold and no
+      one-to-one rule: a prediction merging two nuclei is the best match of
+      both, and a missed nucleus counts 0.
+
+    Args:
+        ys_true: one ground-truth label image (numpy array), or a sequence of them.
+        ys_pred: the matching prediction(s): an array, or a sequence of the same length.
+        by_image: for sequences, average the per-image means instead of
+            pooling all true nuclei.
+
+    Returns:
+        The score in [0, 1] as a float.
+
+    Raises:
+        ValueError: mismatched inputs or invalid labels (see ``matching``).
+
+    Example:
+        >>> y_true = np.array([[1, 1, 1, 1, 0, 2, 2]])
+        >>> y_pred = np.array([[3, 3, 0, 0, 0, 0, 0]])
+        >>> mean_best_iou(y_true, y_pred)                 # (2/4 + 0) / 2
+        0.25
+    """
+    total = 0.0
+    n_true = n_pred = 0
+    per_image = []
+    for y_true, y_pred in _pairs(ys_true, ys_pred):
+        overlap = label_overlap(y_true, y_pred)
+        best = float(_best_iou(overlap).sum())
+        per_image.append(_mean_best(best, overlap.n_true, overlap.n_pred))
+        total, n_true, n_pred = total + best, n_true + overlap.n_true, n_pred + overlap.n_pred
+    if by_image:
+        return float(np.mean(per_image))
+    return _mean_best(total, n_true, n_pred)
+
+
 def splits_and_merges(y_true, y_pred, thresh: float = 0.5) -> SplitsAndMerges:
     """Count true nuclei split into several predictions and predictions merging several nuclei.
 
@@ -217,6 +286,26 @@ def splits_and_merges(y_true, y_pred, thresh: float = 0.5) -> SplitsAndMerges:
     return _splits_and_merges(label_overlap(y_true, y_pred), thresh)
 
 
+def _by_area(ys_true, ys_pred, thresh: float, bins, side: str) -> tuple:
+    """Per size class: objects of ``side`` ("true" or "pred") and those left unmatched."""
+    bins = _check_bins(bins)
+    uppers = np.array([upper for _, upper in bins])
+    counts = np.zeros(len(bins), np.int64)
+    unmatched = np.zeros(len(bins), np.int64)
+    column = 0 if side == "true" else 1
+    for y_true, y_pred in _pairs(ys_true, ys_pred):
+        overlap = label_overlap(y_true, y_pred)
+        pairs = match_overlap(overlap, thresh, report_matches=True).matched_pairs
+        ids = overlap.ids_true if side == "true" else overlap.ids_pred
+        areas = overlap.area_true if side == "true" else overlap.area_pred
+        found = np.isin(ids, [pair[column] for pair in pairs])
+        which = np.searchsorted(uppers, areas, side="right")
+        inside = which < len(bins)
+        counts += np.bincount(which[inside], minlength=len(bins))
+        unmatched += np.bincount(which[inside & ~found], minlength=len(bins))
+    return bins, counts, unmatched
+
+
 def false_negatives_by_area(ys_true, ys_pred, thresh: float = 0.5,
                             bins: Sequence = AREA_BINS) -> dict[str, dict]:
     """Missed true nuclei per size class (unet4nuclei's error breakdown).
@@ -224,6 +313,7 @@ def false_negatives_by_area(ys_true, ys_pred, thresh: float = 0.5,
     A true nucleus is missed when ``matching`` at IoU ``thresh`` leaves it
     unmatched. Size classes are by area in pixels; the default follows
     unet4nuclei: tiny < 250, small < 625, normal < 900, large otherwise.
+    ``false_positives_by_area`` is the same for the predictions.
 
     Args:
         ys_true: one ground-truth label image (numpy array), or a sequence of them.
@@ -246,19 +336,44 @@ def false_negatives_by_area(ys_true, ys_pred, thresh: float = 0.5,
         >>> out["tiny"], out["large"]["missed"]
         ({'n_true': 1, 'missed': 1, 'missed_fraction': 1.0}, 0)
     """
-    bins = _check_bins(bins)
-    uppers = np.array([upper for _, upper in bins])
-    n_true = np.zeros(len(bins), np.int64)
-    missed = np.zeros(len(bins), np.int64)
-    for y_true, y_pred in _pairs(ys_true, ys_pred):
-        overlap = label_overlap(y_true, y_pred)
-        found_ids = [t for t, _ in match_overlap(overlap, thresh, report_matches=True)
-                     .matched_pairs]
-        found = np.isin(overlap.ids_true, found_ids)
-        which = np.searchsorted(uppers, overlap.area_true, side="right")
-        inside = which < len(bins)
-        n_true += np.bincount(which[inside], minlength=len(bins))
-        missed += np.bincount(which[inside & ~found], minlength=len(bins))
+    bins, n_true, missed = _by_area(ys_true, ys_pred, thresh, bins, "true")
     return {name: {"n_true": int(n), "missed": int(m),
                    "missed_fraction": float(m / n) if n else 0.0}
             for (name, _), n, m in zip(bins, n_true, missed)}
+
+
+def false_positives_by_area(ys_true, ys_pred, thresh: float = 0.5,
+                            bins: Sequence = AREA_BINS) -> dict[str, dict]:
+    """Extra predicted objects (false positives) per size class of the prediction.
+
+    The mirror of ``false_negatives_by_area``: a predicted object is extra
+    when ``matching`` at IoU ``thresh`` pairs it with no true nucleus; it is
+    binned by its own (predicted) area, with the same bins. Small extras are
+    often debris or fragments of split nuclei; large ones, merges.
+
+    Args:
+        ys_true: one ground-truth label image (numpy array), or a sequence of them.
+        ys_pred: the matching prediction(s).
+        thresh: IoU threshold in [0, 1] for a prediction to count as matched.
+        bins: ``(name, upper_area)`` pairs with increasing exclusive upper
+            bounds (the last usually ``math.inf``), or a dict of them.
+
+    Returns:
+        ``{name: {"n_pred": int, "extra": int, "extra_fraction": float}}``
+        in bin order; predictions at least as large as the last bound are
+        not counted. ``extra_fraction`` is 0 for an empty class.
+
+    Raises:
+        ValueError: malformed bins, a threshold outside [0, 1], or invalid labels.
+
+    Example:
+        >>> y = np.zeros((40, 40), np.uint16); y[10:40, 10:40] = 2
+        >>> pred = y.copy(); pred[:5, :5] = 1                # a 25-pixel extra object
+        >>> out = false_positives_by_area(y, pred)
+        >>> out["tiny"], out["large"]["extra"]
+        ({'n_pred': 1, 'extra': 1, 'extra_fraction': 1.0}, 0)
+    """
+    bins, n_pred, extra = _by_area(ys_true, ys_pred, thresh, bins, "pred")
+    return {name: {"n_pred": int(n), "extra": int(e),
+                   "extra_fraction": float(e / n) if n else 0.0}
+            for (name, _), n, e in zip(bins, n_pred, extra)}
