@@ -415,9 +415,7 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
             factor = scale_for_diameter(diameter, config.diameter)
     grid = _Grid.make(shape, factor)
     inferencer = segmenter.inferencer(progress=False)
-    if inferencer.overlap is None:  # a plain callable: probed once, before any block
-        inferencer.predict(np.zeros((inferencer.multiple,) * 2 + (config.input_channels,),
-                                    np.float32))
+    inferencer.resolve_overlap(config.input_channels)  # measured once, before any block
     zoom = grid.zoomed[0] / grid.shape[0]
     context = int(min_overlap if context is None else context)
     if context < 0:

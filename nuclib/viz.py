@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from nuclib.labels import check_labels
+
 # Colour-blind-safe (Okabe-Ito) colours for the error map categories.
 ERROR_COLORS = {"matched": "#009E73", "missed": "#D55E00", "extra": "#0072B2"}
 CLASS_NAMES = {1: ("foreground",), 3: ("background", "interior", "boundary")}
@@ -88,19 +90,6 @@ def _check_image(image) -> np.ndarray:
         raise ValueError(f"image has dtype {arr.dtype}; expected a numeric array")
     if arr.size == 0:
         raise ValueError(f"image is empty (shape {arr.shape})")
-    return arr
-
-
-def _check_labels(labels, shape, name: str = "labels") -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}; expected an "
-                         "HxW integer instance label image")
-    if arr.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {arr.shape} but the image is {tuple(shape)}; "
-                         "expected the same height and width")
     return arr
 
 
@@ -190,7 +179,7 @@ def overlay_rgb(image, labels, *, color=(255, 255, 0), normalize: bool = True) -
     from skimage.segmentation import find_boundaries
 
     arr = _check_image(image)
-    lab = _check_labels(labels, arr.shape[:2])
+    lab = check_labels(labels, shape=arr.shape[:2])
     rgb = _rgb_tuple(color)
     out = np.round(display_image(arr, normalize=normalize) * 255).astype(np.uint8)
     edge = find_boundaries(lab, mode="inner", connectivity=1)
@@ -258,15 +247,7 @@ def colorize_labels(labels, seed: int = 0) -> np.ndarray:
         >>> bool((rgb[0, 0] != rgb[0, 2]).any()), rgb[0, 0].tolist() == rgb[0, 1].tolist()
         (True, True)
     """
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise ValueError(f"labels have shape {arr.shape} and dtype {arr.dtype}; expected an "
-                         "HxW integer instance label image")
-    if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
-        raise ValueError(f"labels have negative ids (min {arr.min()}); expected ids >= 0 "
-                         "with 0 as background")
+    arr = check_labels(labels)
     ids, values = np.unique(arr, return_inverse=True)
     values = values.reshape(arr.shape)
     if ids[0] != 0:  # no background pixel: index 0 must still mean background
@@ -369,7 +350,7 @@ def overlay(image, labels, *, ax=None, color="yellow", linewidth: float = 1.0,
     LineCollection = _matplotlib("collections").LineCollection
 
     arr = _check_image(image)
-    lab = _check_labels(labels, arr.shape[:2])
+    lab = check_labels(labels, shape=arr.shape[:2])
     fig, ax = _figure_and_axes(ax, figsize or _image_figsize(arr.shape, 6.0))
     n_objects = len(np.unique(lab[lab > 0]))
     _show(ax, display_image(arr, normalize=normalize),
@@ -431,8 +412,8 @@ def error_map(image, y_true, y_pred, *, thresh: float = 0.5, ax=None, alpha: flo
     from nuclib.metrics.matching import matching
 
     arr = _check_image(image)
-    truth = _check_labels(y_true, arr.shape[:2], "y_true")
-    pred = _check_labels(y_pred, arr.shape[:2], "y_pred")
+    truth = check_labels(y_true, name="y_true", shape=arr.shape[:2])
+    pred = check_labels(y_pred, name="y_pred", shape=arr.shape[:2])
     palette = {**ERROR_COLORS, **(colors or {})}
     result = matching(truth, pred, thresh=thresh, report_matches=True)
     matched_true = np.array([t for t, _ in result.matched_pairs], dtype=np.int64)

@@ -141,9 +141,9 @@ def test_list_of_thresholds_and_record():
 
 @pytest.mark.parametrize("y_true, y_pred, message", [
     (np.zeros((4, 4), int), np.zeros((4, 5), int), "same shape"),
-    (np.zeros((4, 4), float), np.zeros((4, 4), int), "y_true has dtype float64"),
+    (np.zeros((4, 4), float), np.zeros((4, 4), int), "y_true: dtype float64"),
     (np.zeros((4, 4), int), np.zeros((4, 4), bool), "label it first"),
-    (np.zeros((4, 4), int), -np.ones((4, 4), int), "y_pred has negative labels"),
+    (np.zeros((4, 4), int), -np.ones((4, 4), int), "y_pred: negative ids"),
 ])
 def test_bad_labels(y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):

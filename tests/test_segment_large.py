@@ -176,9 +176,10 @@ def test_rejects_bad_settings_and_outputs(disks):
         segment_large(disks, label, out=np.zeros((5, 5), np.uint32), progress=False)
     with pytest.raises(ValueError, match="integer label dtype"):
         segment_large(disks, label, out=np.zeros(SHAPE, np.float32), progress=False)
-    with pytest.raises(ValueError, match="labels of shape"):
+    with pytest.raises(ValueError, match="labels of a block: shape .599, 700., but "
+                                         ".600, 700. was expected"):
         segment_large(disks, lambda b: label(b)[1:], progress=False)
-    with pytest.raises(ValueError, match="float.* labels; expected an integer"):
+    with pytest.raises(ValueError, match="dtype float64; expected integer instance ids"):
         segment_large(disks, lambda b: b.astype(float), progress=False)
     with pytest.raises(ValueError, match="unknown on_large"):
         segment_large(disks, label, on_large="maybe", progress=False)

@@ -224,3 +224,26 @@ def test_progress_bar_can_be_switched_off(capsys, monkeypatch, progress):
         np.zeros((40, 40), np.float32))
     err = capsys.readouterr().err
     assert ("tiles" in err) is progress
+
+
+def test_a_network_the_graph_cannot_measure_runs_on_one_tile_and_says_so_on_more():
+    """Global layers (attention, image pooling) defeat the receptive-field analysis: an
+    image inside one tile needs no overlap; a larger one asks for an explicit overlap."""
+    import keras
+
+    x = keras.Input((None, None, 1))
+    y = keras.layers.Conv2D(3, 3, padding="same", name="conv")(x)
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(y)
+    model = keras.Model(x, keras.layers.Add(name="add")([y, pooled]))
+    inferencer = TiledInferencer(model, tile_size=64, progress=False)
+    assert inferencer.overlap is None
+    image = np.random.default_rng(0).random((60, 50, 1), np.float32)
+    # One tile, the whole image: the network's own output (its mean over this image).
+    np.testing.assert_allclose(inferencer.predict(image), model.predict_on_batch(image[None])[0],
+                               atol=1e-5)
+    assert inferencer.overlap is None
+    with pytest.raises(ValueError, match="'pool' .* mixes information across the whole image.*"
+                                         "pass overlap= explicitly"):
+        inferencer.predict(np.zeros((200, 50, 1), np.float32))
+    assert TiledInferencer(model, tile_size=64, overlap=8, progress=False).predict(
+        np.zeros((200, 50, 1), np.float32)).shape == (200, 50, 3)

@@ -84,7 +84,8 @@ def test_overlay_rgb_normalized_is_gray_off_the_outlines(scene):
 
 def test_overlay_rgb_rejects_labels_of_another_size(scene):
     image, labels = scene
-    with pytest.raises(ValueError, match="same height and width"):
+    with pytest.raises(ValueError, match="shape .32, 64., but .64, 64. was expected "
+                                         ".one label per pixel of the image."):
         viz.overlay_rgb(image, labels[:32])
 
 
@@ -211,8 +212,8 @@ def test_colorize_labels_never_gives_touching_nuclei_one_colour():
 
 
 @pytest.mark.parametrize("labels, message", [
-    (np.zeros((4, 4), np.float32), "expected an HxW integer instance label image"),
-    (np.zeros((2, 4, 4), np.int32), "expected an HxW integer instance label image"),
+    (np.zeros((4, 4), np.float32), "dtype float32; expected integer instance ids"),
+    (np.zeros((2, 4, 4), np.int32), "expected an HxW instance label image"),
     (np.array([[0, -1]]), "negative ids"),
 ])
 def test_colorize_labels_rejects_what_is_not_labels(labels, message):

@@ -22,8 +22,8 @@ import keras
 
 from nuclib.data import _image_ops as ti
 from nuclib.data.joint import JointLayer, check_probability, check_range
+from nuclib.labels import IGNORE_LABEL
 
-IGNORE_LABEL = -1
 
 
 def _check_choice(name, value, choices):

@@ -16,18 +16,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
+from nuclib.labels import check_labels
+
 BOUNDARY_MODES = ("outer", "inner", "thick")
-
-
-def _check_labels(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"labels have shape {arr.shape}; expected an HxW instance label image")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise ValueError(f"labels have dtype {arr.dtype}; expected integer instance ids")
-    return arr
 
 
 def remove_small(labels, min_size: int) -> np.ndarray:
@@ -48,7 +39,7 @@ def remove_small(labels, min_size: int) -> np.ndarray:
         >>> remove_small(np.array([[1, 0, 2, 2]]), 2).tolist()
         [[0, 0, 2, 2]]
     """
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     if min_size <= 1:
         return arr
     ids, inverse = np.unique(arr, return_inverse=True)
@@ -83,7 +74,7 @@ def boundaries(labels, mode: str = "thick", width: int = 1) -> np.ndarray:
         raise ValueError(f"unknown boundary mode {mode!r}; expected one of {BOUNDARY_MODES}")
     if width < 1:
         raise ValueError(f"boundary width must be >= 1, got {width}")
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     if arr.dtype.itemsize > 4 and (arr.size == 0 or arr.max() <= np.iinfo(np.int32).max):
         # find_boundaries' "outer" mode overflows on 64-bit labels (it inverts
         # the background to the dtype's maximum), marking lone pixels wrongly.
@@ -118,7 +109,7 @@ def expand_labels(labels, distance: int = 1) -> np.ndarray:
     """
     from skimage.segmentation import expand_labels as grow
 
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     if distance < 0:
         raise ValueError(f"expand distance must be >= 0, got {distance}")
     if distance == 0:
@@ -159,7 +150,7 @@ def three_class(labels, *, boundary: str = "thick", width: int = 1, expand: int 
         >>> three_class(np.array([[0, 1, 1, 1, 0]]), boundary="inner").tolist()
         [[0, 2, 1, 2, 0]]
     """
-    arr = remove_small(labels, min_size) if min_size else _check_labels(labels)
+    arr = remove_small(labels, min_size) if min_size else check_labels(labels, ignore=True)
     if expand:
         arr = expand_labels(arr, expand)
     edge = boundaries(arr, mode=boundary, width=width)
@@ -187,7 +178,7 @@ def binary(labels, *, min_size: int = 0) -> np.ndarray:
         >>> binary(np.array([[0, 3, 3]])).tolist()
         [[0, 1, 1]]
     """
-    arr = remove_small(labels, min_size) if min_size else _check_labels(labels)
+    arr = remove_small(labels, min_size) if min_size else check_labels(labels, ignore=True)
     return (arr > 0).astype(np.uint8)
 
 
@@ -229,7 +220,7 @@ def star_distances(labels, n_rays: int = 32) -> np.ndarray:
     """
     from nuclib.data._star_kernel import star_distances_kernel
 
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     n_rays = _check_n_rays(n_rays)
     return star_distances_kernel(np.ascontiguousarray(arr, dtype=np.int64), n_rays)
 
@@ -255,7 +246,7 @@ def object_probability(labels, distances=None) -> np.ndarray:
         >>> float(p[3, 3]), float(p[1, 3]) < 0.5
         (1.0, True)
     """
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     if distances is None:
         distances = star_distances(arr, 32)
     shortest = np.asarray(distances, np.float32).min(axis=-1)
@@ -288,7 +279,7 @@ def star(labels, *, n_rays: int = 32) -> np.ndarray:
         >>> star(np.array([[0, 1, 1, -1]]), n_rays=4).shape
         (1, 4, 5)
     """
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     dist = star_distances(arr, n_rays)
     prob = object_probability(arr, dist)
     prob[arr < 0] = -1.0
@@ -316,7 +307,7 @@ def three_class_distance(labels, *, n_rays: int = 16) -> np.ndarray:
         >>> t[3, :, 0].tolist(), t[3, 3, 1].item()
         ([0.0, 2.0, 1.0, 1.0, 1.0, 2.0, 0.0], 1.0)
     """
-    arr = _check_labels(labels)
+    arr = check_labels(labels, ignore=True)
     classes = three_class(np.maximum(arr, 0), boundary="inner").astype(np.float32)
     classes[arr < 0] = -1.0
     distance = object_probability(np.maximum(arr, 0), star_distances(np.maximum(arr, 0), n_rays))

@@ -10,6 +10,8 @@ conflict, so a 2048x2048 image with thousands of nuclei takes milliseconds.
 
 Example:
     >>> import numpy as np
+
+from nuclib.labels import check_labels
     >>> y_true = np.zeros((8, 8), np.uint16); y_true[1:5, 1:5] = 1
     >>> y_pred = np.zeros((8, 8), np.uint16); y_pred[2:6, 1:5] = 7
     >>> m = matching(y_true, y_pred, thresh=0.5)
@@ -24,6 +26,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from nuclib.labels import check_labels
 
 CRITERIA = ("iou", "iot", "iop")
 
@@ -181,15 +185,9 @@ def check_label_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape "
                          f"{y_pred.shape}; expected label images of the same shape")
-    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if not np.issubdtype(y.dtype, np.integer):
-            hint = (" (a binary mask? label it first, e.g. with scipy.ndimage.label)"
-                    if y.dtype == bool else "")
-            raise ValueError(f"{name} has dtype {y.dtype}; expected integer instance "
-                             f"labels{hint}")
-        if y.size and np.issubdtype(y.dtype, np.signedinteger) and y.min() < 0:
-            raise ValueError(f"{name} has negative labels (min {y.min()}); expected "
-                             "non-negative instance ids with 0 as background")
+    # Any dimensionality: label volumes are scored like images.
+    y_true = check_labels(y_true, name="y_true", boolean=False, ndim=None)
+    y_pred = check_labels(y_pred, name="y_pred", boolean=False, ndim=None)
     return y_true, y_pred
 
 

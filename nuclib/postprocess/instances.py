@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from nuclib.labels import check_labels
+
 # 4-connectivity everywhere: the two boundary pixels between touching nuclei
 # must keep their seeds apart, and diagonal steps would leak across them.
 _CROSS = ndi.generate_binary_structure(2, 1)
@@ -110,19 +112,6 @@ def _check_threshold(name: str, value) -> float:
     return value
 
 
-def _check_label_image(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"labels have shape {arr.shape}; expected an HxW instance label image")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-        raise ValueError(f"labels have dtype {arr.dtype}; expected integer instance ids")
-    if arr.size and arr.min() < 0:
-        raise ValueError("labels contain negative ids; expected 0 (background) and positive ids")
-    return arr
-
-
 # ---------------------------------------------------------------------------
 # Label helpers
 
@@ -168,7 +157,7 @@ def remove_small_instances(labels, min_size: int = 0) -> np.ndarray:
         >>> remove_small_instances(np.array([[5, 0, 9, 9]]), 2).tolist()
         [[0, 0, 1, 1]]
     """
-    arr = _check_label_image(labels)
+    arr = check_labels(labels)
     min_size = _check_size("min_size", min_size)
     if arr.size == 0:
         return arr.astype(np.uint32)
@@ -209,7 +198,7 @@ def fill_holes_per_label(labels) -> np.ndarray:
         >>> fill_holes_per_label(ring).tolist()
         [[1, 1, 1], [1, 1, 1], [1, 1, 1]]
     """
-    arr = _check_label_image(labels)
+    arr = check_labels(labels)
     hole_ids, n_holes = _holes(arr > 0)
     if not n_holes:
         return arr

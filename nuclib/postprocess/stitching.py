@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nuclib.labels import check_labels
+
 __all__ = ["segment_large", "segment_dask"]
 
 ON_LARGE = ("warn", "raise", "ignore")
@@ -70,20 +72,6 @@ def _blocks(shape, y_cores, x_cores, min_overlap: int, context: int) -> list[_Bl
                 read=(grow(y0, y1, min_overlap + context, shape[0]),
                       grow(x0, x1, min_overlap + context, shape[1]))))
     return blocks
-
-
-def _check_labels(labels, shape, where: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != tuple(shape):
-        raise ValueError(f"segment_fn returned labels of shape {labels.shape} for the {where} "
-                         f"of shape {tuple(shape)}; expected one label per pixel (HxW)")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"segment_fn returned {labels.dtype} labels; expected an integer "
-                         "instance label image (0 = background)")
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-        raise ValueError("segment_fn returned negative labels; expected 0 = background and "
-                         "positive object ids")
-    return labels
 
 
 def _owned_objects(labels: np.ndarray, block: _Block, shape, min_overlap: int):
@@ -135,7 +123,8 @@ def _owned_objects(labels: np.ndarray, block: _Block, shape, min_overlap: int):
 def _own_block(segment_fn, locate: bool, shape, min_overlap: int, window, block: _Block):
     """Segment one block's window; keep the objects it owns (``_owned_objects``' result)."""
     labels = segment_fn(window, block.read) if locate else segment_fn(window)
-    labels = _check_labels(labels, window.shape[:2], "block")
+    labels = check_labels(labels, name="segment_fn's labels of a block", shape=window.shape[:2],
+                          boolean=False)
     crop = tuple(slice(block.keep[a].start - block.read[a].start,
                        block.keep[a].stop - block.read[a].start) for a in range(2))
     return _owned_objects(labels[crop], block, shape, min_overlap)
@@ -411,7 +400,8 @@ def segment_dask(darr, segment_fn, *, min_overlap: int = 128, context: int = 0, 
         location = block_info[None]["chunk-location"]
         block = grid[(y_cores[location[0]][0], x_cores[location[1]][0])]
         labels = segment_fn(window, block.read) if locate else segment_fn(window)
-        labels = _check_labels(labels, window.shape[:2], "chunk")
+        labels = check_labels(labels, name="segment_fn's labels of a chunk",
+                              shape=window.shape[:2], boolean=False)
         crop = tuple(slice(block.keep[a].start - block.read[a].start,
                            block.keep[a].stop - block.read[a].start) for a in range(2))
         owned, count, seen = _owned_objects(labels[crop], block, shape, min_overlap)

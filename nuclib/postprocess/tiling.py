@@ -458,7 +458,16 @@ class TiledInferencer:
             if int(overlap) < 0:
                 raise ValueError(f"overlap must be >= 0, got {overlap}")
             self._set_overlap(int(overlap), explicit=True)
-        elif _model_channels(model) is not None or _is_keras_model(model):
+        elif _is_keras_model(model):
+            try:
+                radius = receptive_field_radius(model, method="graph")
+            except ValueError:
+                # Layers the graph analysis does not know (attention, global
+                # pooling): probed when an image first needs more than one tile.
+                radius = None
+            if radius is not None:
+                self._set_overlap(radius, explicit=False)
+        elif _model_channels(model) is not None:
             self._set_overlap(receptive_field_radius(model), explicit=False)
         # Otherwise a plain callable: its receptive field is probed on first use,
         # with the channel count of the first image.
@@ -466,6 +475,25 @@ class TiledInferencer:
     @property
     def overlap(self) -> int | None:
         """Context pixels per inner tile side (None until probed for plain callables)."""
+        return self._overlap
+
+    def resolve_overlap(self, channels: int) -> int:
+        """The overlap, measured now (``receptive_field_radius``) if it is not known yet.
+
+        Args:
+            channels: the input channels to probe a plain callable with.
+
+        Raises:
+            ValueError: the receptive field cannot be measured (pass
+                ``overlap=``), or it leaves tiles no core.
+
+        Example:
+            >>> TiledInferencer(np.tanh, tile_size=64).resolve_overlap(1)
+            0
+        """
+        if self._overlap is None:
+            self._set_overlap(receptive_field_radius(self.model, channels=channels),
+                              explicit=False)
         return self._overlap
 
     def _set_overlap(self, overlap: int, *, explicit: bool) -> None:
@@ -515,13 +543,17 @@ class TiledInferencer:
                 f"model with 'same' padding)")
         return out
 
-    def _layout(self, height: int, width: int):
+    def _layout(self, height: int, width: int, overlap: int):
         m = self.multiple
         padded = (-(-height // m) * m, -(-width // m) * m)
-        tile = tuple(_axis_tile_size(padded[a], self.tile_size[a], self._overlap, m)
+        tile = tuple(_axis_tile_size(padded[a], self.tile_size[a], overlap, m)
                      for a in range(2))
-        return (tile, _axis_tiles(padded[0], tile[0], self._overlap, m),
-                _axis_tiles(padded[1], tile[1], self._overlap, m))
+        return (tile, _axis_tiles(padded[0], tile[0], overlap, m),
+                _axis_tiles(padded[1], tile[1], overlap, m))
+
+    def _fits_one_tile(self, height: int, width: int) -> bool:
+        m = self.multiple
+        return all(-(-side // m) * m <= t for side, t in zip((height, width), self.tile_size))
 
     def tile_origins(self, shape) -> tuple[tuple[int, int], list[tuple[int, int]]]:
         """The tile shape and the (row, col) origin of every tile ``predict`` runs.
@@ -541,9 +573,10 @@ class TiledInferencer:
             >>> TiledInferencer(np.tanh, tile_size=64, overlap=8).tile_origins((100, 50))
             ((58, 50), [(0, 0), (42, 0)])
         """
-        if self._overlap is None:
+        height, width = int(shape[0]), int(shape[1])
+        if self._overlap is None and not self._fits_one_tile(height, width):
             raise ValueError("the overlap is not known yet: pass overlap= or predict once")
-        tile, (y_starts, _), (x_starts, _) = self._layout(int(shape[0]), int(shape[1]))
+        tile, (y_starts, _), (x_starts, _) = self._layout(height, width, self._overlap or 0)
         return tile, [(y, x) for y in y_starts for x in x_starts]
 
     # -- prediction ---------------------------------------------------------
@@ -578,10 +611,11 @@ class TiledInferencer:
                 f"expects {expected}. Convert it first: Segmenter.preprocess(image) prepares "
                 f"any image for its model, or nuclib.data.prepare_image(image, "
                 f"channels={expected}) (grayscale or RGB, percentile-normalized)")
-        if self._overlap is None:
-            self._set_overlap(receptive_field_radius(self.model, channels=channels),
-                              explicit=False)
-        tile, (y_starts, y_own), (x_starts, x_own) = self._layout(height, width)
+        if not self._fits_one_tile(height, width):
+            self.resolve_overlap(channels)
+        # One tile needs no overlap: its receptive field is never measured.
+        overlap = self._overlap or 0
+        tile, (y_starts, y_own), (x_starts, x_own) = self._layout(height, width, overlap)
         tiles = [(i, j) for i in range(len(y_starts)) for j in range(len(x_starts))]
 
         out = weight_sum = None
@@ -608,8 +642,8 @@ class TiledInferencer:
                         continue
                     key = (i > 0, i < len(y_starts) - 1, j > 0, j < len(x_starts) - 1)
                     if key not in weights:
-                        wy = _axis_weights(tile[0], self._overlap, self.blend, key[0], key[1])
-                        wx = _axis_weights(tile[1], self._overlap, self.blend, key[2], key[3])
+                        wy = _axis_weights(tile[0], overlap, self.blend, key[0], key[1])
+                        wx = _axis_weights(tile[1], overlap, self.blend, key[2], key[3])
                         weights[key] = np.outer(wy, wx)
                     h, w = min(tile[0], height - y0), min(tile[1], width - x0)
                     wt = weights[key][:h, :w]
