@@ -24,7 +24,8 @@ UPSAMPLING_MODES = ("transpose", "bilinear")
 
 
 def conv_bn_act(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True,
-                activation: str = "relu", name: str):
+                activation: str = "relu", strides: int = 1, dilation_rate: int = 1,
+                name: str):
     """Conv2D ('same' padding) → optional BatchNorm → activation.
 
     The convolution has no bias when batch norm follows (BN's beta replaces it).
@@ -35,17 +36,20 @@ def conv_bn_act(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = Tru
         kernel_size: convolution kernel size.
         batch_norm: add BatchNormalization after the convolution.
         activation: Keras activation name; ``None`` or ``""`` for none.
+        strides: convolution stride (2 halves the sides).
+        dilation_rate: dilation (atrous rate) of the convolution.
         name: prefix of the layer names.
 
     Returns:
-        ``(N, H, W, filters)`` tensor.
+        ``(N, H / strides, W / strides, filters)`` tensor.
 
     Example:
         >>> x = keras.Input((None, None, 3))
         >>> conv_bn_act(x, 8, name="m_c1").shape[-1]
         8
     """
-    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                      dilation_rate=dilation_rate, use_bias=not batch_norm,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
     if batch_norm:
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -55,7 +59,8 @@ def conv_bn_act(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = Tru
 
 
 def conv_block(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True,
-               dropout: float = 0.0, activation: str = "relu", name: str):
+               dropout: float = 0.0, activation: str = "relu", dilation_rate: int = 1,
+               first_kernel_size: int | None = None, name: str):
     """Two ``conv_bn_act`` layers with optional dropout between them (U-Net stage).
 
     Args:
@@ -65,6 +70,8 @@ def conv_block(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True
         batch_norm: batch normalization after each convolution.
         dropout: dropout rate between the two layers; 0 adds no Dropout layer.
         activation: Keras activation name.
+        dilation_rate: dilation rate of both convolutions.
+        first_kernel_size: kernel size of the first convolution (None: ``kernel_size``).
         name: prefix of the layer names.
 
     Returns:
@@ -75,12 +82,13 @@ def conv_block(x, filters: int, *, kernel_size: int = 3, batch_norm: bool = True
         >>> conv_block(x, 16, dropout=0.1, name="m_enc0").shape[-1]
         16
     """
-    x = conv_bn_act(x, filters, kernel_size=kernel_size, batch_norm=batch_norm,
-                    activation=activation, name=f"{name}_1")
+    first = kernel_size if first_kernel_size is None else first_kernel_size
+    x = conv_bn_act(x, filters, kernel_size=first, batch_norm=batch_norm,
+                    activation=activation, dilation_rate=dilation_rate, name=f"{name}_1")
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
     return conv_bn_act(x, filters, kernel_size=kernel_size, batch_norm=batch_norm,
-                       activation=activation, name=f"{name}_2")
+                       activation=activation, dilation_rate=dilation_rate, name=f"{name}_2")
 
 
 def upsample(x, filters: int, *, mode: str = "transpose", name: str):
@@ -410,3 +418,154 @@ def unet_input(input_shape, *, head: str, depth: int, filters: int, upsampling: 
     check_head(head)
     shape = check_input_shape(input_shape, divisor=2**depth)
     return keras.Input(shape, name=f"{name}_input")
+
+
+def stage_dropouts(dropout, depth: int) -> list[float]:
+    """Dropout rates of the ``depth`` encoder stages and the bottleneck, shallowest first.
+
+    A float keeps the U-Net paper's placement: the rate in the deepest
+    encoder stage and the bottleneck, 0 elsewhere. A sequence gives one rate
+    per stage: ``depth`` encoder stages, then the bottleneck.
+
+    Args:
+        dropout: a rate in [0, 1), or a sequence of ``depth + 1`` such rates.
+        depth: number of encoder stages (down-sampling steps).
+
+    Returns:
+        ``depth + 1`` rates: encoder stage 0 (full resolution) first, the bottleneck last.
+
+    Raises:
+        ValueError: a rate outside [0, 1), or a sequence of the wrong length.
+
+    Example:
+        >>> stage_dropouts(0.3, 3)
+        [0.0, 0.0, 0.3, 0.3]
+        >>> stage_dropouts([0.0, 0.1, 0.2, 0.3], 3)
+        [0.0, 0.1, 0.2, 0.3]
+    """
+    if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+        rates = [0.0] * (depth - 1) + [float(dropout)] * 2 if depth >= 1 else [float(dropout)]
+    else:
+        try:
+            rates = [float(r) for r in dropout]
+        except (TypeError, ValueError):
+            raise ValueError(f"dropout must be a rate or a sequence of {depth + 1} rates, got "
+                             f"{dropout!r}") from None
+        if len(rates) != depth + 1:
+            raise ValueError(f"dropout has {len(rates)} rates {tuple(rates)}; expected "
+                             f"{depth + 1}: one per encoder stage ({depth}) and the bottleneck")
+    bad = [r for r in rates if not 0.0 <= r < 1.0]
+    if bad:
+        raise ValueError(f"dropout rates must be in [0, 1), got {dropout!r}")
+    return rates
+
+
+def _url_fetch_failure(err: BaseException) -> bool:
+    """Whether ``err`` is what ``keras.utils.get_file`` raises when it cannot download."""
+    import urllib.error
+
+    return (isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError))
+            or str(err).startswith("URL fetch failure"))
+
+
+def application_backbone(application: str, x, **kwargs):
+    """Build ``keras.applications.<application>(include_top=False)`` on ``x``'s graph.
+
+    ``weights`` (in ``kwargs``) is None (random initialization), ``"imagenet"``
+    (Keras downloads the file once into its cache, ``$KERAS_HOME/models``, and
+    reads it from there afterwards) or the path of a weights file: a Keras 3
+    ``.weights.h5`` file or a legacy Keras 2 ``.h5`` file such as the
+    ImageNet file itself.
+
+    Args:
+        application: a ``keras.applications`` constructor name, e.g. ``"MobileNetV2"``.
+        x: the Keras tensor the backbone starts from (``input_tensor``).
+        **kwargs: further arguments of the constructor, ``weights`` among them.
+
+    Returns:
+        The backbone ``keras.Model``; its layers run on ``x`` (see ``adopt_layers``).
+
+    Raises:
+        FileNotFoundError: ``weights`` is a path that does not exist.
+        ValueError: the weights file does not fit the backbone.
+        ConnectionError: ``weights="imagenet"``, the file is not in Keras'
+            cache and cannot be downloaded; the message says where to put a
+            copy or how to pass a local file instead.
+
+    Example:
+        >>> x = keras.Input((None, None, 3))
+        >>> application_backbone("MobileNetV2", x, alpha=0.35, weights=None).name
+        'mobilenetv2_0.35_None'
+    """
+    import os
+    import re
+
+    weights = kwargs.pop("weights", None)
+    settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    expected = f"keras.applications.{application}(include_top=False{', ' if settings else ''}" \
+               f"{settings})"
+    if weights is not None and weights != "imagenet":
+        weights = os.fspath(weights)
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"encoder_weights file {weights!r} does not exist; expected None, 'imagenet' "
+                f"or the path of a {expected} weights file")
+    constructor = getattr(keras.applications, application)
+    try:
+        return constructor(input_tensor=x, include_top=False, weights=weights, **kwargs)
+    except Exception as err:  # noqa: BLE001  (get_file raises a bare Exception)
+        if weights == "imagenet" and _url_fetch_failure(err):
+            url = re.search(r"URL fetch failure on (\S+?): ", str(err))
+            url = url.group(1) if url else "the weights file"
+            fname = url.rsplit("/", 1)[-1] if url.startswith("http") else "<file>.h5"
+            # Where keras.utils.get_file looks first (the cache it downloads into).
+            home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+            cache = os.path.join(os.path.expanduser(home), "models")
+            raise ConnectionError(
+                f"could not download the ImageNet weights of {expected} ({err}); this "
+                f"machine seems to be offline. On a machine with network, download {url}, "
+                f"then either copy it to {os.path.join(cache, fname)} (Keras' cache, "
+                "$KERAS_HOME/models: encoder_weights='imagenet' then works offline) or "
+                f"pass the file: encoder_weights='/path/to/{fname}'") from err
+        if weights is None or weights == "imagenet" or not isinstance(err, ValueError):
+            raise
+        # Keras' message can print whole weight tensors: keep its first line and the shapes.
+        detail = str(err).splitlines()[0]
+        shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)",
+                           str(err))
+        if shapes:
+            detail += " " + shapes.group(0)
+        description = f"a {application} encoder" + (f" with {settings.replace(chr(39), '')}"
+                                                     if settings else "")
+        raise ValueError(f"could not load encoder_weights {weights!r} into {description}: "
+                         f"{detail}. Expected weights of {expected}") from err
+
+
+def adopt_layers(backbone, x, *, name: str, bn_momentum: float | None = None) -> list:
+    """Rename a backbone's layers ``f"{name}_<keras name>"`` so the model built on it is flat.
+
+    The layers that compute ``x`` itself (the model's input, a channel
+    repeat) belong to the caller and are left alone.
+
+    Args:
+        backbone: a model built on ``x`` (``application_backbone``).
+        x: the tensor the backbone was built on.
+        name: prefix of the layer names, e.g. ``"mobilenet_unet_encoder"``.
+        bn_momentum: if given, the momentum of every batch norm of the backbone.
+
+    Returns:
+        The backbone's own layers, renamed.
+
+    Example:
+        >>> x = keras.Input((None, None, 3))
+        >>> backbone = application_backbone("MobileNetV2", x, alpha=0.35)
+        >>> adopt_layers(backbone, x, name="m_encoder")[0].name
+        'm_encoder_Conv1'
+    """
+    upstream = {id(layer) for layer in keras.Model(backbone.inputs, x).layers}
+    own = [layer for layer in backbone.layers if id(layer) not in upstream]
+    for layer in own:
+        layer.name = f"{name}_{layer.name}"
+        if bn_momentum is not None and isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
+    return own

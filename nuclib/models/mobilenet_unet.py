@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-
 import keras
 from keras import layers
 
@@ -29,8 +26,9 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, bn_momentum: float
     Args:
         x: ``(N, H, W, 3)`` Keras tensor, H and W multiples of 32 or None.
         alpha: MobileNetV2 width multiplier.
-        weights: None (random initialization) or a path to a weights file of
-            ``MobileNetV2(include_top=False, alpha=alpha)``: a Keras 3
+        weights: None (random initialization), ``"imagenet"`` (downloaded by
+            Keras on first use, then read from its cache) or a path to a weights
+            file of ``MobileNetV2(include_top=False, alpha=alpha)``: a Keras 3
             ``.weights.h5`` file or a legacy Keras 2 ``.h5`` file such as
             ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``.
         bn_momentum: momentum of the encoder's batch-norm moving statistics.
@@ -46,6 +44,8 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, bn_momentum: float
     Raises:
         FileNotFoundError: ``weights`` is a path that does not exist.
         ValueError: the weights file does not fit this encoder.
+        ConnectionError: ``"imagenet"`` weights that are not cached cannot be
+            downloaded (offline); the message says how to pass a local file.
 
     Example:
         >>> x = keras.Input((None, None, 3))
@@ -53,37 +53,9 @@ def mobilenet_encoder(x, *, alpha: float = 1.0, weights=None, bn_momentum: float
         >>> [s.shape[-1] for s in skips], bottom.shape[-1]
         ([48, 48, 96, 192], 112)
     """
-    if weights is not None:
-        weights = os.fspath(weights)
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(
-                f"encoder_weights file {weights!r} does not exist; expected the path of a "
-                "MobileNetV2(include_top=False) weights file, or None (nuclib does not "
-                "download 'imagenet' weights)")
-    try:
-        backbone = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha,
-                                                  include_top=False, weights=weights)
-    except ValueError as err:
-        if weights is None:
-            raise
-        # Keras' message can print whole weight tensors: keep its first line and the shapes.
-        detail = str(err).splitlines()[0]
-        shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)",
-                           str(err))
-        if shapes:
-            detail += " " + shapes.group(0)
-        raise ValueError(f"could not load encoder_weights {weights!r} into a MobileNetV2 "
-                         f"encoder with alpha={alpha}: {detail}. Expected weights of "
-                         f"keras.applications.MobileNetV2(include_top=False, "
-                         f"alpha={alpha})") from err
+    backbone = blocks.application_backbone("MobileNetV2", x, alpha=alpha, weights=weights)
     outputs = [backbone.get_layer(n).output for n in (*SKIP_LAYERS, BOTTLENECK_LAYER)]
-    # Layers feeding `x` (the input, a channel repeat) belong to the caller.
-    upstream = {id(layer) for layer in keras.Model(backbone.inputs, x).layers}
-    encoder_layers = [layer for layer in backbone.layers if id(layer) not in upstream]
-    for layer in encoder_layers:
-        layer.name = f"{name}_{layer.name}"
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = bn_momentum
+    encoder_layers = blocks.adopt_layers(backbone, x, name=name, bn_momentum=bn_momentum)
     return outputs[:-1], outputs[-1], encoder_layers
 
 
@@ -112,9 +84,10 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
         head: ``"binary"`` (1 channel, sigmoid), ``"star"`` (probability + rays) or ``"three_class"``
             (softmax over background / interior / boundary).
         alpha: MobileNetV2 width multiplier.
-        encoder_weights: None (random) or a path to MobileNetV2
-            ``include_top=False`` weights for the same ``alpha`` (ImageNet
-            weights cannot be downloaded by nuclib; pass the file).
+        encoder_weights: None (random), ``"imagenet"`` (downloaded through
+            Keras when online, then cached; ``alpha`` in 0.35, 0.5, 0.75, 1.0,
+            1.3, 1.4) or a path to MobileNetV2 ``include_top=False`` weights
+            for the same ``alpha`` (offline, pass the downloaded file).
         freeze_encoder: make the encoder's layers non-trainable (its batch
             norms then also run in inference mode).
         dropout: dropout rate in the four skip-joining decoder blocks.
@@ -133,6 +106,7 @@ def mobilenet_unet(*, input_shape=(None, None, 1), head: str = "binary", alpha: 
         ValueError: bad ``input_shape``, ``head``, ``alpha``, ``decoder_filters``
             or a weights file that does not fit the encoder.
         FileNotFoundError: ``encoder_weights`` does not exist.
+        ConnectionError: ``encoder_weights="imagenet"`` offline, with no cached copy.
 
     Example:
         >>> model = mobilenet_unet(input_shape=(None, None, 1), alpha=0.35,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 def _layer_stride(layer) -> tuple[float, float]:
     """How much a layer shrinks (>1) or grows (<1) the spatial size."""
+    declared = getattr(layer, "spatial_stride", None)  # custom layers (swin_unet) say so
+    if declared is not None:
+        return float(declared[0]), float(declared[1])
     kind = type(layer).__name__
     if kind in ("UpSampling2D",):
         s = layer.size if isinstance(layer.size, (tuple, list)) else (layer.size, layer.size)
@@ -27,6 +32,14 @@ def required_multiple(model) -> int:
     ``mobilenet_unet``. Layers are followed through the functional graph, so
     the model must be flat (no nested sub-models; nuclib's factories are).
 
+    Custom layers may declare two attributes: ``spatial_stride``, a
+    ``(rows, columns)`` pair of how much the layer shrinks (> 1) or grows
+    (< 1) its input, and ``side_multiple``, the multiple the sides of the
+    layer's own input must have (a window size). A layer with
+    ``side_multiple = m`` reached at cumulative stride ``s`` makes the
+    model's multiple a multiple of ``s * m``: ``swin_unet`` needs
+    ``patch_size * 2**(stages - 1) * window_size``.
+
     Args:
         model: a functional ``keras.Model``.
 
@@ -40,6 +53,7 @@ def required_multiple(model) -> int:
     """
     factor: dict[str, float] = {}
     best = 1.0
+    needs = []  # side multiples of layers, in input pixels
     for layer in model.layers:
         inbound = []
         for node in getattr(layer, "_inbound_nodes", []):
@@ -51,7 +65,10 @@ def required_multiple(model) -> int:
         sy, sx = _layer_stride(layer)
         factor[layer.name] = base * max(sy, sx)
         best = max(best, factor[layer.name])
-    return int(round(best))
+        side = getattr(layer, "side_multiple", None)
+        if side:
+            needs.append(int(round(base * side)))
+    return math.lcm(int(round(best)), *needs)
 
 
 def check_spatial_shape(shape, multiple: int) -> None:
