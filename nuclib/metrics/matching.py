@@ -450,8 +450,22 @@ def _single(overlap: Overlap, scores: np.ndarray, thresh: float, criterion: str,
     return Matching(**record)
 
 
-def _thresholds(thresh) -> tuple[list[float], bool]:
-    """(thresholds as floats, whether a single one was given)."""
+def parse_thresholds(thresh) -> tuple[list[float], bool]:
+    """``(thresholds as floats, whether a single one was given)`` of a ``thresh`` argument.
+
+    Args:
+        thresh: a number in [0, 1] or a sequence of them.
+
+    Returns:
+        ``(list of floats, single)``.
+
+    Raises:
+        ValueError: None, empty, not a number, or outside [0, 1].
+
+    Example:
+        >>> parse_thresholds(0.5), parse_thresholds([0.5, 0.75])
+        (([0.5], True), ([0.5, 0.75], False))
+    """
     if thresh is None:
         raise ValueError("thresh is None; expected a number in [0, 1] or a list of them")
     single = np.isscalar(thresh)
@@ -500,7 +514,7 @@ def match_overlap(overlap: Overlap, thresh=0.5, criterion: str = "iou",
         [1, 0]
     """
     _check_criterion(criterion)
-    values, single = _thresholds(thresh)
+    values, single = parse_thresholds(thresh)
     scores = overlap.scores(criterion)
     components: list = []  # computed at most once, and only if needed
     records = [_single(overlap, scores, t, criterion, report_matches, components)
@@ -547,7 +561,7 @@ def matching(y_true, y_pred, thresh=0.5, criterion: str = "iou",
         [(1, 0, 0), (0, 1, 1)]
     """
     _check_criterion(criterion)
-    _thresholds(thresh)  # fail before the pixel pass
+    parse_thresholds(thresh)  # fail before the pixel pass
     return match_overlap(label_overlap(y_true, y_pred), thresh, criterion, report_matches)
 
 
@@ -555,8 +569,23 @@ def matching(y_true, y_pred, thresh=0.5, criterion: str = "iou",
 # Datasets
 
 
-def _pool(records: Sequence[Matching], thresh: float, criterion: str,
-          by_image: bool) -> DatasetMatching:
+def pool_matchings(records: Sequence[Matching], thresh: float, criterion: str,
+                   by_image: bool) -> DatasetMatching:
+    """One ``DatasetMatching`` from per-image ``Matching`` records at one threshold.
+
+    Args:
+        records: the images' matchings at ``thresh``.
+        thresh, criterion: recorded in the result.
+        by_image: average the per-image scores (True) or pool the counts (False).
+
+    Returns:
+        The dataset's ``DatasetMatching``, summed in StarDist's order and precision.
+
+    Example:
+        >>> y = np.array([[1, 0], [0, 2]])
+        >>> pool_matchings([matching(y, y)], 0.5, "iou", False).accuracy
+        1.0
+    """
     # Accumulates in StarDist's order and precision (float32 score sums).
     tp = fp = fn = n_true = n_pred = 0
     sums = {k: 0 for k in ("precision", "recall", "accuracy", "f1",
@@ -618,7 +647,7 @@ def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
     from nuclib.progress import progress_bar
 
     _check_criterion(criterion)
-    values, single = _thresholds(thresh)
+    values, single = parse_thresholds(thresh)
     ys_true, ys_pred = list(ys_true), list(ys_pred)
     if len(ys_true) != len(ys_pred):
         raise ValueError(f"{len(ys_true)} true label images but {len(ys_pred)} predicted "
@@ -626,6 +655,6 @@ def matching_dataset(ys_true: Iterable, ys_pred: Iterable, thresh=0.5,
     per_image = [match_overlap(label_overlap(t, p), values, criterion)
                  for t, p in progress_bar(list(zip(ys_true, ys_pred)), desc="matching",
                                           unit="image", enabled=progress)]
-    out = [_pool([records[i] for records in per_image], t, criterion, by_image)
+    out = [pool_matchings([records[i] for records in per_image], t, criterion, by_image)
            for i, t in enumerate(values)]
     return out[0] if single else out

@@ -19,9 +19,9 @@ from pathlib import Path
 from nuclib._files import set_default_permissions
 from typing import Sequence
 
-from nuclib.metrics.matching import _pool, _thresholds, label_overlap, match_overlap
-from nuclib.metrics.scores import (_aji, _best_iou, _check_fraction, _dsb, _mean_best,
-                                   _splits_and_merges)
+from nuclib.metrics.matching import pool_matchings, parse_thresholds, label_overlap, match_overlap
+from nuclib.metrics.scores import (aji_of_overlap, best_iou_per_true, check_fraction, dsb_score_of_overlap, mean_of_best_ious,
+                                   splits_and_merges_of_overlap)
 
 DEFAULT_THRESHOLDS = (0.5, 0.75, 0.9)
 ALL = "all"
@@ -207,13 +207,13 @@ def _group_summary(rows: list[dict], records: list[list], best_sums: list[float]
            "n_pred": sum(r["n_pred"] for r in rows)}
     for i, t in enumerate(thresholds):
         key = threshold_key(t)
-        pooled = _pool([image[i] for image in records], t, "iou", by_image=False)
+        pooled = pool_matchings([image[i] for image in records], t, "iou", by_image=False)
         out.update({f"ap{key}": pooled.accuracy, f"f1_{key}": pooled.f1,
                     f"precision_{key}": pooled.precision, f"recall_{key}": pooled.recall})
     n = max(len(rows), 1)
     out["dsb_score"] = sum(r["dsb_score"] for r in rows) / n
     out["aji"] = sum(r["aji"] for r in rows) / n
-    out["jaccard"] = _mean_best(sum(best_sums), out["n_true"], out["n_pred"])
+    out["jaccard"] = mean_of_best_ious(sum(best_sums), out["n_true"], out["n_pred"])
     out["splits"] = sum(r["splits"] for r in rows)
     out["merges"] = sum(r["merges"] for r in rows)
     return out
@@ -268,11 +268,11 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
     for what, values in (("names", names), ("groups", groups)):
         if len(values) != n:
             raise ValueError(f"{len(values)} {what} for {n} images; expected one per image")
-    thresholds, _ = _thresholds(thresholds)
+    thresholds, _ = parse_thresholds(thresholds)
     keys = [threshold_key(t) for t in thresholds]
     if len(set(keys)) != len(keys):
         raise ValueError(f"thresholds {thresholds} repeat; expected distinct values")
-    split_thresh = _check_fraction(split_thresh, "split_thresh")
+    split_thresh = check_fraction(split_thresh, "split_thresh")
 
     rows, records, best_sums = [], [], []
     for i in progress_bar(range(n), desc="evaluating", unit="image", enabled=progress):
@@ -286,10 +286,10 @@ def evaluate(ys_true, ys_pred, names: Sequence[str] | None = None,
         for key, m in zip(keys, matches):
             row.update({f"tp{key}": m.tp, f"fp{key}": m.fp, f"fn{key}": m.fn,
                         f"ap{key}": m.accuracy, f"f1_{key}": m.f1})
-        splits, merges = _splits_and_merges(overlap, split_thresh)
-        best = float(_best_iou(overlap).sum())
-        row.update(dsb_score=_dsb(overlap), aji=_aji(overlap),
-                   jaccard=_mean_best(best, overlap.n_true, overlap.n_pred),
+        splits, merges = splits_and_merges_of_overlap(overlap, split_thresh)
+        best = float(best_iou_per_true(overlap).sum())
+        row.update(dsb_score=dsb_score_of_overlap(overlap), aji=aji_of_overlap(overlap),
+                   jaccard=mean_of_best_ious(best, overlap.n_true, overlap.n_pred),
                    splits=splits, merges=merges)
         rows.append(row)
         records.append(matches)

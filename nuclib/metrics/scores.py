@@ -65,7 +65,22 @@ def _pairs(ys_true, ys_pred) -> list[tuple]:
 # Per-image scores on an overlap table (shared with the report)
 
 
-def _dsb(overlap: Overlap) -> float:
+def dsb_score_of_overlap(overlap: Overlap) -> float:
+    """The DSB 2018 score of one image from its overlap table (``dsb_score`` per image).
+
+    Args:
+        overlap: ``label_overlap(y_true, y_pred)``.
+
+    Returns:
+        The mean over IoU thresholds 0.5, 0.55, ..., 0.95 of TP / (TP + FP + FN);
+        1.0 for an image with no object in either.
+
+    Example:
+        >>> from nuclib.metrics.matching import label_overlap
+        >>> overlap = label_overlap(np.array([[1, 1, 0, 2]]), np.array([[1, 1, 0, 0]]))
+        >>> dsb_score_of_overlap(overlap)
+        0.5
+    """
     if overlap.n_true == 0 and overlap.n_pred == 0:
         return 1.0
     # IoU > t (strictly, as in Kaggle's definition) in integer arithmetic:
@@ -75,7 +90,21 @@ def _dsb(overlap: Overlap) -> float:
     return float(np.mean(tp / (overlap.n_true + overlap.n_pred - tp)))
 
 
-def _aji(overlap: Overlap) -> float:
+def aji_of_overlap(overlap: Overlap) -> float:
+    """The aggregated Jaccard index of one image from its overlap table (``aji`` per image).
+
+    Args:
+        overlap: ``label_overlap(y_true, y_pred)``.
+
+    Returns:
+        The AJI in [0, 1]; 1.0 when neither image has an object.
+
+    Example:
+        >>> from nuclib.metrics.matching import label_overlap
+        >>> overlap = label_overlap(np.array([[1, 1, 0, 2]]), np.array([[1, 1, 0, 0]]))
+        >>> round(aji_of_overlap(overlap), 4)
+        0.6667
+    """
     union_all = overlap.union
     if len(overlap.rows):
         iou = overlap.intersection / union_all
@@ -94,15 +123,41 @@ def _aji(overlap: Overlap) -> float:
     return 1.0 if union == 0 else intersection / union
 
 
-def _best_iou(overlap: Overlap) -> np.ndarray:
-    """Each true object's highest IoU with any predicted object (0 without overlap)."""
+def best_iou_per_true(overlap: Overlap) -> np.ndarray:
+    """Each true object's highest IoU with any predicted object (0 without overlap).
+
+    Args:
+        overlap: ``label_overlap(y_true, y_pred)``.
+
+    Returns:
+        float64 ``(n_true,)`` best IoUs, in true-id order.
+
+    Example:
+        >>> from nuclib.metrics.matching import label_overlap
+        >>> overlap = label_overlap(np.array([[1, 1, 0, 2]]), np.array([[1, 1, 0, 0]]))
+        >>> best_iou_per_true(overlap).tolist()
+        [1.0, 0.0]
+    """
     best = np.zeros(overlap.n_true, np.float64)
     if len(overlap.rows):
         np.maximum.at(best, overlap.rows, overlap.intersection / overlap.union)
     return best
 
 
-def _mean_best(total: float, n_true: int, n_pred: int) -> float:
+def mean_of_best_ious(total: float, n_true: int, n_pred: int) -> float:
+    """``mean_best_iou`` from its pooled parts: the sum of best IoUs and the object counts.
+
+    Args:
+        total: the sum of ``best_iou_per_true`` over the true objects.
+        n_true, n_pred: the numbers of true and predicted objects.
+
+    Returns:
+        ``total / n_true``; without true objects 1.0 if nothing was predicted, else 0.0.
+
+    Example:
+        >>> mean_of_best_ious(1.5, 2, 2), mean_of_best_ious(0.0, 0, 0)
+        (0.75, 1.0)
+    """
     # No true nucleus: nothing to score; as for the AJI, 1 when nothing was
     # predicted either and 0 when everything predicted is extra.
     if n_true == 0:
@@ -110,7 +165,22 @@ def _mean_best(total: float, n_true: int, n_pred: int) -> float:
     return float(total / n_true)
 
 
-def _splits_and_merges(overlap: Overlap, thresh: float) -> SplitsAndMerges:
+def splits_and_merges_of_overlap(overlap: Overlap, thresh: float) -> SplitsAndMerges:
+    """Splits and merges of one image from its overlap table (``splits_and_merges`` per image).
+
+    Args:
+        overlap: ``label_overlap(y_true, y_pred)``.
+        thresh: the fraction of an object that must lie inside the other.
+
+    Returns:
+        ``SplitsAndMerges(splits, merges)``.
+
+    Example:
+        >>> from nuclib.metrics.matching import label_overlap
+        >>> overlap = label_overlap(np.array([[1, 1, 0, 2]]), np.array([[1, 1, 0, 0]]))
+        >>> splits_and_merges_of_overlap(overlap, 0.5)
+        SplitsAndMerges(splits=0, merges=0)
+    """
     inter = overlap.intersection
     inside_true = inter >= thresh * overlap.area_pred[overlap.cols]  # pred mostly in true
     covers_true = inter >= thresh * overlap.area_true[overlap.rows]  # true mostly in pred
@@ -119,7 +189,23 @@ def _splits_and_merges(overlap: Overlap, thresh: float) -> SplitsAndMerges:
     return SplitsAndMerges(int((pieces > 1).sum()), int((covered > 1).sum()))
 
 
-def _check_fraction(thresh: float, name: str = "thresh") -> float:
+def check_fraction(thresh: float, name: str = "thresh") -> float:
+    """``thresh`` as a float in (0, 1], the range of overlap fractions.
+
+    Args:
+        thresh: the value to check.
+        name: its name, for the message.
+
+    Returns:
+        ``float(thresh)``.
+
+    Raises:
+        ValueError: outside (0, 1].
+
+    Example:
+        >>> check_fraction(0.5)
+        0.5
+    """
     thresh = float(thresh)
     if not 0.0 < thresh <= 1.0:
         raise ValueError(f"{name} is {thresh}; expected an overlap fraction in (0, 1]")
@@ -166,7 +252,7 @@ def dsb_score(ys_true, ys_pred) -> float:
         >>> dsb_score(y, np.where(y == 2, 0, y))                # 1 hit, 1 miss
         0.5
     """
-    return float(np.mean([_dsb(label_overlap(t, p)) for t, p in _pairs(ys_true, ys_pred)]))
+    return float(np.mean([dsb_score_of_overlap(label_overlap(t, p)) for t, p in _pairs(ys_true, ys_pred)]))
 
 
 def aggregated_jaccard_index(y_true, y_pred) -> float:
@@ -198,7 +284,7 @@ def aggregated_jaccard_index(y_true, y_pred) -> float:
         >>> aggregated_jaccard_index(y_true, y_pred)             # 3 / 5
         0.6
     """
-    return _aji(label_overlap(y_true, y_pred))
+    return aji_of_overlap(label_overlap(y_true, y_pred))
 
 
 def mean_best_iou(ys_true, ys_pred, *, by_image: bool = False) -> float:
@@ -246,12 +332,12 @@ def mean_best_iou(ys_true, ys_pred, *, by_image: bool = False) -> float:
     per_image = []
     for y_true, y_pred in _pairs(ys_true, ys_pred):
         overlap = label_overlap(y_true, y_pred)
-        best = float(_best_iou(overlap).sum())
-        per_image.append(_mean_best(best, overlap.n_true, overlap.n_pred))
+        best = float(best_iou_per_true(overlap).sum())
+        per_image.append(mean_of_best_ious(best, overlap.n_true, overlap.n_pred))
         total, n_true, n_pred = total + best, n_true + overlap.n_true, n_pred + overlap.n_pred
     if by_image:
         return float(np.mean(per_image))
-    return _mean_best(total, n_true, n_pred)
+    return mean_of_best_ious(total, n_true, n_pred)
 
 
 def splits_and_merges(y_true, y_pred, thresh: float = 0.5) -> SplitsAndMerges:
@@ -282,8 +368,8 @@ def splits_and_merges(y_true, y_pred, thresh: float = 0.5) -> SplitsAndMerges:
         >>> splits_and_merges(y_true, y_pred)
         SplitsAndMerges(splits=1, merges=0)
     """
-    thresh = _check_fraction(thresh)
-    return _splits_and_merges(label_overlap(y_true, y_pred), thresh)
+    thresh = check_fraction(thresh)
+    return splits_and_merges_of_overlap(label_overlap(y_true, y_pred), thresh)
 
 
 def _by_area(ys_true, ys_pred, thresh: float, bins, side: str) -> tuple:

@@ -483,6 +483,9 @@ class TiledInferencer:
         Args:
             channels: the input channels to probe a plain callable with.
 
+        Returns:
+            The overlap in pixels.
+
         Raises:
             ValueError: the receptive field cannot be measured (pass
                 ``overlap=``), or it leaves tiles no core.
