@@ -376,11 +376,9 @@ def converts(model) -> bool:
         >>> converts(lambda batch: batch)
         False
     """
-    if not is_keras_model(model):
-        return False
-    import keras
+    from nuclib.export import traces_here
 
-    return keras.backend.backend() == "tensorflow"
+    return is_keras_model(model) and traces_here()
 
 
 def is_keras_model(model) -> bool:

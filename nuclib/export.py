@@ -77,6 +77,20 @@ def require_format(format: str, what: str | None = None) -> None:
         require(modules, extra, what or f"export format {format!r}")
 
 
+def traces_here() -> bool:
+    """Whether this Keras backend can trace nuclib's networks for export: TensorFlow only
+    (see ``require_tensorflow_backend``).
+
+    Example:
+        >>> import keras
+        >>> traces_here() == (keras.backend.backend() == "tensorflow")
+        True
+    """
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
 def require_tensorflow_backend(what: str) -> None:
     """Raise ``ValueError`` unless Keras runs on TensorFlow, where nuclib's exports are traced.
 
@@ -95,9 +109,9 @@ def require_tensorflow_backend(what: str) -> None:
     """
     import keras
 
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise ValueError(f"{what} is traced through TensorFlow, but Keras runs on {backend!r}: "
+    if not traces_here():
+        raise ValueError(f"{what} is traced through TensorFlow, but Keras runs on "
+                         f"{keras.backend.backend()!r}: "
                          "run it once with KERAS_BACKEND=tensorflow (a model directory's "
                          "conversion is cached and then runs on every backend), or use "
                          "engine='keras'")
