@@ -289,7 +289,7 @@ def write_probabilities(path, probs) -> Path:
     import numpy as np
     import tifffile
 
-    from nuclib._files import set_default_permissions
+    from nuclib._files import write_atomically
 
     path = Path(path)
     if path.suffix.lower() not in (".tif", ".tiff"):
@@ -300,23 +300,12 @@ def write_probabilities(path, probs) -> Path:
         data = data[..., None]
     if data.ndim != 3:
         raise ValueError(f"probabilities for {path} have shape {data.shape}; expected HxWxK")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name is one _remove_stale_temporaries recognises.
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix.lower(), prefix=f".{path.stem}.",
-                               dir=path.parent)
-    os.close(fd)
-    set_default_permissions(tmp)
-    try:
-        # One page of K samples per pixel (contiguous), whatever K is: tifffile's
-        # shape metadata gives back (H, W, K), also for K = 1.
-        layout = {"planarconfig": "contig"} if data.shape[2] > 1 else {}
-        tifffile.imwrite(tmp, data, photometric="minisblack", compression="zlib", **layout)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    # One page of K samples per pixel (contiguous), whatever K is: tifffile's
+    # shape metadata gives back (H, W, K), also for K = 1. The temporary name
+    # is one _remove_stale_temporaries recognises.
+    layout = {"planarconfig": "contig"} if data.shape[2] > 1 else {}
+    return write_atomically(path, lambda tmp: tifffile.imwrite(
+        tmp, data, photometric="minisblack", compression="zlib", **layout))
 
 
 def _expand(inputs) -> list[Path]:

@@ -26,12 +26,10 @@ Example:
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
-from nuclib._files import set_default_permissions
+from nuclib._files import write_atomically
 
 import cv2
 import numpy as np
@@ -718,12 +716,10 @@ def _atomic_write(path: Path, data: np.ndarray, *, compression: str | None = "zl
                   quality: int = 95) -> Path:
     # Write to a temporary file in the same folder, then rename: a crash never
     # leaves a half-written output under the final name.
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
-    set_default_permissions(tmp)
-    try:
+
+    def write(tmp):
+        nonlocal data
         if suffix in _TIFF:
             if data.ndim == 3 and data.shape[2] == 1:
                 data = data[..., 0]  # an HxWx1 page would be read back as a stack
@@ -737,12 +733,8 @@ def _atomic_write(path: Path, data: np.ndarray, *, compression: str | None = "zl
             params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
             if not cv2.imwrite(tmp, out, params):
                 raise ValueError(f"OpenCV could not encode {path} ({data.dtype} {data.shape})")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return write_atomically(path, write)
 
 
 # ----------------------------------------------------------------------------- discovery
