@@ -1,8 +1,8 @@
 """Compare the model factories: parameters, speed and a prediction each.
 
 Builds every factory in ``nuclib.models.FACTORIES`` (U-Net, MobileNetV2
-U-Net, Attention U-Net, MultiResUNet) with a three-class head at a similar,
-small size, and for each one
+U-Net, Attention U-Net, MultiResUNet, UNet 3+, EfficientNet U-Net,
+DeepLabV3+, Swin-UNet) with a three-class head at a similar, small size, and for each one
 
 * counts its parameters,
 * times inference (milliseconds per 256 x 256 image, in batches of 4) and
@@ -33,12 +33,22 @@ FULL_ARGS = {
     "mobilenet_unet": dict(alpha=0.35, decoder_filters=(128, 64, 32, 16)),
     "attention_unet": dict(depth=4, filters=16),
     "multires_unet": dict(depth=4, filters=16),
+    "unet3plus": dict(depth=4, filters=16),
+    "efficientnet_unet": dict(encoder="EfficientNetB0"),
+    "deeplabv3plus": dict(filters=16, aspp_filters=128, decoder_filters=128),
+    # windows of 8 at patch 4 and 3 stages: sides in multiples of 4 * 8 * 4 = 128
+    "swin_unet": dict(embed_dim=48, depths=(2, 2, 2), num_heads=(2, 4, 8)),
 }
 FAST_ARGS = {
     "unet": dict(depth=2, filters=4),
     "mobilenet_unet": dict(alpha=0.35, decoder_filters=(16, 8, 8, 8)),
     "attention_unet": dict(depth=2, filters=4),
     "multires_unet": dict(depth=2, filters=4),
+    "unet3plus": dict(depth=2, filters=4),
+    "efficientnet_unet": dict(encoder="EfficientNetB0", decoder_filters=(16, 8, 8, 4, 4)),
+    "deeplabv3plus": dict(filters=4, aspp_filters=8, decoder_filters=8, low_level_filters=4),
+    "swin_unet": dict(patch_size=2, embed_dim=8, depths=(2, 2), num_heads=(2, 2),
+                      window_size=4),
 }
 FULL = dict(n_train=120, crop=128, batch=8, epochs=6, steps=25, timing_runs=3)
 # fast mode skips training (tracing a training step costs ~10 s per model)
@@ -81,6 +91,11 @@ def main(argv=None) -> None:
         keras.utils.set_random_seed(0)
         args = factory_args.get(name, {})
         model = factory(input_shape=(None, None, 1), head="three_class", **args)
+        multiple = models.required_multiple(model)
+        if side % multiple or size["crop"] % multiple:  # e.g. swin_unet: sides of 256
+            print(f"{name}: skipped, its inputs must be multiples of {multiple} px "
+                  f"(crops {size['crop']}, sample {side})")
+            continue
         model.compile(optimizer=keras.optimizers.Adam(2e-3),
                       loss=losses.WeightedCategoricalCrossentropy(class_weights=(1.0, 1.0, 5.0)))
         dataset = data.make_dataset(pairs, data=loaded, crop_size=size["crop"],

@@ -173,6 +173,25 @@ def test_keras_save_and_safe_load_give_identical_outputs(factory, tmp_path, rng)
                                   numpy(model(x, training=False)))
 
 
+# EfficientNet U-Net left out for time: its batch norms are those of DeepLabV3+.
+@pytest.mark.parametrize("factory", ["unet3plus", "deeplabv3plus", "swin_unet"])
+def test_a_training_step_on_a_partly_black_image_keeps_every_weight_finite(factory, rng):
+    # Regression: Swin-UNet's zero-initialized patch embedding kept black patches
+    # all-zero through every layer norm, whose gradients then overflowed to inf.
+    images = rng.random((2, 64, 64, 1)).astype("float32")
+    images[:, :, :48] = 0.0  # at 32 x 32 the gradients were 1e16, here they overflow
+    masks = np.zeros((2, 64, 64, 3), "float32")
+    masks[..., 0] = 1.0
+    masks[:, 8:20, 8:20] = (0.0, 1.0, 0.0)
+    model = fresh_model(factory, head="three_class")
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="categorical_crossentropy")
+    loss = float(np.ravel(model.train_on_batch(images, masks))[0])
+    assert np.isfinite(loss)
+    bad = [w.path for w in model.trainable_weights if not np.isfinite(numpy(w)).all()]
+    assert bad == [], f"non-finite weights after one step: {bad}"
+    assert np.isfinite(numpy(model.predict_on_batch(images))).all()
+
+
 @pytest.mark.parametrize("factory", FACTORY_NAMES)
 def test_a_few_training_steps_reduce_the_loss(factory):
     tf = pytest.importorskip("tensorflow")

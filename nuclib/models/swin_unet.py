@@ -314,7 +314,13 @@ def swin_unet_base(x, *, patch_size: int = 4, embed_dim: int = 96, depths=(2, 2,
     """
     stages = len(depths)
     common = dict(window_size=window_size, mlp_ratio=mlp_ratio, dropout=dropout)
-    x = layers.Conv2D(embed_dim, patch_size, strides=patch_size, name=f"{name}_patch_embed")(x)
+    # A random bias, not zeros: with zeros, a patch of exact zeros (the black
+    # background of fluorescence images) stays an all-zero vector through every
+    # block, each layer norm then sees zero variance and multiplies its gradient
+    # by 1 / sqrt(epsilon); some twenty of them overflow to inf on the first step.
+    x = layers.Conv2D(embed_dim, patch_size, strides=patch_size,
+                      bias_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                      name=f"{name}_patch_embed")(x)
     x = _norm(x, f"{name}_patch_embed_norm")
     skips = []
     for i in range(stages - 1):
