@@ -15,8 +15,9 @@ prediction with its F1 score at IoU 0.5. With this short, equal budget the
 ranking says how fast each architecture learns, not how good it gets; the
 zoo's models are trained far longer (see the Model zoo page).
 
-Run ``python examples/compare_models.py`` (about 5 minutes on a 2-core CPU)
-or ``--fast`` (tiny models, two steps each, seconds).
+Run ``python examples/compare_models.py`` (several minutes on a 2-core CPU,
+EfficientNet U-Net the slowest) or ``--fast`` (tiny models, two steps each,
+about two minutes).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def main(argv=None) -> None:
         args = factory_args.get(name, {})
         model = factory(input_shape=(None, None, 1), head="three_class", **args)
         multiple = models.required_multiple(model)
-        if side % multiple or size["crop"] % multiple:  # e.g. swin_unet: sides of 256
+        # guard for factory arguments whose side multiple exceeds these sizes
+        # (swin_unet's defaults need sides of 256; the arguments above fit)
+        if side % multiple or size["crop"] % multiple:
             print(f"{name}: skipped, its inputs must be multiples of {multiple} px "
                   f"(crops {size['crop']}, sample {side})")
             continue
