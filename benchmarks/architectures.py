@@ -71,8 +71,8 @@ def candidate_args(factory: str, quick: bool) -> dict:
 
 
 def recipe_for(factory: str, args: dict, *, steps: int, epochs: int, out: Path,
-               quick: bool) -> dict:
-    """The shared recipe with this factory, a step budget and its own run folder."""
+               quick: bool):
+    """The shared recipe (a ``nuclib.recipe.Recipe``) with this factory, a step budget and its own run folder."""
     from nuclib.recipe import load_recipe
 
     recipe = load_recipe(RECIPE)
@@ -158,7 +158,8 @@ def main() -> None:
             recipe = recipe_for(factory, factory_args, steps=steps, epochs=epochs, out=out,
                                 quick=args.quick)
             (out / "recipe.requested.json").parent.mkdir(parents=True, exist_ok=True)
-            (out / "recipe.requested.json").write_text(json.dumps(recipe, indent=2, default=str))
+            (out / "recipe.requested.json").write_text(
+                json.dumps(recipe.to_dict(), indent=2, default=str))
             train(recipe)
         record = check_model_dir(model_dir).record
         groups = record["scores"].get("groups", {})

@@ -15,7 +15,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import tempfile
 import time
@@ -23,14 +22,14 @@ from pathlib import Path
 
 from _common import print_table
 
+from nuclib.evaluation import read_manifest
+
 DSB = Path(os.environ.get("NUCLIB_DSB2018", Path(__file__).resolve().parents[2] / "shared" /
                           "data" / "dsb2018"))
 
 
 def _files(n: int) -> list[Path]:
-    with open(DSB / "manifest.csv") as file:
-        ids = [r["id"] for r in csv.DictReader(file)
-               if r["split"] == "val" and r["modality"] == "fluorescence"]
+    ids = [r["id"] for r in read_manifest(DSB, split="val", modality="fluorescence")]
     return [DSB / "val" / "images" / f"{i}.png" for i in ids[:n]]
 
 

@@ -91,7 +91,7 @@ def _ensure_keras() -> None:
     raise SystemExit(subprocess.run([sys.executable, *sys.argv], env=env).returncode)
 
 
-def _override(recipe: dict, assignment: str) -> None:
+def _override(recipe, assignment: str) -> None:
     """Apply one ``section.key=VALUE`` (VALUE in TOML: 3, 0.1, "text", {a = 1})."""
     target, sep, value = assignment.partition("=")
     section, dot, key = target.partition(".")
@@ -102,7 +102,7 @@ def _override(recipe: dict, assignment: str) -> None:
         parsed = tomllib.loads(f"value = {value}")["value"]
     except tomllib.TOMLDecodeError:
         parsed = value  # a bare word is a string
-    recipe.setdefault(section, {})[key] = parsed
+    recipe[section][key] = parsed  # a Recipe checks the value (and the key) here
 
 
 def run(recipe_path: Path, data: Path, out: Path | None, assignments: list[str]) -> dict:

@@ -26,7 +26,6 @@ Run ``python benchmarks/errors.py`` (about a minute on 2 cores), or
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 from collections import Counter
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from _common import print_table
 
 from nuclib.cli import _key_value  # the parser of `nuclib segment --set KEY=VALUE`
+from nuclib.evaluation import read_modalities
 
 DSB = Path(os.environ.get("NUCLIB_DSB2018",
                           Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018"))
@@ -132,7 +132,7 @@ def run(model: str = "dsb-3class", compare: dict | None = None) -> list[dict]:
     from nuclib.data import folder_pairs, read_image, read_labels
 
     compare = {"seed_split_height": 0.0} if compare is None else compare
-    modality = {r["id"]: r["modality"] for r in csv.DictReader(open(DSB / "manifest.csv"))}
+    modality = read_modalities(DSB)
     pairs = folder_pairs(DSB / "val")
     seg = nuclib.load_pretrained(model)
     preds = [seg.predict_scaled(read_image(p)) for p, _ in pairs]

@@ -15,13 +15,14 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import print_table
+
+from nuclib.evaluation import read_manifest
 
 DSB = Path(os.environ.get("NUCLIB_DSB2018", Path(__file__).resolve().parents[2] / "shared" /
                           "data" / "dsb2018"))
@@ -32,9 +33,8 @@ def mosaic(side: int) -> np.ndarray:
     """A side x side mosaic of the 256x256 fluorescence images of val/, repeated as needed."""
     from nuclib.data.io import read_image
 
-    with open(DSB / "manifest.csv") as file:
-        ids = [r["id"] for r in csv.DictReader(file) if r["split"] == "val"
-               and r["modality"] == "fluorescence" and (r["height"], r["width"]) == ("256", "256")]
+    ids = [r["id"] for r in read_manifest(DSB, split="val", modality="fluorescence",
+                                          height=256, width=256)]
     tiles = [read_image(DSB / "val" / "images" / f"{i}.png", as_gray=True) for i in ids]
     k = -(-side // TILE)
     rows = [np.concatenate([tiles[(r * k + c) % len(tiles)] for c in range(k)], axis=1)

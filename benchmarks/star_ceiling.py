@@ -20,7 +20,6 @@ Run ``python benchmarks/star_ceiling.py`` (a minute) or ``--quick`` (10 images).
 from __future__ import annotations
 
 import argparse
-import csv
 
 import numpy as np
 from _common import dsb2018_root, print_table
@@ -33,12 +32,11 @@ def run(quick: bool, n_rays: int = 32, diameter: float = 20.0) -> list[dict]:
     from nuclib.data.io import read_labels
     from nuclib.data.scale import median_diameter, rescale_labels
     from nuclib.data.targets import star
+    from nuclib.evaluation import read_manifest
     from nuclib.metrics import matching
     from nuclib.postprocess.star import star_to_labels
 
-    with open(DSB / "manifest.csv") as fh:
-        ids = [r["id"] for r in csv.DictReader(fh)
-               if r["split"] == "val" and r["modality"] == "fluorescence"]
+    ids = [r["id"] for r in read_manifest(DSB, split="val", modality="fluorescence")]
     counts = {}
     for image_id in ids[:10] if quick else ids:
         truth = read_labels(DSB / "val" / "labels" / f"{image_id}.png").astype(np.int32)

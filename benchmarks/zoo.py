@@ -28,7 +28,6 @@ Needs ``../shared/data/dsb2018`` (or ``NUCLIB_DSB2018``).
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 
 from _common import dsb2018_root, print_table
@@ -38,8 +37,9 @@ DSB = dsb2018_root()
 
 def _val_set(quick: bool):
     from nuclib.data import folder_pairs, read_image, read_labels
+    from nuclib.evaluation import read_modalities
 
-    modality = {r["id"]: r["modality"] for r in csv.DictReader(open(DSB / "manifest.csv"))}
+    modality = read_modalities(DSB)
     pairs = folder_pairs(DSB / "val")
     if quick:
         seen: dict[str, int] = {}

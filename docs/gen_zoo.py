@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "nuclib" / "zoo"
 PAGE = REPO / "docs" / "zoo.md"
 
-# (key in a scores row, column title); the keys nuclib.finalize writes.
+# (key in a scores row, column title); the keys nuclib.train.finalize writes.
 SCORE_COLUMNS = (("n_images", "images"), ("ap50", "AP@0.5"), ("ap75", "AP@0.75"),
                  ("ap90", "AP@0.9"), ("f1_50", "F1@0.5"), ("dsb_score", "DSB score"))
 

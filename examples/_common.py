@@ -109,17 +109,6 @@ def dsb_root() -> Path:
     return root
 
 
-def modalities(root: Path) -> dict[str, str]:
-    """``{image_id: modality}`` from the data's ``manifest.csv`` (empty if there is none)."""
-    import csv
-
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        return {}
-    with open(manifest, newline="") as fh:
-        return {row["id"]: row.get("modality", "") for row in csv.DictReader(fh)}
-
-
 def pretrained_name(default: str = "dsb-3class") -> str:
     """The model to load: ``NUCLIB_EXAMPLES_MODEL`` or ``default``."""
     return os.environ.get("NUCLIB_EXAMPLES_MODEL") or default

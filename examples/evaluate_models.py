@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import Example, dsb_root, figure, modalities, pretrained_name
+from _common import Example, dsb_root, figure, pretrained_name
+
+from nuclib.evaluation import read_modalities
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2).tolist()
 SECOND_MODEL = "dsb-binary-mobilenet"
@@ -70,7 +72,7 @@ def main(argv=None) -> None:
     pairs = folder_pairs(root / "val")
     if ex.fast:
         pairs = pairs[:2]
-    modality = modalities(root)
+    modality = read_modalities(root)
     images = [read_image(p) for p, _ in pairs]
     truths = [read_labels(p) for _, p in pairs]
     if ex.fast:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import Example, dsb_root, figure, modalities, pretrained_name
+from _common import Example, dsb_root, figure, pretrained_name
+
+from nuclib.evaluation import read_modalities
 
 
 def build_mosaic(pairs, rows: int, cols: int, size: tuple[int, int] | None = None):
@@ -97,7 +99,7 @@ def main(argv=None) -> None:
 
     segmenter = nuclib.load_pretrained(pretrained_name())
     root = dsb_root()
-    modality = modalities(root)
+    modality = read_modalities(root)
     pairs = folder_pairs(root / "val")
     # fields of one kind (fluorescence) make a believable large image
     fluo = [p for p in pairs if modality.get(Path(p[0]).stem, "fluorescence") == "fluorescence"]

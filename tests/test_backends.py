@@ -21,7 +21,8 @@ import pytest
 
 from nuclib.data.augment import default_augment
 from nuclib.data.io import folder_pairs
-from nuclib.data.pipeline import (TARGET_KINDS, ArrayBatches, labels_to_target_np,
+from nuclib.heads import HEADS
+from nuclib.data.pipeline import (ArrayBatches, labels_to_target_np,
                                   labels_to_target_tf, load_pairs, make_dataset,
                                   make_validation_dataset)
 from tests.without_tensorflow import (OTHER_BACKENDS, REPO, backend_env,
@@ -53,7 +54,7 @@ def _as_numpy(batch):
 # --- targets -------------------------------------------------------------------------------
 
 @tf_only
-@pytest.mark.parametrize("target", TARGET_KINDS)
+@pytest.mark.parametrize("target", HEADS)
 def test_numpy_targets_equal_the_graph_targets(rng, target):
     labels = np.stack([_touching_labels(rng), _touching_labels(rng)])[..., None]
     labels[:, -3:] = -1
@@ -67,7 +68,7 @@ def test_numpy_targets_equal_the_graph_targets(rng, target):
 
 @tf_only
 @pytest.mark.parametrize("sampling", ["image", "nucleus"])
-@pytest.mark.parametrize("target", TARGET_KINDS)
+@pytest.mark.parametrize("target", HEADS)
 def test_pydataset_gives_the_tf_data_batches(dsb_data, target, sampling):
     kwargs = dict(data=dsb_data, crop_size=48, batch_size=2, target=target, seed=3,
                   sampling=sampling, n_rays=8)

@@ -81,7 +81,7 @@ def test_fine_tuning_starts_from_the_given_model(dsb_root, tmp_path):
 
 def test_widening_needs_a_model_to_widen_and_a_wider_recipe_model():
     from nuclib.models import unet
-    from nuclib.train import _widened
+    from nuclib.train.fit import _widened
 
     with pytest.raises(ValueError, match="widen = true needs \\[train\\] fine_tune_from"):
         load_recipe({"data": {"train": "x"}, "train": {"widen": True}})
@@ -258,7 +258,7 @@ def test_mixed_precision_fine_tuning_rebuilds_the_model_with_its_weights(mixed_p
     import keras
 
     from nuclib.models import unet
-    from nuclib.train import _rebuilt_under_current_policy
+    from nuclib.train.fit import _rebuilt_under_current_policy
 
     keras.mixed_precision.set_global_policy("float32")
     initial = unet(input_shape=(None, None, 1), depth=2, filters=4, head="three_class")
@@ -282,8 +282,8 @@ def test_mixed_precision_fine_tuning_rebuilds_the_model_with_its_weights(mixed_p
 def test_sample_prediction_shows_the_sample_at_the_models_scale(tmp_path):
     from nuclib.data.io import read_image, write_image
     from nuclib.models import unet
-    from nuclib.train import _sample_zoom
-    from nuclib.training_callbacks import SamplePrediction
+    from nuclib.train.fit import _sample_zoom
+    from nuclib.train.callbacks import SamplePrediction
 
     write_image(tmp_path / "sample.png", np.full((40, 50), 100, np.uint8))
     callback = SamplePrediction(tmp_path / "sample.png", tmp_path / "epochs",
@@ -305,7 +305,7 @@ def test_sample_prediction_shows_the_sample_at_the_models_scale(tmp_path):
 
 def test_finalize_keeps_the_recipes_fixed_postprocess_values(dsb_root, tmp_path):
     from nuclib.postprocess.thresholds import DEFAULT_GRIDS
-    from nuclib.finalize import finalize_model
+    from nuclib.train.finalize import finalize_model
 
     recipe = load_recipe(tiny_recipe(dsb_root, tmp_path, data={"diameter": 20.0},
                                      output={"finalize": False}))
@@ -515,7 +515,7 @@ def test_training_leaves_the_global_dtype_policy_as_it_found_it(dsb_root, tmp_pa
                                                                  monkeypatch):
     import keras
 
-    monkeypatch.setattr("nuclib.train.bfloat16_is_native", lambda: True)
+    monkeypatch.setattr("nuclib.train.fit.bfloat16_is_native", lambda: True)
     recipe = tiny_recipe(dsb_root, tmp_path, train={"epochs": 1, "steps_per_epoch": 1,
                                                     "mixed_precision": True},
                          data={"val": None}, output={"finalize": False})

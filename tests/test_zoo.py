@@ -195,7 +195,7 @@ def _run_record(run, name, epochs, seconds, fine_tuned_from=None, widen=False):
 
 def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
     from nuclib.model_card import model_card
-    from nuclib.finalize import previous_stage
+    from nuclib.train.finalize import previous_stage
 
     stage1 = previous_stage(_run_record(tmp_path / "runs" / "stage1", "m-stage1", 40, 4200.0))
     assert stage1 == {"recipe_file": "recipes/m-stage1.toml", "epochs": 40,
@@ -217,7 +217,7 @@ def test_model_card_of_a_two_stage_model_trained_at_one_nucleus_size(tmp_path):
 
 def test_model_card_of_a_three_stage_model_lists_every_stage(tmp_path):
     from nuclib.model_card import model_card, training_stages
-    from nuclib.finalize import previous_stage
+    from nuclib.train.finalize import previous_stage
 
     first = previous_stage(_run_record(tmp_path / "s1", "m-stage1", 40, 4200.0))
     # stage 2's finalized model records stage 1, so stage 3 sees the whole chain

@@ -41,13 +41,85 @@ import numpy as np
 
 from nuclib.data._lazy_tf import tf
 from nuclib.data.io import read_pair
-from nuclib.heads import HEADS
 from nuclib.data.normalize import prepare_image
+from nuclib.data.targets import BOUNDARY_MODES
+from nuclib.heads import HEADS
+from nuclib.labels import IGNORE_LABEL
 
-TARGET_KINDS = HEADS  # a target for every head
 SAMPLING_MODES = ("image", "nucleus")
 LOADERS = ("tf.data", "pydataset")
-IGNORE = -1
+
+
+def __getattr__(name: str):
+    # Old names of what ``nuclib.heads`` and ``nuclib.labels`` now define once.
+    if name in ("TARGET_KINDS", "IGNORE"):
+        import warnings
+
+        new = {"TARGET_KINDS": "nuclib.heads.HEADS", "IGNORE": "nuclib.labels.IGNORE_LABEL"}
+        warnings.warn(f"nuclib.data.pipeline.{name} is deprecated; use {new[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return HEADS if name == "TARGET_KINDS" else IGNORE_LABEL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def target_options(boundary: str = "inner", boundary_width: int = 1, expand: int = 0,
+                   min_size: int = 0) -> dict | None:
+    """The shape of the three-class (and binary) targets, checked; None for the default.
+
+    The default (the inner one-pixel ring of each nucleus is boundary,
+    nothing grown or dropped) is computed inside the ``tf.data`` graph.
+    Other shapes, the variants of the unet4nuclei experiments, are computed
+    by ``nuclib.data.targets.three_class`` (``targets.binary`` for the
+    binary head, which only drops small objects) on the input threads.
+
+    Args:
+        boundary: ``"inner"``, ``"outer"`` or ``"thick"`` (see ``targets.three_class``).
+        boundary_width: boundary width in pixels.
+        expand: grow every nucleus by this many pixels first.
+        min_size: drop nuclei of fewer pixels first.
+
+    Raises:
+        ValueError: an unknown boundary mode or a bad number.
+
+    Example:
+        >>> target_options(), target_options(boundary="thick")
+        (None, {'boundary': 'thick', 'width': 1, 'expand': 0, 'min_size': 0})
+    """
+    if boundary not in BOUNDARY_MODES:
+        raise ValueError(f"unknown boundary {boundary!r}; expected one of {BOUNDARY_MODES}")
+    for name, value, minimum in (("boundary_width", boundary_width, 1), ("expand", expand, 0),
+                                 ("min_size", min_size, 0)):
+        if isinstance(value, bool) or not float(value).is_integer() or value < minimum:
+            raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    options = {"boundary": boundary, "width": int(boundary_width), "expand": int(expand),
+               "min_size": int(min_size)}
+    return None if options == {"boundary": "inner", "width": 1, "expand": 0,
+                               "min_size": 0} else options
+
+
+def classes_with_options_np(labels, target: str, options: dict) -> np.ndarray:
+    """int32 ``(N, H, W, 1)`` three-class (or binary) targets of a label batch, shaped by
+    ``options`` (``target_options``); ``-1`` where labels are negative.
+
+    Example:
+        >>> labels = np.array([[[[0], [3], [3], [3], [-1]]]])
+        >>> classes_with_options_np(labels, "three_class", {"boundary": "thick", "width": 1,
+        ...                                                 "expand": 0, "min_size": 0}).ravel()
+        array([ 2,  2,  1,  2, -1], dtype=int32)
+    """
+    from nuclib.data import targets
+
+    out = []
+    for one in np.asarray(labels)[..., 0]:
+        known = one >= 0
+        # Padding is neither nucleus nor background: the target there is ignored anyway.
+        clean = np.where(known, one, 0)
+        if target == "binary":
+            classes = targets.binary(clean, min_size=options["min_size"])
+        else:
+            classes = targets.three_class(clean, **options)
+        out.append(np.where(known, classes.astype(np.int32), IGNORE_LABEL))
+    return np.stack(out)[..., None].astype(np.int32)
 
 
 # ----------------------------------------------------------------------------- exit
@@ -221,7 +293,7 @@ def _random_crop(image, labels, size: int, rng: np.random.Generator, centre=None
     if ph or pw:
         mode = "reflect" if min(h, w) > 1 else "edge"
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-        labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
+        labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE_LABEL)
         h, w = labels.shape
     if centre is None:
         y = rng.integers(0, h - size + 1)
@@ -282,7 +354,7 @@ def pad_to_multiple(image, labels, multiple: int):
     if not (ph or pw):
         return image, labels
     image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
-    labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE)
+    labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=IGNORE_LABEL)
     return image, labels
 
 
@@ -347,7 +419,8 @@ def distance_target_np(labels) -> np.ndarray:
     return np.stack(out)[..., None].astype(np.float32)
 
 
-def labels_to_target_np(labels, target: str, n_rays: int = 32) -> np.ndarray:
+def labels_to_target_np(labels, target: str, n_rays: int = 32,
+                        options: dict | None = None) -> np.ndarray:
     """NumPy twin of ``labels_to_target_tf`` (the same values and dtypes), for loaders
     that run without TensorFlow.
 
@@ -358,15 +431,17 @@ def labels_to_target_np(labels, target: str, n_rays: int = 32) -> np.ndarray:
     if target == "star":
         return star_target_np(labels, n_rays)
     if target == "three_class_distance":
-        return np.concatenate([labels_to_target_np(labels, "three_class").astype(np.float32),
-                               distance_target_np(labels)], axis=-1)
+        return np.concatenate([labels_to_target_np(labels, "three_class", options=options)
+                               .astype(np.float32), distance_target_np(labels)], axis=-1)
+    if options:
+        return classes_with_options_np(labels, target, options)
     labels = np.asarray(labels).astype(np.int32, copy=False)
     if target == "binary":
         out = (labels > 0).astype(np.int32)
     else:
         out = np.where(labels > 0, 1, 0).astype(np.int32)
         out[inner_boundary_np(labels)] = 2
-    return np.where(labels < 0, IGNORE, out).astype(np.int32)
+    return np.where(labels < 0, IGNORE_LABEL, out).astype(np.int32)
 
 
 def star_target_tf(labels, n_rays: int = 32):
@@ -416,7 +491,7 @@ def distance_target_tf(labels):
     return tf.ensure_shape(out, labels.shape)
 
 
-def labels_to_target_tf(labels, target: str, n_rays: int = 32):
+def labels_to_target_tf(labels, target: str, n_rays: int = 32, options: dict | None = None):
     """Training targets from ``(N, H, W, 1)`` instance labels (``-1`` = ignore).
 
     Args:
@@ -424,6 +499,8 @@ def labels_to_target_tf(labels, target: str, n_rays: int = 32):
         target: ``"three_class"`` (inner boundaries), ``"binary"``, ``"star"``
             or ``"three_class_distance"``.
         n_rays: rays of the ``"star"`` target.
+        options: the classes' shape (``target_options``); None: the default,
+            computed in the graph; otherwise by ``classes_with_options_np``.
 
     Returns:
         For ``"star"``, ``star_target_tf``'s float32 maps; for
@@ -443,15 +520,21 @@ def labels_to_target_tf(labels, target: str, n_rays: int = 32):
     if target == "star":
         return star_target_tf(labels, n_rays)
     if target == "three_class_distance":
-        return tf.concat([tf.cast(labels_to_target_tf(labels, "three_class"), tf.float32),
-                          distance_target_tf(labels)], axis=-1)
+        return tf.concat([tf.cast(labels_to_target_tf(labels, "three_class", options=options),
+                                  tf.float32), distance_target_tf(labels)], axis=-1)
     labels = tf.cast(labels, tf.int32)
+    if options:
+        def batch(lab):
+            return classes_with_options_np(lab, target, options)
+
+        out = tf.numpy_function(_EXIT_GUARD.function(batch), [labels], tf.int32, stateful=False)
+        return tf.ensure_shape(out, labels.shape)
     if target == "binary":
         out = tf.cast(labels > 0, tf.int32)
     else:
         out = tf.where(labels > 0, 1, 0)
         out = tf.where(inner_boundary_tf(labels), 2, out)
-    return tf.where(labels < 0, IGNORE, out)
+    return tf.where(labels < 0, IGNORE_LABEL, out)
 
 
 class _Source:
@@ -567,7 +650,8 @@ class ArrayBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, items: Callable, *, batch_size: int, length: int | None, target: str,
-                 n_rays: int = 32, augment: Callable | None = None, seed: int | None = None,
+                 n_rays: int = 32, options: dict | None = None,
+                 augment: Callable | None = None, seed: int | None = None,
                  workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                          max_queue_size=max_queue_size)
@@ -576,6 +660,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.length = None if length is None else int(length)
         self.target = target
         self.n_rays = int(n_rays)
+        self.options = options
         self.augment = augment
         self.seed = seed
         # Finite datasets are indexed, so every worker must draw the same pass:
@@ -645,7 +730,7 @@ class ArrayBatches(keras.utils.PyDataset):
             out = self.augment({"images": images, "labels": labels}, training=True)
             images = np.asarray(keras.ops.convert_to_numpy(out["images"]), np.float32)
             labels = np.asarray(keras.ops.convert_to_numpy(out["labels"]))
-        return images, labels_to_target_np(labels, self.target, self.n_rays)
+        return images, labels_to_target_np(labels, self.target, self.n_rays, self.options)
 
     def on_epoch_end(self):
         if self.length is not None and self.seed is None:
@@ -665,7 +750,8 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                  pad_multiple: int = 1, sampling: str = "image",
                  uniform_fraction: float = 0.25,
                  deterministic: bool | None = None, n_rays: int = 32,
-                 loader: str | None = None, workers: int = 1,
+                 boundary: str = "inner", boundary_width: int = 1, expand: int = 0,
+                 min_size: int = 0, loader: str | None = None, workers: int = 1,
                  use_multiprocessing: bool = False, max_queue_size: int = 10):
     """Build a ``tf.data.Dataset`` (or a ``keras.utils.PyDataset``) of ``(images, targets)``
     batches.
@@ -716,6 +802,11 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
             augment one batch at a time (still ahead of a CPU training step).
             Default: True when ``seed`` is given.
         n_rays: rays of the ``"star"`` target.
+        boundary, boundary_width, expand, min_size: the three-class target's
+            shape (``target_options``: ``"inner"``, ``"outer"`` or
+            ``"thick"`` boundaries of a width, nuclei grown by ``expand``
+            pixels, nuclei under ``min_size`` pixels dropped); ``min_size``
+            applies to the binary target too.
         loader: ``"tf.data"`` or ``"pydataset"``; None picks ``"tf.data"`` when
             Keras' backend is TensorFlow and ``"pydataset"`` otherwise (JAX,
             PyTorch: no TensorFlow needed). The PyDataset draws its crops from
@@ -741,8 +832,9 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
         ...                   augment=default_augment(seed=0), seed=0)   # doctest: +SKIP
         >>> images, targets = next(iter(ds))                             # doctest: +SKIP
     """
-    if target not in TARGET_KINDS:
-        raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
+    if target not in HEADS:
+        raise ValueError(f"unknown target {target!r}; expected one of {HEADS}")
+    options = target_options(boundary, boundary_width, expand, min_size)
     if sampling not in SAMPLING_MODES:
         raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLING_MODES}")
     if not 0.0 <= float(uniform_fraction) <= 1.0:
@@ -777,7 +869,8 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
                     return
         if loader == "pydataset":
             return ArrayBatches(whole, batch_size=1, length=None if repeat else len(source),
-                                target=target, n_rays=n_rays, augment=augment, seed=seed,
+                                target=target, n_rays=n_rays, options=options,
+                                augment=augment, seed=seed,
                                 workers=workers, use_multiprocessing=use_multiprocessing,
                                 max_queue_size=max_queue_size)
         ds = tf.data.Dataset.from_generator(_EXIT_GUARD.generator(whole), output_signature=(
@@ -791,7 +884,8 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
         if loader == "pydataset":
             length = None if repeat else -(-len(source) // int(batch_size))
             return ArrayBatches(crops, batch_size=int(batch_size), length=length,
-                                target=target, n_rays=n_rays, augment=augment, seed=seed,
+                                target=target, n_rays=n_rays, options=options,
+                                augment=augment, seed=seed,
                                 workers=workers, use_multiprocessing=use_multiprocessing,
                                 max_queue_size=max_queue_size)
         ds = tf.data.Dataset.from_generator(_EXIT_GUARD.generator(crops), output_signature=(
@@ -806,7 +900,7 @@ def make_dataset(pairs: Sequence = (), *, crop_size: int | None = 256, batch_siz
             return out["images"], out["labels"]
         deterministic = seed is not None if deterministic is None else deterministic
         ds = ds.map(_augment, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
-    ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
+    ds = ds.map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays, options)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -842,7 +936,8 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
                             channels: int = 1, preprocess: Callable | None = None,
                             pad_multiple: int = 16, data=None,
                             progress: bool = True, n_rays: int = 32,
-                            loader: str | None = None, workers: int = 1,
+                            boundary: str = "inner", boundary_width: int = 1, expand: int = 0,
+                            min_size: int = 0, loader: str | None = None, workers: int = 1,
                             use_multiprocessing: bool = False, max_queue_size: int = 10):
     """A deterministic, unaugmented dataset that covers every labelled pixel exactly once.
 
@@ -853,6 +948,7 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
             non-overlapping tiles of that size (edge tiles padded) and batches them.
         batch_size: tiles per batch (tile mode).
         target, channels, preprocess, data, progress, n_rays: as ``make_dataset``.
+        boundary, boundary_width, expand, min_size: as ``make_dataset``.
         pad_multiple: whole-image padding multiple (16 suits a depth-4 U-Net).
         loader, workers, use_multiprocessing, max_queue_size: as
             ``make_dataset``; both loaders give the same batches.
@@ -872,11 +968,13 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
         return make_dataset(pairs, crop_size=None, target=target, shuffle=False, repeat=False,
                             channels=channels, preprocess=preprocess, data=data,
                             progress=progress, pad_multiple=pad_multiple, n_rays=n_rays,
-                            loader=loader, workers=workers,
+                            boundary=boundary, boundary_width=boundary_width, expand=expand,
+                            min_size=min_size, loader=loader, workers=workers,
                             use_multiprocessing=use_multiprocessing,
                             max_queue_size=max_queue_size)
-    if target not in TARGET_KINDS:
-        raise ValueError(f"unknown target {target!r}; expected one of {TARGET_KINDS}")
+    if target not in HEADS:
+        raise ValueError(f"unknown target {target!r}; expected one of {HEADS}")
+    options = target_options(boundary, boundary_width, expand, min_size)
     if int(tile_size) < 1:
         raise ValueError(f"tile_size must be a positive int or None, got {tile_size}")
     if data is None and not len(pairs):
@@ -894,6 +992,7 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
     if loader == "pydataset":
         return ArrayBatches(tiles, batch_size=int(batch_size),
                             length=-(-n_tiles // int(batch_size)), target=target, n_rays=n_rays,
+                            options=options,
                             workers=workers, use_multiprocessing=use_multiprocessing,
                             max_queue_size=max_queue_size)
 
@@ -901,6 +1000,7 @@ def make_validation_dataset(pairs: Sequence = (), *, tile_size: int | None = Non
         tf.TensorSpec((tile_size, tile_size, source.channels), tf.float32),
         tf.TensorSpec((tile_size, tile_size, 1), tf.int32)))
     ds = _with_length(ds, n_tiles)
-    ds = ds.batch(batch_size).map(lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays)),
-                                  num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(
+        lambda im, lab: (im, labels_to_target_tf(lab, target, n_rays, options)),
+        num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

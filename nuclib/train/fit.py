@@ -1,11 +1,10 @@
-"""Training: from a recipe (``nuclib.recipe``) to a trained, evaluated model.
+"""Fitting a recipe: from a recipe (``nuclib.recipe``) to a trained, evaluated model.
 
 ``train`` fits the recipe's model, keeps the checkpoint with the best
 validation loss, and (unless ``finalize = false``) hands it to
-``nuclib.finalize.finalize_model``, which tunes post-processing thresholds on
-the validation split and writes a complete model directory (Keras Hub
-layout plus ``nuclib.json`` with the validation scores). The recipe names
-(``load_recipe``, ``build_model``, ...) are importable from here too.
+``nuclib.train.finalize.finalize_model``, which tunes post-processing
+thresholds on the validation split and writes a complete model directory
+(Keras Hub layout plus ``nuclib.json`` with the validation scores).
 
 Example:
     >>> from nuclib.train import train
@@ -22,11 +21,11 @@ import time
 import warnings
 from pathlib import Path
 
-from nuclib.recipe import (  # noqa: F401  (DEFAULTS, SCHEDULES re-exported)
-    AUGMENTS, DEFAULTS, SCHEDULES, looks_like_a_file, build_loss, build_model,
-    build_optimizer, load_recipe)
+from nuclib.recipe import (AUGMENTS, Recipe, build_loss, build_metrics, build_model,
+                           build_optimizer, load_recipe, looks_like_a_file)
 
-def _sample_zoom(recipe: dict) -> float:
+
+def _sample_zoom(recipe: Recipe) -> float:
     """How much to zoom the sample image so the model sees it at its training scale."""
     from nuclib.data.scale import scale_for_diameter
 
@@ -34,7 +33,7 @@ def _sample_zoom(recipe: dict) -> float:
     return scale_for_diameter(sample, target) if target and sample else 1.0
 
 
-def load_training_data(pairs, recipe: dict, *, progress: bool = True):
+def load_training_data(pairs, recipe: Recipe, *, progress: bool = True):
     """Read and normalize every pair; zoom each to the recipe's nucleus diameter.
 
     With ``[data] diameter`` set, every image (and its labels) is zoomed so
@@ -98,7 +97,7 @@ def load_initial_model(source: str, key: str = "fine_tune_from"):
     return load_pretrained(source).model
 
 
-def _rebuilt_under_current_policy(initial, recipe: dict):
+def _rebuilt_under_current_policy(initial, recipe: Recipe):
     """The recipe's model, built under the global dtype policy, with ``initial``'s weights."""
     model = build_model(recipe)
     try:
@@ -112,7 +111,7 @@ def _rebuilt_under_current_policy(initial, recipe: dict):
     return model
 
 
-def _with_backbone(initial, recipe: dict):
+def _with_backbone(initial, recipe: Recipe):
     """The recipe's model with ``initial``'s encoder and decoder weights and a fresh head."""
     from nuclib.models import copy_backbone
 
@@ -127,7 +126,7 @@ def _with_backbone(initial, recipe: dict):
     return model
 
 
-def _widened(initial, recipe: dict):
+def _widened(initial, recipe: Recipe):
     """The recipe's (wider) model computing what ``initial`` computes (Net2WiderNet)."""
     from nuclib.models import widen
 
@@ -257,7 +256,7 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
                       "emulation (no GPU, no AVX512-BF16 or AMX CPU): training in float32, "
                       "which is faster here", stacklevel=2)
         recipe["train"]["mixed_precision"] = False
-    (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str))
     keras.utils.set_random_seed(recipe["seed"])
     previous_policy = keras.mixed_precision.global_policy()
     if recipe["train"]["mixed_precision"]:
@@ -267,7 +266,8 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
         # after every training image has been read and zoomed.
         model = _initial_model(recipe)
         train_ds, val_ds = _datasets(recipe)
-        model.compile(optimizer=build_optimizer(recipe), loss=build_loss(recipe))
+        model.compile(optimizer=build_optimizer(recipe), loss=build_loss(recipe),
+                      metrics=build_metrics(recipe))
         result = {**_fit(model, train_ds, val_ds, recipe, run_dir), "recipe_file": recipe_file}
     finally:
         # Code that runs after training in the same process is not left mixed.
@@ -275,13 +275,13 @@ def train(recipe, *, output_dir=None, finalize: bool | None = None) -> dict:
     (run_dir / "history.json").write_text(json.dumps(result, indent=2, default=float))
     do_finalize = recipe["output"]["finalize"] if finalize is None else finalize
     if do_finalize and recipe["data"]["val"]:
-        from nuclib.finalize import finalize_model
+        from nuclib.train.finalize import finalize_model
 
         result.update(finalize_model(recipe, Path(result["checkpoint"]), run_dir / "model"))
     return result
 
 
-def _initial_model(recipe: dict):
+def _initial_model(recipe: Recipe):
     """The network training starts from: built, fine-tuned, widened or on a backbone."""
     t = recipe["train"]
     if t["fine_tune_from"] and t["widen"]:
@@ -298,42 +298,41 @@ def _initial_model(recipe: dict):
     return build_model(recipe)
 
 
-def _datasets(recipe: dict):
+def _datasets(recipe: Recipe):
     """``(train, val)`` datasets of the recipe; ``val`` is None without a ``[data] val``."""
     from nuclib import data as nd
 
     d = recipe["data"]
     progress = recipe["train"]["progress"]
-    train_pairs = nd.folder_pairs(d["train"])
-    if d["max_images"]:
-        train_pairs = train_pairs[: d["max_images"]]
+    train_pairs = recipe.pairs("train")
     augment = AUGMENTS[d["augment"]]
     n_rays = recipe["model"]["args"].get("n_rays", 32)
+    # The target's shape ([data] boundary, boundary_width, expand, min_size), for both sets.
+    shape = {"boundary": d.boundary, "boundary_width": d.boundary_width, "expand": d.expand,
+             "min_size": d.min_size}
     train_ds = nd.make_dataset(
         data=load_training_data(train_pairs, recipe, progress=progress),
         crop_size=d["crop_size"], batch_size=d["batch_size"], target=d["target"],
-        seed=recipe["seed"], sampling=d["sampling"], n_rays=n_rays,
+        seed=recipe["seed"], sampling=d["sampling"], n_rays=n_rays, **shape,
         augment=getattr(nd, augment)(seed=recipe["seed"]) if augment else None)
     if not d["val"]:
         return train_ds, None
-    val_pairs = nd.folder_pairs(d["val"])
-    if d["max_images"]:
-        val_pairs = val_pairs[: d["max_images"]]
+    val_pairs = recipe.pairs("val")
     # Every pixel of every validation image, so the best checkpoint is
     # chosen on all of them rather than on one random crop of each.
     val_ds = nd.make_validation_dataset(
         data=load_training_data(val_pairs, recipe, progress=progress),
         tile_size=d["crop_size"], batch_size=d["batch_size"], target=d["target"],
-        progress=progress, n_rays=n_rays)
+        progress=progress, n_rays=n_rays, **shape)
     return train_ds, val_ds
 
 
-def _fit(model, train_ds, val_ds, recipe: dict, run_dir: Path) -> dict:
+def _fit(model, train_ds, val_ds, recipe: Recipe, run_dir: Path) -> dict:
     """Fit with the recipe's callbacks; the result dict of ``train`` (without finalizing)."""
     import keras
 
     from nuclib import data as nd
-    from nuclib.training_callbacks import SamplePrediction
+    from nuclib.train.callbacks import SamplePrediction
 
     t = recipe["train"]
     monitor = "val_loss" if val_ds is not None else "loss"
@@ -356,7 +355,7 @@ def _fit(model, train_ds, val_ds, recipe: dict, run_dir: Path) -> dict:
         callbacks.append(SamplePrediction(
             recipe["output"]["sample_image"], run_dir / "epochs",
             preprocess=lambda im: nd.prepare_image(im, channels=channels, low=low, high=high),
-            zoom=_sample_zoom(recipe)))
+            zoom=_sample_zoom(recipe), tile_size=recipe.output.sample_tile_size))
     started = time.time()
     # shuffle=False: the dataset shuffles itself; Keras would only warn that it ignores it.
     history = model.fit(train_ds, epochs=t["epochs"], steps_per_epoch=t["steps_per_epoch"],
