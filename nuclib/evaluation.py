@@ -17,7 +17,8 @@ import csv
 import time
 from pathlib import Path
 
-__all__ = ["manifest_path", "read_manifest", "read_modalities", "evaluate_segmenter"]
+__all__ = ["manifest_path", "read_manifest", "read_modalities", "evaluate_segmenter",
+           "tune_thresholds"]
 
 
 def manifest_path(folder) -> Path | None:
@@ -137,3 +138,57 @@ def evaluate_segmenter(segmenter, pairs, *, progress: bool = True, probs=None):
     seconds = time.perf_counter() - started
     report = evaluate(ys_true, ys_pred, names=names, groups=groups)
     return report, seconds / max(pixels / 1e6, 1e-9)
+
+
+def tune_thresholds(segmenter, pairs, *, fixed: dict | None = None, progress: bool = True):
+    """Tune a Segmenter's post-processing on labelled images; set and return the result.
+
+    Predicts every image once, searches the head's parameter grid
+    (``nuclib.postprocess.thresholds.DEFAULT_GRIDS``) around ``fixed`` in the
+    model's space, where post-processing runs, and sets the best parameters
+    on ``segmenter.config.postprocess``. A model that zooms images to its
+    training nucleus size measures that size by post-processing, so it then
+    predicts again with the tuned parameters. (A second search on those
+    predictions was tried: each round moves the estimates again, and on
+    dsb-3class it lowered the end-to-end fluorescence AP@0.5 from 0.805 to
+    0.790, so there is one round.)
+
+    Args:
+        segmenter: a ``Segmenter`` (or ensemble) to tune; changed in place.
+        pairs: ``[(image_path, label_path), ...]``.
+        fixed: parameters kept as given (a recipe's ``[postprocess]``).
+        progress: show progress bars.
+
+    Returns:
+        ``(search, predictions)``: ``optimize_thresholds``' result (``params``,
+        ``score``, ``n_evaluations``, ...) and one ``ScaledPrediction`` per
+        pair made with the tuned parameters, for ``evaluate_segmenter(probs=...)``.
+
+    Example:
+        >>> search, preds = tune_thresholds(seg, folder_pairs("data/val"))   # doctest: +SKIP
+        >>> report, _ = evaluate_segmenter(seg, folder_pairs("data/val"), probs=preds)  # doctest: +SKIP
+    """
+    from nuclib.data.io import read_image, read_labels
+    from nuclib.data.scale import rescale_labels
+    from nuclib.postprocess import optimize_thresholds
+    from nuclib.postprocess.thresholds import DEFAULT_GRIDS
+    from nuclib.progress import progress_bar
+
+    head, fixed = segmenter.config.head, dict(fixed or {})
+    images = [read_image(image) for image, _ in pairs]
+    preds = [segmenter.predict_scaled(im)
+             for im in progress_bar(images, desc="predicting", unit="image", enabled=progress)]
+    grid = {k: v for k, v in DEFAULT_GRIDS[head].items() if k not in fixed}
+    if grid:
+        truths = [rescale_labels(read_labels(lab), shape=pred.probs.shape[:2])
+                  for (_, lab), pred in zip(pairs, preds)]
+        search = optimize_thresholds([pred.probs for pred in preds], truths, kind=head,
+                                     grid=grid, base=fixed, progress=progress)
+    else:  # every parameter fixed: nothing to search
+        search = {"params": fixed, "score": None, "default_score": None, "n_evaluations": 0,
+                  "kind": head, "fixed": sorted(fixed)}
+    segmenter.config.postprocess = search["params"]
+    if segmenter.config.diameter:
+        preds = [segmenter.predict_scaled(im) for im in
+                 progress_bar(images, desc="predicting again", unit="image", enabled=progress)]
+    return search, preds

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nuclib.evaluation import evaluate_segmenter
+from nuclib.evaluation import evaluate_segmenter, tune_thresholds
 from nuclib.model_dir import CONFIG_FILE, read_record
 from nuclib.recipe import Recipe
 
@@ -176,11 +176,6 @@ def finalize_model(recipe: Recipe, checkpoint, out_dir, *, progress: bool = True
     """
     import keras
 
-    from nuclib.data.io import read_image, read_labels
-    from nuclib.data.scale import rescale_labels
-    from nuclib.postprocess import optimize_thresholds
-    from nuclib.postprocess.thresholds import DEFAULT_GRIDS
-    from nuclib.progress import progress_bar
     from nuclib.segmenter import Segmenter
     from nuclib.recipe import build_model
 
@@ -188,7 +183,6 @@ def finalize_model(recipe: Recipe, checkpoint, out_dir, *, progress: bool = True
     trained = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
     model = build_model(recipe)
     model.set_weights(trained.get_weights())
-    head = recipe.data.target
     settings = recipe.segmenter_config()
     settings.postprocess = {}  # searched below, with the recipe's own values fixed
     about = {"description": recipe.get("description", ""),
@@ -196,29 +190,9 @@ def finalize_model(recipe: Recipe, checkpoint, out_dir, *, progress: bool = True
              "architecture_args": recipe["model"]["args"]}
     segmenter = Segmenter(model, settings, about=about)
     val_pairs = recipe.pairs("val")
-    images = [read_image(p) for p, _ in val_pairs]
-    preds = [segmenter.predict_scaled(im)
-             for im in progress_bar(images, desc="predicting", unit="image", enabled=progress)]
     # The recipe's [postprocess] values are fixed; the other parameters are tuned.
-    fixed = dict(recipe.get("postprocess") or {})
-    grid = {k: v for k, v in DEFAULT_GRIDS[head].items() if k not in fixed}
-    if grid:
-        # Thresholds are tuned in the model's space, where post-processing runs.
-        truths = [rescale_labels(read_labels(lab), shape=pred.probs.shape[:2])
-                  for (_, lab), pred in zip(val_pairs, preds)]
-        tuned = optimize_thresholds([pred.probs for pred in preds], truths, kind=head,
-                                    grid=grid, base=fixed, progress=progress)
-    else:  # every parameter fixed by the recipe: nothing to search
-        tuned = {"params": fixed, "score": None, "default_score": None, "n_evaluations": 0,
-                 "kind": head, "fixed": sorted(fixed)}
-    segmenter.config.postprocess = tuned["params"]
-    if settings.diameter:
-        # The size estimate itself post-processes: measure again with the tuned
-        # thresholds. (A second search on these predictions was tried: each round
-        # moves the estimates again, and on dsb-3class it lowered the end-to-end
-        # fluorescence AP@0.5 from 0.805 to 0.790, so there is one round.)
-        preds = [segmenter.predict_scaled(im) for im in
-                 progress_bar(images, desc="predicting again", unit="image", enabled=progress)]
+    tuned, preds = tune_thresholds(segmenter, val_pairs, fixed=recipe.postprocess,
+                                   progress=progress)
     report, _ = evaluate_segmenter(segmenter, val_pairs, progress=progress, probs=preds)
     # End-to-end speed measured separately on a few images (tiling + post-processing).
     scores = summarize(report)
