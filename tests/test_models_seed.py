@@ -20,14 +20,10 @@ from nuclib.postprocess.tiling import receptive_field_radius
 from tests.without_tensorflow import OTHER_BACKENDS, run_without_tensorflow
 
 N_RAYS = 8
-# Tiny configurations (about a second to build, but EfficientNetB0's ~3 s) and their side multiple.
-TINY = {
-    "unet3plus": dict(depth=2, filters=4),
-    "deeplabv3plus": dict(filters=4, aspp_filters=8, low_level_filters=4, decoder_filters=8),
-    "swin_unet": dict(patch_size=2, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
-                      window_size=4),
-    "efficientnet_unet": dict(decoder_filters=(16, 8, 8, 4, 4)),
-}
+# The tiny configurations of nuclib.models.SMALL_ARGS, and the side multiple each should have
+# (written out here, so that a wrong SMALL_MULTIPLES entry fails a test).
+TINY = {name: models.SMALL_ARGS[name]
+        for name in ("unet3plus", "deeplabv3plus", "swin_unet", "efficientnet_unet")}
 MULTIPLE = {"unet3plus": 4, "deeplabv3plus": 16, "swin_unet": 16, "efficientnet_unet": 32}
 SIZES = [(32, 32), (64, 32)]  # multiples of every factory's side multiple, one non-square
 FACTORY_NAMES = list(TINY)
@@ -155,6 +151,24 @@ def test_required_multiple_follows_the_arguments(factory, kwargs, multiple, rng)
 def test_swin_side_multiple_of_the_defaults_is_256():
     assert side_multiple() == 256
     assert side_multiple(patch_size=4, depths=(2, 2, 2, 2), window_size=7) == 224
+
+
+def test_small_args_cover_every_factory_and_build_at_their_side_multiple(rng):
+    assert set(models.SMALL_ARGS) == set(models.FACTORIES)
+    assert set(models.SMALL_MULTIPLES) == set(models.FACTORIES)
+    for factory, kwargs in models.SMALL_ARGS.items():
+        keras.utils.set_random_seed(0)
+        model = models.FACTORIES[factory](**kwargs)
+        m = models.SMALL_MULTIPLES[factory]
+        assert models.required_multiple(model) == m, factory
+        y = numpy(model(rng.random((1, m, 2 * m, 1), dtype=np.float32), training=False))
+        assert y.shape[:3] == (1, m, 2 * m), factory
+        assert np.all(np.isfinite(y)), factory
+        # The smallest sensible network: under 100 k parameters, but for the fixed
+        # keras.applications encoders (MobileNetV2 at alpha 0.35: 0.3 M, EfficientNetB0: 4 M).
+        fixed_encoder = factory in ("mobilenet_unet", "efficientnet_unet")
+        assert model.count_params() < (5_000_000 if fixed_encoder else 100_000), (
+            factory, model.count_params())
 
 
 # --- persistence and training -------------------------------------------------------------
