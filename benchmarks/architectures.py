@@ -53,21 +53,14 @@ CANDIDATES = {
     "deeplabv3plus": dict(filters=16, aspp_filters=128, decoder_filters=128),
     "swin_unet": dict(embed_dim=48, num_heads=(2, 4, 8, 16)),
 }
-# --quick: the smallest of each, for a smoke run of the whole route.
-QUICK = {
-    "unet": dict(depth=2, filters=4), "attention_unet": dict(depth=2, filters=4),
-    "multires_unet": dict(depth=2, filters=4), "unet3plus": dict(depth=2, filters=4),
-    "mobilenet_unet": dict(alpha=0.35, decoder_filters=(16, 8, 8, 4)),
-    "efficientnet_unet": dict(encoder="EfficientNetB0", decoder_filters=(16, 8, 8, 4, 4)),
-    "deeplabv3plus": dict(filters=4, aspp_filters=8, decoder_filters=8, low_level_filters=4),
-    "swin_unet": dict(patch_size=2, embed_dim=8, depths=(2, 2), num_heads=(2, 2),
-                      window_size=4),
-}
 
 
 def candidate_args(factory: str, quick: bool) -> dict:
-    """The factory's arguments for this comparison (``QUICK`` for ``--quick``)."""
-    return dict((QUICK if quick else CANDIDATES).get(factory, {}))
+    """The factory's arguments for this comparison (for ``--quick`` the smallest of each,
+    ``nuclib.models.SMALL_ARGS``, for a smoke run of the whole route)."""
+    from nuclib.models import SMALL_ARGS
+
+    return dict((SMALL_ARGS if quick else CANDIDATES).get(factory, {}))
 
 
 def recipe_for(factory: str, args: dict, *, steps: int, epochs: int, out: Path,

@@ -40,17 +40,6 @@ FULL_ARGS = {
     # windows of 8 at patch 4 and 3 stages: sides in multiples of 4 * 8 * 4 = 128
     "swin_unet": dict(embed_dim=48, depths=(2, 2, 2), num_heads=(2, 4, 8)),
 }
-FAST_ARGS = {
-    "unet": dict(depth=2, filters=4),
-    "mobilenet_unet": dict(alpha=0.35, decoder_filters=(16, 8, 8, 8)),
-    "attention_unet": dict(depth=2, filters=4),
-    "multires_unet": dict(depth=2, filters=4),
-    "unet3plus": dict(depth=2, filters=4),
-    "efficientnet_unet": dict(encoder="EfficientNetB0", decoder_filters=(16, 8, 8, 4, 4)),
-    "deeplabv3plus": dict(filters=4, aspp_filters=8, decoder_filters=8, low_level_filters=4),
-    "swin_unet": dict(patch_size=2, embed_dim=8, depths=(2, 2), num_heads=(2, 2),
-                      window_size=4),
-}
 FULL = dict(n_train=120, crop=128, batch=8, epochs=6, steps=25, timing_runs=3)
 # fast mode skips training (tracing a training step costs ~10 s per model)
 FAST = dict(n_train=2, crop=64, batch=2, epochs=1, steps=2, timing_runs=1)
@@ -78,7 +67,7 @@ def main(argv=None) -> None:
     from nuclib.segmenter import Segmenter
 
     size = FAST if ex.fast else FULL
-    factory_args = FAST_ARGS if ex.fast else FULL_ARGS
+    factory_args = models.SMALL_ARGS if ex.fast else FULL_ARGS
     pairs = data.folder_pairs(dsb_root() / "train")[::4][: size["n_train"]]
     loaded = data.load_pairs(pairs)  # read once, shared by every model
     sample = data.read_image(SAMPLES / "fluorescence.png")

@@ -278,7 +278,7 @@ def _load_segmenter(args):
         # inferencer every image will use (the network's stride and receptive field).
         try:
             segmenter.config.copy(tiling=tiling)
-            segmenter.inferencer(progress=False, **tiling)
+            segmenter.inferencer(progress=False, **tiling).check_tiles()
         except ValueError as err:
             raise ValueError(f"--tile-size/--overlap for model {segmenter.name!r}: "
                              f"{err}") from None

@@ -465,7 +465,7 @@ def _check_tiling(segmenter, tile_size=None, overlap=None) -> dict:
               if v is not None}
     if tiling:
         segmenter.config.copy(tiling=tiling)  # a copy: the worker's model keeps its own
-        segmenter.inferencer(progress=False, **tiling)
+        segmenter.inferencer(progress=False, **tiling).check_tiles()
     return tiling
 
 

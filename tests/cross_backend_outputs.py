@@ -31,7 +31,8 @@ from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient
 
 N_RAYS = 8
 
-# (name, factory, arguments): every factory, and every head on the U-Net.
+# (name, factory, arguments): every factory, and every head on the U-Net; the newer
+# factories at their nuclib.models.SMALL_ARGS (sides multiples of 32 fit all of them).
 FACTORIES = [
     ("unet-three_class", "unet", dict(head="three_class", depth=2, filters=4)),
     ("unet-binary", "unet", dict(head="binary", depth=2, filters=4, upsampling="bilinear")),
@@ -42,6 +43,8 @@ FACTORIES = [
     ("multires_unet-three_class", "multires_unet", dict(head="three_class", depth=2, filters=4)),
     ("mobilenet_unet-binary", "mobilenet_unet", dict(head="binary", alpha=0.35,
                                                      decoder_filters=(16, 8, 8, 4))),
+    *[(f"{factory}-three_class", factory, dict(head="three_class", **models.SMALL_ARGS[factory]))
+      for factory in ("unet3plus", "deeplabv3plus", "swin_unet", "efficientnet_unet")],
 ]
 
 # (name, loss, head of its prediction): every loss class, on the head it trains.

@@ -20,14 +20,10 @@ from nuclib.postprocess.tiling import receptive_field_radius
 from tests.without_tensorflow import OTHER_BACKENDS, run_without_tensorflow
 
 N_RAYS = 8
-# Tiny configurations (about a second to build, but EfficientNetB0's ~3 s) and their side multiple.
-TINY = {
-    "unet3plus": dict(depth=2, filters=4),
-    "deeplabv3plus": dict(filters=4, aspp_filters=8, low_level_filters=4, decoder_filters=8),
-    "swin_unet": dict(patch_size=2, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
-                      window_size=4),
-    "efficientnet_unet": dict(decoder_filters=(16, 8, 8, 4, 4)),
-}
+# The tiny configurations of nuclib.models.SMALL_ARGS, and the side multiple each should have
+# (written out here, so that a wrong SMALL_MULTIPLES entry fails a test).
+TINY = {name: models.SMALL_ARGS[name]
+        for name in ("unet3plus", "deeplabv3plus", "swin_unet", "efficientnet_unet")}
 MULTIPLE = {"unet3plus": 4, "deeplabv3plus": 16, "swin_unet": 16, "efficientnet_unet": 32}
 SIZES = [(32, 32), (64, 32)]  # multiples of every factory's side multiple, one non-square
 FACTORY_NAMES = list(TINY)
@@ -155,6 +151,24 @@ def test_required_multiple_follows_the_arguments(factory, kwargs, multiple, rng)
 def test_swin_side_multiple_of_the_defaults_is_256():
     assert side_multiple() == 256
     assert side_multiple(patch_size=4, depths=(2, 2, 2, 2), window_size=7) == 224
+
+
+def test_small_args_cover_every_factory_and_build_at_their_side_multiple(rng):
+    assert set(models.SMALL_ARGS) == set(models.FACTORIES)
+    assert set(models.SMALL_MULTIPLES) == set(models.FACTORIES)
+    for factory, kwargs in models.SMALL_ARGS.items():
+        keras.utils.set_random_seed(0)
+        model = models.FACTORIES[factory](**kwargs)
+        m = models.SMALL_MULTIPLES[factory]
+        assert models.required_multiple(model) == m, factory
+        y = numpy(model(rng.random((1, m, 2 * m, 1), dtype=np.float32), training=False))
+        assert y.shape[:3] == (1, m, 2 * m), factory
+        assert np.all(np.isfinite(y)), factory
+        # The smallest sensible network: under 100 k parameters, but for the fixed
+        # keras.applications encoders (MobileNetV2 at alpha 0.35: 0.3 M, EfficientNetB0: 4 M).
+        fixed_encoder = factory in ("mobilenet_unet", "efficientnet_unet")
+        assert model.count_params() < (5_000_000 if fixed_encoder else 100_000), (
+            factory, model.count_params())
 
 
 # --- persistence and training -------------------------------------------------------------
@@ -643,3 +657,103 @@ def test_unet_dropout_per_stage():
 def test_stage_dropouts_block():
     assert blocks.stage_dropouts(0.5, 1) == [0.5, 0.5]
     assert blocks.stage_dropouts((0, 0.25), 1) == [0.0, 0.25]
+
+
+# --- the U-Net options on Attention U-Net and MultiResUNet ---------------------------------
+
+# The first convolution, which first_kernel_size sets, of each U-Net-family factory.
+FIRST_CONV = {"unet": "unet_enc0_1_conv", "attention_unet": "attention_unet_enc0_1_conv",
+              "multires_unet": "multires_unet_enc0_3x3_conv"}
+
+
+def family(factory, **kwargs):
+    keras.utils.set_random_seed(0)
+    return models.FACTORIES[factory](depth=2, filters=4, **kwargs)
+
+
+def plain_convs(model):
+    return [la for la in model.layers if isinstance(la, keras.layers.Conv2D)
+            and not isinstance(la, keras.layers.Conv2DTranspose)]
+
+
+@pytest.mark.parametrize("factory", list(FIRST_CONV))
+def test_first_kernel_size_sets_only_the_first_convolution(factory):
+    model, plain = family(factory, first_kernel_size=7), family(factory)
+    convs = plain_convs(model)
+    first = model.get_layer(FIRST_CONV[factory])
+    assert first.kernel_size == (7, 7) and first.kernel.shape[:3] == (7, 7, 1)
+    assert [la.name for la in convs if la.kernel_size not in ((3, 3), (1, 1))] == [first.name]
+    assert model.count_params() == plain.count_params() + (49 - 9) * first.filters
+    assert [la.name for la in model.layers] == [la.name for la in plain.layers]
+
+
+@pytest.mark.parametrize("factory", ["attention_unet", "multires_unet"])
+def test_dilation_dilates_the_blocks_convolutions_only(factory, rng):
+    model, plain = family(factory, dilation=2), family(factory)
+    dilated = {la.name for la in plain_convs(model) if la.dilation_rate == (2, 2)}
+    # Every 3x3 convolution of the encoder, bottleneck and decoder blocks; 1x1
+    # convolutions (gates, shortcuts, head), res paths and up-sampling stay undilated.
+    if factory == "attention_unet":
+        expected = {f"attention_unet_{stage}_{i}_conv" for i in (1, 2)
+                    for stage in ("enc0", "enc1", "bottleneck", "dec1", "dec0")}
+    else:
+        expected = {f"multires_unet_{stage}_{k}_conv" for k in ("3x3", "5x5", "7x7")
+                    for stage in ("enc0", "enc1", "bottleneck", "dec1", "dec0")}
+    assert dilated == expected
+    assert all(la.dilation_rate == (1, 1) for la in plain_convs(model) if la.name not in expected)
+    assert receptive_field_radius(model) > receptive_field_radius(plain)
+    model.set_weights(plain.get_weights())  # same weights, wider view: other outputs
+    x = rng.random((1, 16, 16, 1), dtype=np.float32)
+    assert not np.allclose(numpy(model(x, training=False)), numpy(plain(x, training=False)))
+
+
+@pytest.mark.parametrize("factory, dropout, expected", [
+    ("attention_unet", [0.1, 0.0, 0.3],
+     {"attention_unet_enc0_drop": 0.1, "attention_unet_bottleneck_drop": 0.3}),
+    ("attention_unet", 0.2,  # as unet: the deepest encoder stage and the bottleneck
+     {"attention_unet_enc1_drop": 0.2, "attention_unet_bottleneck_drop": 0.2}),
+    ("attention_unet", [0.0, 0.0, 0.0], {}),
+    ("multires_unet", [0.1, 0.2, 0.3], {"multires_unet_enc0_drop": 0.1,
+                                        "multires_unet_enc1_drop": 0.2,
+                                        "multires_unet_bottleneck_drop": 0.3}),
+    ("multires_unet", 0.2, {"multires_unet_bottleneck_drop": 0.2}),  # as it always was
+    ("multires_unet", [0.0, 0.0, 0.0], {}),
+])
+def test_dropout_per_stage_of_attention_and_multires_unet(factory, dropout, expected):
+    model = family(factory, dropout=dropout)
+    assert {la.name: la.rate for la in model.layers
+            if isinstance(la, keras.layers.Dropout)} == expected
+    if factory == "multires_unet" and expected:  # after the block, before its res path
+        drop = model.get_layer(next(iter(expected)))
+        assert drop.input._keras_history[0].name.endswith("_bn")
+
+
+@pytest.mark.parametrize("factory", ["attention_unet", "multires_unet"])
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(dilation=0), "dilation must be a whole number >= 1, got 0"),
+    (dict(dilation=1.5), "dilation must be a whole number >= 1, got 1.5"),
+    (dict(first_kernel_size=0), "first_kernel_size must be a whole number >= 1 or None, got 0"),
+    (dict(first_kernel_size=True), "first_kernel_size .* got True"),
+    (dict(dropout=[0.1, 0.2]), "has 2 rates .*expected 3"),
+    (dict(dropout=1.0), r"in \[0, 1\), got 1.0"),
+    (dict(dropout="high"), "sequence of 3 rates"),
+])
+def test_bad_unet_options_are_value_errors(factory, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        family(factory, **kwargs)
+
+
+@pytest.mark.parametrize("factory", ["attention_unet", "multires_unet"])
+def test_unet_options_survive_a_safe_keras_round_trip(factory, tmp_path, rng):
+    model = family(factory, dilation=2, first_kernel_size=5, dropout=[0.1, 0.2, 0.3])
+    randomize_batch_norm(model, rng)
+    path = tmp_path / f"{factory}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_layer(FIRST_CONV[factory]).kernel_size == (5, 5)
+    assert [la.rate for la in loaded.layers if isinstance(la, keras.layers.Dropout)] == [
+        la.rate for la in model.layers if isinstance(la, keras.layers.Dropout)]
+    assert not any(isinstance(la, keras.layers.Lambda) for la in loaded.layers)
+    x = rng.random((2, 16, 24, 1), dtype=np.float32)
+    np.testing.assert_array_equal(numpy(loaded(x, training=False)),
+                                  numpy(model(x, training=False)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nuclib.models import unet
+from nuclib.models import SMALL_ARGS, swin_unet, unet
 from nuclib.postprocess.tiling import TiledInferencer, receptive_field_radius
 
 STRIDE = 8  # 2**depth of the test U-Net
@@ -181,8 +181,20 @@ def test_rejects_wrong_number_of_dimensions(models, shape):
 
 
 def test_rejects_tile_smaller_than_twice_the_overlap(models):
-    with pytest.raises(ValueError, match=r"too small for overlap 51 .*at least 2 \* overlap"):
-        TiledInferencer(models[1], tile_size=96)  # needs 2 * 51 + 8 = 110
+    # The model's own radius: checked when an image needs several tiles (or on request),
+    # so that images fitting one tile still run.
+    inferencer = TiledInferencer(models[1], tile_size=96, progress=False)  # 2 * 51 + 8 = 110
+    message = r"too small for overlap 51 \(the model's receptive-field radius\).*2 \* overlap"
+    with pytest.raises(ValueError, match=message):
+        inferencer.check_tiles()
+    with pytest.raises(ValueError, match=message):
+        inferencer.predict(np.zeros((100, 90, 1), np.float32))
+    with pytest.raises(ValueError, match=message):
+        inferencer.tile_origins((100, 90))
+    image = np.random.default_rng(0).random((90, 96, 1), dtype=np.float32)
+    np.testing.assert_array_less(np.abs(inferencer.predict(image)
+                                        - _whole_image(models[1], image)), 1e-4)
+    # An explicit overlap: when the inferencer is built.
     with pytest.raises(ValueError, match="too small for overlap 40"):
         TiledInferencer(models[1], tile_size=64, overlap=40)
 
@@ -247,3 +259,41 @@ def test_a_network_the_graph_cannot_measure_runs_on_one_tile_and_says_so_on_more
         inferencer.predict(np.zeros((200, 50, 1), np.float32))
     assert TiledInferencer(model, tile_size=64, overlap=8, progress=False).predict(
         np.zeros((200, 50, 1), np.float32)).shape == (200, 50, 3)
+
+
+# -- Swin-UNet: windowed attention --------------------------------------------------
+@pytest.fixture(scope="module")
+def swin():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return swin_unet(**SMALL_ARGS["swin_unet"])  # patch 2, windows of 4, two stages
+
+
+def test_swin_receptive_field_follows_its_windows(swin):
+    # A token attends within its (shifted) window, at most w - 1 = 3 tokens away:
+    # 2 blocks at stride 2 (enc0: 12 px), patch merging (+2), 2 blocks at stride 4
+    # (bottleneck: 24 px), patch expanding (2), 2 blocks at stride 2 (dec0: 12 px),
+    # the final expanding (1) and the patch embedding: 51 px on each side.
+    assert receptive_field_radius(swin, method="graph") == 51
+    # What the network measurably reaches is within it (the bound is conservative:
+    # a token near its window's edge does not see w - 1 tokens on both sides).
+    probed = receptive_field_radius(swin, method="probe")
+    assert 24 < probed <= 51, probed
+
+
+def test_swin_crop_tiling_equals_whole_image(swin):
+    # Tile origins are multiples of the side multiple (16), so tiles see the whole
+    # image's windows and shifted windows; the overlap covers the attention's reach.
+    inferencer = TiledInferencer(swin, tile_size=128, blend="crop", progress=False)
+    assert (inferencer.overlap, inferencer.multiple) == (51, 16)
+    image = np.random.default_rng(3).random((200, 300, 1), dtype=np.float32)
+    assert len(inferencer.tile_origins(image.shape)[1]) > 4
+    height, width = image.shape[:2]
+    pad = [(0, -height % 16), (0, -width % 16), (0, 0)]
+    whole = swin.predict_on_batch(np.pad(image, pad, mode="reflect")[None])[0][:height, :width]
+    tiled = inferencer.predict(image)
+    np.testing.assert_array_less(np.abs(tiled - whole), 1e-4)
+    # Less overlap than the attention reaches: tiles differ from the whole image.
+    short = TiledInferencer(swin, tile_size=128, overlap=8, progress=False).predict(image)
+    assert np.abs(short - whole).max() > 1e-3

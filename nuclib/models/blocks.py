@@ -315,7 +315,8 @@ def multires_split(filters: int, alpha: float = 1.67) -> tuple[int, int, int]:
     return tuple(max(1, int(width * f)) for f in (0.167, 0.333, 0.5))
 
 
-def multires_block(x, filters: int, *, alpha: float = 1.67, name: str):
+def multires_block(x, filters: int, *, alpha: float = 1.67, dilation_rate: int = 1,
+                   first_kernel_size: int | None = None, name: str):
     """MultiRes block (Ibtehaz & Rahman 2020): a cheap stand-in for 3x3/5x5/7x7 convs.
 
     Three chained 3x3 conv-BN-ReLU layers (receptive fields 3, 5, 7) with
@@ -326,6 +327,10 @@ def multires_block(x, filters: int, *, alpha: float = 1.67, name: str):
         x: ``(N, H, W, C)`` tensor.
         filters: the U-Net-equivalent filter count ``U``.
         alpha: width multiplier ``W = alpha * U`` (1.67 in the paper).
+        dilation_rate: dilation of the three chained convolutions (not of the
+            1x1 shortcut, which a dilation would not change).
+        first_kernel_size: kernel size of the first of the chained
+            convolutions (None: 3); the layer keeps its name ``f"{name}_3x3"``.
         name: prefix of the layer names.
 
     Returns:
@@ -335,13 +340,16 @@ def multires_block(x, filters: int, *, alpha: float = 1.67, name: str):
         >>> x = keras.Input((None, None, 1))
         >>> multires_block(x, 32, name="m_mres0").shape[-1]
         51
+        >>> multires_block(x, 32, dilation_rate=2, first_kernel_size=7, name="m_wide").shape[-1]
+        51
     """
     c3, c5, c7 = multires_split(filters, alpha)
     shortcut = conv_bn_act(x, c3 + c5 + c7, kernel_size=1, activation=None,
                            name=f"{name}_shortcut")
-    a = conv_bn_act(x, c3, name=f"{name}_3x3")
-    b = conv_bn_act(a, c5, name=f"{name}_5x5")
-    c = conv_bn_act(b, c7, name=f"{name}_7x7")
+    first = 3 if first_kernel_size is None else first_kernel_size
+    a = conv_bn_act(x, c3, kernel_size=first, dilation_rate=dilation_rate, name=f"{name}_3x3")
+    b = conv_bn_act(a, c5, dilation_rate=dilation_rate, name=f"{name}_5x5")
+    c = conv_bn_act(b, c7, dilation_rate=dilation_rate, name=f"{name}_7x7")
     out = layers.Concatenate(name=f"{name}_concat")([a, b, c])
     out = layers.BatchNormalization(name=f"{name}_concat_bn")(out)
     out = layers.Add(name=f"{name}_add")([shortcut, out])
@@ -458,6 +466,58 @@ def stage_dropouts(dropout, depth: int) -> list[float]:
     if bad:
         raise ValueError(f"dropout rates must be in [0, 1), got {dropout!r}")
     return rates
+
+
+def check_positive_int(value, what: str, *, allow_none: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a whole number >= 1 (or None if allowed).
+
+    Args:
+        value: the value to check (``True`` is not a number here).
+        what: the argument's name, for the message.
+        allow_none: accept None too.
+
+    Raises:
+        ValueError: naming ``what``, the value and what was expected.
+
+    Example:
+        >>> check_positive_int(3, "dilation")
+        >>> check_positive_int(0, "dilation")
+        Traceback (most recent call last):
+        ...
+        ValueError: dilation must be a whole number >= 1, got 0
+    """
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a whole number >= 1"
+                         f"{' or None' if allow_none else ''}, got {value!r}")
+
+
+def check_stage_options(*, depth: int, dilation, first_kernel_size, dropout) -> list[float]:
+    """Check the U-Net-family options ``dilation``, ``first_kernel_size`` and ``dropout``.
+
+    ``unet``, ``attention_unet`` and ``multires_unet`` share these arguments
+    with the same meaning; this is their one check.
+
+    Args:
+        depth: number of encoder stages.
+        dilation: a whole number >= 1.
+        first_kernel_size: a whole number >= 1, or None.
+        dropout: a rate or ``depth + 1`` rates (see ``stage_dropouts``).
+
+    Returns:
+        ``stage_dropouts(dropout, depth)``.
+
+    Raises:
+        ValueError: a bad value, naming the argument and what was expected.
+
+    Example:
+        >>> check_stage_options(depth=2, dilation=2, first_kernel_size=7, dropout=0.1)
+        [0.0, 0.1, 0.1]
+    """
+    check_positive_int(dilation, "dilation")
+    check_positive_int(first_kernel_size, "first_kernel_size", allow_none=True)
+    return stage_dropouts(dropout, depth)
 
 
 def _url_fetch_failure(err: BaseException) -> bool:

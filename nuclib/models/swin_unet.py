@@ -39,7 +39,10 @@ class WindowAttention(keras.layers.Layer):
     (``(2w - 1)**2`` values per head) is added to the attention logits.
 
     ``H`` and ``W`` must be multiples of ``window_size`` (the attribute
-    ``side_multiple`` tells ``nuclib.models.required_multiple``).
+    ``side_multiple`` tells ``nuclib.models.required_multiple``). Each output
+    token depends on tokens at most ``window_size - 1`` away (its window, or
+    its shifted window): the attribute ``conv_footprint`` tells
+    ``receptive_field_radius`` so (``nuclib.graph``).
 
     Args:
         num_heads: attention heads; ``C`` must be a multiple of it.
@@ -66,6 +69,10 @@ class WindowAttention(keras.layers.Layer):
         self.window_size = int(window_size)
         self.shift_size = int(shift_size)
         self.side_multiple = self.window_size
+        # A token attends to tokens of its window, plain or shifted: at most
+        # window_size - 1 tokens away on each side, as a (2w - 1)-wide 'same'
+        # convolution sees (nuclib.graph: the tiled inferencer's overlap).
+        self.conv_footprint = ("Conv2D", 2 * self.window_size - 1, 1, "same")
         self._index = _relative_position_index(self.window_size).reshape(-1)
 
     def build(self, input_shape):
@@ -160,6 +167,7 @@ class SpaceToDepth(keras.layers.Layer):
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.block_size = int(block_size)
         self.spatial_stride = (self.block_size, self.block_size)
+        self.conv_footprint = ("Conv2D", self.block_size, self.block_size, "valid")
 
     def compute_output_shape(self, input_shape):
         b = self.block_size
@@ -203,6 +211,7 @@ class DepthToSpace(keras.layers.Layer):
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.block_size = int(block_size)
         self.spatial_stride = (1 / self.block_size, 1 / self.block_size)
+        self.conv_footprint = ("Conv2DTranspose", self.block_size, self.block_size, "valid")
 
     def compute_output_shape(self, input_shape):
         b = self.block_size
@@ -382,9 +391,18 @@ def swin_unet(*, input_shape=(None, None, 1), head: str = "three_class", patch_s
     tiled inferencer and ``nuclib.models.predict`` pad for you), so that
     tiles, whose origins are multiples of it, see the windows the whole
     image sees. Every attention block at stage ``l`` widens the receptive
-    field by up to ``(window_size - 1) * patch_size * 2**l`` pixels (about
-    1,200 px for the defaults): pass ``TiledInferencer`` an explicit
-    ``overlap=`` (its automatic estimate probes the model, slowly).
+    field by up to ``(window_size - 1) * patch_size * 2**l`` pixels on each
+    side (``receptive_field_radius`` adds them up from the graph: 1,263 px
+    for the defaults, 51 px for ``nuclib.models.SMALL_ARGS["swin_unet"]``).
+    With that overlap, ``TiledInferencer(blend="crop")`` reproduces the whole
+    image's prediction (of the image padded the same way) to float round-off:
+    a token's window, plain or shifted, is the same in a tile as in the whole
+    image unless it lies within ``window_size - 1`` tokens of the tile's
+    edge, which the overlap keeps out of the tile's core (``tests/test_tiling.py``
+    checks 1e-4 at several tiles). Tiles must then be at least
+    ``2 * radius + side multiple`` (2,782 px for the defaults); with a
+    smaller explicit ``overlap=`` tiles differ from the whole image near
+    their seams (use ``blend="linear"`` to hide them).
     Transformers like larger training sets and longer schedules than the
     U-Nets; there are no pretrained weights.
 

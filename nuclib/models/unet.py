@@ -8,6 +8,48 @@ from keras import layers
 from nuclib.models import blocks
 
 
+def unet_encoder(x, *, depth: int, filters: int, kernel_size: int = 3, batch_norm: bool = True,
+                 dropout=0.0, dilation: int = 1, first_kernel_size: int | None = None,
+                 name: str):
+    """The U-Net's encoder and bottleneck (shared by ``unet_base`` and ``attention_unet_base``).
+
+    ``depth`` stages of ``blocks.conv_block`` (``filters * 2**level``
+    channels) each followed by 2x max-pooling, then the bottleneck block;
+    ``dropout`` as in ``unet`` (``blocks.stage_dropouts``).
+
+    Args:
+        x: ``(N, H, W, C)`` input tensor; H and W multiples of ``2**depth``.
+        depth, filters, kernel_size, batch_norm, dropout, dilation,
+            first_kernel_size: as in ``unet``.
+        name: prefix of every layer name (``f"{name}_enc0_..."``, ``f"{name}_bottleneck_..."``).
+
+    Returns:
+        ``(bottleneck, skips)``: the bottleneck's features and the encoder
+        stages' outputs before pooling, finest first.
+
+    Raises:
+        ValueError: bad ``dropout`` rates.
+
+    Example:
+        >>> x = keras.Input((None, None, 1))
+        >>> bottom, skips = unet_encoder(x, depth=2, filters=8, name="demo")
+        >>> bottom.shape[-1], [s.shape[-1] for s in skips]
+        (32, [8, 16])
+    """
+    rates = blocks.stage_dropouts(dropout, depth)
+    conv = dict(kernel_size=kernel_size, batch_norm=batch_norm, dilation_rate=dilation)
+    skips = []
+    for level in range(depth):
+        x = blocks.conv_block(x, filters * 2**level, dropout=rates[level],
+                              first_kernel_size=first_kernel_size if level == 0 else None,
+                              name=f"{name}_enc{level}", **conv)
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"{name}_pool{level}")(x)
+    x = blocks.conv_block(x, filters * 2**depth, dropout=rates[depth],
+                          name=f"{name}_bottleneck", **conv)
+    return x, skips
+
+
 def unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: int = 3,
               batch_norm: bool = True, dropout=0.0, upsampling: str = "transpose",
               dilation: int = 1, first_kernel_size: int | None = None, name: str = "unet"):
@@ -45,30 +87,15 @@ def unet_base(x, *, depth: int = 4, filters: int = 32, kernel_size: int = 3,
         >>> tuple(unet_base(x, depth=2, filters=8, name="demo").shape)
         (None, None, None, 8)
     """
-    rates = blocks.stage_dropouts(dropout, depth)
+    x, skips = unet_encoder(x, depth=depth, filters=filters, kernel_size=kernel_size,
+                            batch_norm=batch_norm, dropout=dropout, dilation=dilation,
+                            first_kernel_size=first_kernel_size, name=name)
     conv = dict(kernel_size=kernel_size, batch_norm=batch_norm, dilation_rate=dilation)
-    skips = []
-    for level in range(depth):
-        x = blocks.conv_block(x, filters * 2**level, dropout=rates[level],
-                              first_kernel_size=first_kernel_size if level == 0 else None,
-                              name=f"{name}_enc{level}", **conv)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"{name}_pool{level}")(x)
-    x = blocks.conv_block(x, filters * 2**depth, dropout=rates[depth],
-                          name=f"{name}_bottleneck", **conv)
     for level in reversed(range(depth)):
         x = blocks.upsample(x, filters * 2**level, mode=upsampling, name=f"{name}_up{level}")
         x = layers.Concatenate(name=f"{name}_concat{level}")([x, skips[level]])
         x = blocks.conv_block(x, filters * 2**level, name=f"{name}_dec{level}", **conv)
     return x
-
-
-def _check_positive_int(value, what: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a whole number >= 1"
-                         f"{' or None' if allow_none else ''}, got {value!r}")
 
 
 def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int = 4,
@@ -122,11 +149,10 @@ def unet(*, input_shape=(None, None, 1), head: str = "three_class", depth: int =
         >>> stem.get_layer("unet_enc0_1_conv").kernel_size
         (7, 7)
     """
-    _check_positive_int(dilation, "dilation")
-    _check_positive_int(first_kernel_size, "first_kernel_size", allow_none=True)
     inputs = blocks.unet_input(input_shape, head=head, depth=depth, filters=filters,
                                upsampling=upsampling, name=name)
-    blocks.stage_dropouts(dropout, depth)
+    blocks.check_stage_options(depth=depth, dilation=dilation,
+                               first_kernel_size=first_kernel_size, dropout=dropout)
     x = unet_base(inputs, depth=depth, filters=filters, kernel_size=kernel_size,
                   batch_norm=batch_norm, dropout=dropout, upsampling=upsampling,
                   dilation=dilation, first_kernel_size=first_kernel_size, name=name)

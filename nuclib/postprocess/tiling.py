@@ -40,6 +40,7 @@ from typing import Callable
 
 import numpy as np
 
+from nuclib.graph import required_multiple
 from nuclib.postprocess.stitching import segment_dask, segment_large
 
 __all__ = ["TiledInferencer", "receptive_field_radius", "segment_large", "segment_dask"]
@@ -116,6 +117,11 @@ def _apply_layer(layer, state):
     kind = type(layer).__name__
     if kind in _POINTWISE:
         return state
+    footprint = getattr(layer, "conv_footprint", None)  # custom layers (nuclib.graph)
+    if footprint is not None:
+        kind, k, s, padding = footprint
+        step = _conv_axis if kind == "Conv2D" else _transpose_axis
+        return tuple(step(state[a], _pair(k)[a], _pair(s)[a], 1, padding) for a in range(2))
     if kind in _CONVS:
         return tuple(_conv_axis(state[a], _pair(layer.kernel_size)[a], _pair(layer.strides)[a],
                                 _pair(layer.dilation_rate)[a], layer.padding) for a in range(2))
@@ -219,11 +225,7 @@ def _model_channels(model) -> int | None:
 
 
 def _model_multiple(model) -> int:
-    if _is_keras_model(model):
-        from nuclib.models.utils import required_multiple
-
-        return required_multiple(model)
-    return 1
+    return required_multiple(model) if _is_keras_model(model) else 1
 
 
 def receptive_field_radius(model, *, channels: int | None = None, method: str = "auto") -> int:
@@ -231,9 +233,18 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
 
     For Keras functional models the radius is computed from the layer graph
     (convolutions, pooling, transposed convolutions, up-sampling, nested
-    models), exactly for stride-1 'same' convolutions and conservatively for
-    the rest; anything else is measured once by perturbing single input
-    pixels. Results are cached per model object.
+    models, and custom layers that declare a ``conv_footprint``, see
+    ``nuclib.graph``), exactly for stride-1 'same' convolutions and
+    conservatively for the rest; anything else is measured once by
+    perturbing single input pixels. Results are cached per model object.
+
+    Swin-UNet's windowed attention declares the footprint of a
+    ``2 * window_size - 1`` 'same' convolution: a token attends only within
+    its window, plain or shifted, so never more than ``window_size - 1``
+    tokens away, and the masks of the shifted windows only cut attention
+    off. Tiles on multiples of the side multiple partition into the whole
+    image's windows, so this radius makes tiled equal whole-image
+    prediction for it too.
 
     Args:
         model: a Keras model or any callable mapping ``(N, h, w, C)`` float32
@@ -407,17 +418,22 @@ class TiledInferencer:
             few tiles; images smaller than a tile are predicted in one piece.
         overlap: context pixels kept on each inner side of a tile. Default:
             the model's receptive-field radius (``receptive_field_radius``),
-            computed once per model.
+            computed once per model. For Swin-UNet the radius follows its
+            windows (see ``receptive_field_radius``), and tile origins on
+            multiples of its side multiple keep the whole image's windows.
         batch_size: tiles per model call; memory grows with it.
         blend: ``"crop"``, ``"linear"`` or ``"gaussian"``.
         progress: show a progress bar over tiles (``nuclib.progress``).
         multiple: the model's total stride (tile origins and sizes are
-            multiples of it). Default: ``nuclib.models.required_multiple``
-            for Keras models, 1 for other callables.
+            multiples of it). Default: ``nuclib.graph.required_multiple``
+            (``nuclib.models.required_multiple``) for Keras models, 1 for
+            other callables.
 
     Raises:
         ValueError: unknown blend, non-positive sizes, a tile size that is not
-            a multiple of the stride or leaves no room inside the overlap.
+            a multiple of the stride or leaves no room inside an explicit
+            ``overlap`` (the model's own radius is checked when an image first
+            needs several tiles, or by ``check_tiles``).
 
     Example:
         >>> from nuclib.models import unet
@@ -453,7 +469,7 @@ class TiledInferencer:
                                  f"{self.multiple} (the model's total stride), e.g. "
                                  f"{max(self.multiple, side // self.multiple * self.multiple)}")
         self._predict_batch = _batch_predictor(model)
-        self._overlap = None
+        self._overlap, self._explicit = None, False
         if overlap is not None:
             if int(overlap) < 0:
                 raise ValueError(f"overlap must be >= 0, got {overlap}")
@@ -497,17 +513,39 @@ class TiledInferencer:
         if self._overlap is None:
             self._set_overlap(receptive_field_radius(self.model, channels=channels),
                               explicit=False)
+        self.check_tiles()
         return self._overlap
 
     def _set_overlap(self, overlap: int, *, explicit: bool) -> None:
-        need = 2 * overlap + self.multiple
+        self._overlap, self._explicit = overlap, explicit
+        if explicit:
+            self.check_tiles()
+
+    def check_tiles(self) -> None:
+        """Raise unless tiles keep a core inside the overlap (when the overlap is known).
+
+        An explicit ``overlap=`` is checked when the inferencer is built; the
+        model's own receptive-field radius only when an image needs more than
+        one tile (``predict``, ``tile_origins``), because images that fit one
+        tile need no overlap: a Swin-UNet's radius (over 1,000 px) would
+        otherwise refuse every image at the default ``tile_size``. Call this
+        to check a tiling before any image.
+
+        Raises:
+            ValueError: ``tile_size`` is less than ``2 * overlap + multiple``.
+
+        Example:
+            >>> TiledInferencer(np.tanh, tile_size=64, overlap=8).check_tiles()
+        """
+        if self._overlap is None:
+            return
+        need = 2 * self._overlap + self.multiple
         if min(self.tile_size) < need:
-            origin = "" if explicit else " (the model's receptive-field radius)"
+            origin = "" if self._explicit else " (the model's receptive-field radius)"
             raise ValueError(
-                f"tile_size {self.tile_size} is too small for overlap {overlap}{origin}: tiles "
-                f"must be at least 2 * overlap + {self.multiple} = {need} px so that each tile "
-                f"keeps a core; use a larger tile_size or a smaller overlap")
-        self._overlap = overlap
+                f"tile_size {self.tile_size} is too small for overlap {self._overlap}{origin}: "
+                f"tiles must be at least 2 * overlap + {self.multiple} = {need} px so that each "
+                f"tile keeps a core; use a larger tile_size or a smaller overlap")
 
     def __repr__(self) -> str:
         return (f"TiledInferencer(tile_size={self.tile_size}, overlap={self.overlap}, "
@@ -577,8 +615,10 @@ class TiledInferencer:
             ((58, 50), [(0, 0), (42, 0)])
         """
         height, width = int(shape[0]), int(shape[1])
-        if self._overlap is None and not self._fits_one_tile(height, width):
-            raise ValueError("the overlap is not known yet: pass overlap= or predict once")
+        if not self._fits_one_tile(height, width):
+            if self._overlap is None:
+                raise ValueError("the overlap is not known yet: pass overlap= or predict once")
+            self.check_tiles()
         tile, (y_starts, _), (x_starts, _) = self._layout(height, width, self._overlap or 0)
         return tile, [(y, x) for y in y_starts for x in x_starts]
 
