@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 from keras import ops
 
 
@@ -313,7 +315,7 @@ def check_class_weights(class_weights):
         ``None`` or a tuple of floats.
 
     Raises:
-        ValueError: a negative weight, all weights zero, or no weights.
+        ValueError: a negative or non-finite weight, all weights zero, or no weights.
 
     Example:
         >>> check_class_weights([1, 1, 10])
@@ -322,9 +324,10 @@ def check_class_weights(class_weights):
     if class_weights is None:
         return None
     weights = tuple(float(w) for w in class_weights)
-    if not weights or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"class_weights {list(weights)} must be non-negative with a positive "
-                         "sum, one weight per class")
+    if not weights or not all(math.isfinite(w) and w >= 0 for w in weights) \
+            or sum(weights) <= 0:
+        raise ValueError(f"class_weights {list(weights)} must be finite and non-negative with "
+                         "a positive sum, one weight per class")
     return weights
 
 
