@@ -201,7 +201,7 @@ def weighted_binary_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0),
         >>> import numpy as np
         >>> y = np.array([[[1, 0]]]); p = np.array([[[[0.5], [0.8]]]])
         >>> round(float(weighted_binary_crossentropy(y, p, (1, 3))[0]), 4)  # (ln 5 + 3 ln 2) / 4
-        0.922
+        0.9222
     """
     w_background, w_foreground = check_binary_weights(class_weights)
     top = max(w_background, w_foreground)
