@@ -95,6 +95,22 @@ def test_ignored_pixels_do_not_count():
     assert float(metric.true_positives) == 1.0 and float(metric.false_negatives) == 0.0
 
 
+def test_metrics_ignore_what_the_losses_ignore():
+    """One parsing of targets: padding and labels the head does not have count nowhere."""
+    from nuclib.losses.utils import targets_and_mask
+
+    y = np.array([[[2, -1, 3, 1, 0, 2]]], "int32")           # -1 padding, 3: no such class
+    p = probs_from_classes([[[2, 2, 2, 1, 2, 0]]])
+    _, valid = targets_and_mask(y, p)
+    assert keras.ops.convert_to_numpy(valid).ravel().tolist() == [1, 0, 0, 1, 1, 1]
+    keep = [0, 3, 4, 5]
+    for metric in (DiceCoefficient(), ClassPrecision(2), ClassRecall(2), DiceCoefficient(1)):
+        reference = type(metric).from_config(metric.get_config())
+        metric.update_state(y.astype("float32"), p)      # float labels, as Keras may pass
+        reference.update_state(y[:, :, keep], p[:, :, keep])
+        assert float(metric.result()) == float(reference.result()), metric.name
+
+
 def test_sample_weight_scales_each_image():
     y = np.concatenate([Y1, np.array([[[2, 2, 2], [2, 2, 2]]], "int32")[..., None]])
     p = np.concatenate([P1, probs_from_classes([[[0, 0, 0], [0, 0, 2]]])])

@@ -24,37 +24,24 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nuclib.losses.utils import probabilities, targets_and_mask
+
 
 def _class_maps(y_true, y_pred, threshold: float, from_logits: bool):
-    """``(true_class, pred_class, valid)`` integer/float maps of shape ``(N, H, W)``."""
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.convert_to_tensor(y_true)
-    num_channels = y_pred.shape[-1]
-    rank_pred, rank_true = len(y_pred.shape), len(y_true.shape)
-    if num_channels == 1:
-        prob = ops.sigmoid(y_pred) if from_logits else y_pred
-        pred = ops.cast(prob[..., 0] >= threshold, "int32")
-    else:
-        pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+    """``(true_class, pred_class, valid)`` integer/float maps of shape ``(N, H, W)``.
 
-    if rank_true == rank_pred and y_true.shape[-1] == num_channels and num_channels > 1:
-        valid = ops.sum(ops.cast(y_true, "float32"), axis=-1) > 0
-        true = ops.cast(ops.argmax(y_true, axis=-1), "int32")
+    ``y_true`` is read by the losses' :func:`~nuclib.losses.utils.targets_and_mask`,
+    so losses and metrics ignore the same pixels.
+    """
+    y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
+    target, valid = targets_and_mask(y_true, y_pred)
+    if y_pred.shape[-1] == 1:
+        pred = probabilities(y_pred, from_logits)[..., 0] >= threshold
+        true = target[..., 0] >= 0.5
     else:
-        if rank_true == rank_pred and y_true.shape[-1] == 1:
-            y_true = ops.squeeze(y_true, axis=-1)
-        elif rank_true != rank_pred - 1:
-            raise ValueError(
-                f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
-                f"{tuple(y_pred.shape)}; expected integer labels (N, H, W) or (N, H, W, 1), "
-                f"a binary mask, or one-hot targets with {num_channels} channels")
-        y_true = ops.cast(y_true, "float32")
-        valid = y_true >= 0
-        if num_channels == 1:
-            true = ops.cast(y_true >= 0.5, "int32")
-        else:
-            true = ops.cast(ops.round(y_true), "int32")
-    return true, pred, ops.cast(valid, "float32")
+        pred = ops.argmax(y_pred, axis=-1)
+        true = ops.argmax(target, axis=-1)
+    return ops.cast(true, "int32"), ops.cast(pred, "int32"), valid[..., 0]
 
 
 def _pixel_weights(sample_weight, valid):
