@@ -1,4 +1,4 @@
-"""Keras training metrics for segmentation heads: Dice, per-class precision and recall.
+"""Keras training metrics for segmentation heads: Dice, IoU, per-class precision and recall.
 
 The metrics count hard pixel decisions over every batch seen since the last
 ``reset_state`` (so an epoch's value is pooled over all its pixels, not a
@@ -10,12 +10,20 @@ mean of batch values):
 * targets: integer class maps ``(N, H, W)`` / ``(N, H, W, 1)`` as yielded by
   ``nuclib.data.make_dataset``, one-hot maps ``(N, H, W, K)`` or binary
   masks (values >= 0.5 are foreground); negative labels (and all-zero
-  one-hot rows) are ignored.
+  one-hot rows, and class ids the head does not have) are ignored. The
+  targets are read by ``nuclib.losses.utils.targets_and_mask``, as the
+  losses read them.
+
+Each metric is registered with Keras (``"nuclib>JaccardIndex"``, ...) and
+listed in ``__all__``, so a name can be looked up with
+``getattr(nuclib.metrics.training, name)`` or
+``keras.metrics.get({"class_name": "nuclib>" + name, "config": {...}})``.
 
 Example:
     >>> import keras
-    >>> from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient
-    >>> metrics = [DiceCoefficient(), ClassPrecision(2), ClassRecall(2)]
+    >>> from nuclib.metrics.training import (ClassPrecision, ClassRecall, DiceCoefficient,
+    ...                                      JaccardIndex)
+    >>> metrics = [DiceCoefficient(), JaccardIndex(), ClassPrecision(2), ClassRecall(2)]
     >>> # model.compile(optimizer="adam", loss=..., metrics=metrics)
 """
 
@@ -24,7 +32,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from nuclib.losses.utils import probabilities, targets_and_mask
+from nuclib.losses.utils import probabilities, safe_ratio, targets_and_mask
+
+__all__ = ["DiceCoefficient", "JaccardIndex", "ClassPrecision", "ClassRecall"]
 
 
 def _class_maps(y_true, y_pred, threshold: float, from_logits: bool):
@@ -151,10 +161,51 @@ class DiceCoefficient(_PixelCounts):
         super().__init__(class_id, threshold, from_logits, name, dtype)
 
     def result(self):
-        denominator = 2.0 * self.true_positives + self.false_positives + self.false_negatives
-        safe = ops.where(denominator > 0, denominator, ops.ones_like(denominator))
-        return ops.where(denominator > 0, 2.0 * self.true_positives / safe,
-                         ops.ones_like(denominator))
+        return safe_ratio(2.0 * self.true_positives,
+                          2.0 * self.true_positives + self.false_positives + self.false_negatives)
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class JaccardIndex(_PixelCounts):
+    """Hard Jaccard index (pixel IoU) ``TP / (TP + FP + FN)`` pooled over batches.
+
+    The same counts as :class:`DiceCoefficient`, so on them
+    ``J = D / (2 - D)``.
+
+    Args:
+        class_id: ``None`` (default) scores the foreground: nucleus pixels of
+            any class (binary head: ``p >= threshold``; three-class head:
+            argmax interior or boundary) against target labels > 0. An integer
+            scores that class alone (argmax == class_id vs label == class_id).
+        threshold: foreground threshold of a one-channel head.
+        from_logits: a one-channel head outputs logits (the threshold applies
+            to the sigmoid); multi-class argmax is unaffected.
+        name: metric name.
+        dtype: dtype of the counts.
+
+    Returns (``result()``):
+        IoU in [0, 1]; 1 while no pixel is positive in either target or
+        prediction (nothing to find, nothing found), including before the
+        first batch.
+
+    Raises:
+        ValueError: as :class:`DiceCoefficient`.
+
+    Example:
+        >>> import numpy as np
+        >>> m = JaccardIndex()
+        >>> m.update_state(np.array([[[1, 1, 0, -1]]]), np.array([[[[.9], [.1], [.8], [.9]]]]))
+        >>> round(float(m.result()), 4)   # TP 1, FP 1, FN 1
+        0.3333
+    """
+
+    def __init__(self, class_id=None, threshold: float = 0.5, from_logits: bool = False,
+                 name="jaccard_index", dtype=None):
+        super().__init__(class_id, threshold, from_logits, name, dtype)
+
+    def result(self):
+        return safe_ratio(self.true_positives,
+                          self.true_positives + self.false_positives + self.false_negatives)
 
 
 @keras.saving.register_keras_serializable(package="nuclib")
