@@ -67,8 +67,27 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0, 1
     return ops.sum(pixel, axis=axes) / ops.maximum(ops.sum(valid, axis=axes), 1.0)
 
 
+class _ClassWeightedLoss(NuclibLoss):
+    """A loss of ``class_weights`` and ``from_logits``, computed by the function ``_twin``."""
+
+    _twin = None
+
+    def __init__(self, class_weights, from_logits, reduction, name, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.class_weights = tuple(float(w) for w in class_weights)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return type(self)._twin(y_true, y_pred, self.class_weights, self.from_logits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(class_weights=list(self.class_weights), from_logits=self.from_logits)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="nuclib")
-class WeightedCategoricalCrossentropy(NuclibLoss):
+class WeightedCategoricalCrossentropy(_ClassWeightedLoss):
     """Class-weighted categorical cross-entropy; negative labels are ignored.
 
     See :func:`weighted_categorical_crossentropy` for the formula.
@@ -85,21 +104,12 @@ class WeightedCategoricalCrossentropy(NuclibLoss):
         >>> loss = WeightedCategoricalCrossentropy(class_weights=(1, 1, 10))
     """
 
+    _twin = staticmethod(weighted_categorical_crossentropy)
+
     def __init__(self, class_weights=(1.0, 1.0, 10.0), from_logits: bool = False,
                  reduction="sum_over_batch_size", name="weighted_categorical_crossentropy",
                  dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_weights = tuple(float(w) for w in class_weights)
-        self.from_logits = bool(from_logits)
-
-    def call(self, y_true, y_pred):
-        return weighted_categorical_crossentropy(y_true, y_pred, self.class_weights,
-                                                 self.from_logits)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(class_weights=list(self.class_weights), from_logits=self.from_logits)
-        return config
+        super().__init__(class_weights, from_logits, reduction, name, dtype)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False, epsilon: float = 1e-7):
@@ -215,7 +225,7 @@ def weighted_binary_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0),
 
 
 @keras.saving.register_keras_serializable(package="nuclib")
-class WeightedBinaryCrossentropy(NuclibLoss):
+class WeightedBinaryCrossentropy(_ClassWeightedLoss):
     """Binary cross-entropy with a weight for background and one for foreground.
 
     For the binary head (one sigmoid channel, or logits with
@@ -241,18 +251,10 @@ class WeightedBinaryCrossentropy(NuclibLoss):
         [1.0, 1000000.0]
     """
 
+    _twin = staticmethod(weighted_binary_crossentropy)
+
     def __init__(self, class_weights=(1.0, 1.0), from_logits: bool = False,
                  reduction="sum_over_batch_size", name="weighted_binary_crossentropy",
                  dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.class_weights = check_binary_weights(class_weights)
-        self.from_logits = bool(from_logits)
-
-    def call(self, y_true, y_pred):
-        return weighted_binary_crossentropy(y_true, y_pred, self.class_weights,
-                                            self.from_logits)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(class_weights=list(self.class_weights), from_logits=self.from_logits)
-        return config
+        super().__init__(check_binary_weights(class_weights), from_logits, reduction, name,
+                         dtype)

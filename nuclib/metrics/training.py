@@ -169,24 +169,20 @@ class DiceCoefficient(_PixelCounts):
 class JaccardIndex(_PixelCounts):
     """Hard Jaccard index (pixel IoU) ``TP / (TP + FP + FN)`` pooled over batches.
 
-    The same counts as :class:`DiceCoefficient`, so on them
-    ``J = D / (2 - D)``.
+    It counts what :class:`DiceCoefficient` counts, with the same
+    arguments, so on the same batches ``J = D / (2 - D)``.
 
     Args:
-        class_id: ``None`` (default) scores the foreground: nucleus pixels of
-            any class (binary head: ``p >= threshold``; three-class head:
-            argmax interior or boundary) against target labels > 0. An integer
-            scores that class alone (argmax == class_id vs label == class_id).
+        class_id: ``None`` (default) for the foreground (any class but 0, or
+            ``p >= threshold`` of a binary head), or the one class scored.
         threshold: foreground threshold of a one-channel head.
-        from_logits: a one-channel head outputs logits (the threshold applies
-            to the sigmoid); multi-class argmax is unaffected.
+        from_logits: a one-channel head outputs logits.
         name: metric name.
         dtype: dtype of the counts.
 
     Returns (``result()``):
-        IoU in [0, 1]; 1 while no pixel is positive in either target or
-        prediction (nothing to find, nothing found), including before the
-        first batch.
+        IoU in [0, 1]; 1 while neither target nor prediction has a positive
+        pixel, as before the first batch.
 
     Raises:
         ValueError: as :class:`DiceCoefficient`.
