@@ -27,7 +27,7 @@ import nuclib
 from nuclib import losses, models
 from nuclib.data import read_image
 from nuclib.data.pipeline import labels_to_target_np
-from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient
+from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient, JaccardIndex
 
 N_RAYS = 8
 
@@ -57,6 +57,7 @@ LOSSES = [
     ("combined", lambda: losses.WeightedCategoricalCrossentropy() + 0.5 * losses.Dice(),
      "three_class"),
     ("bce_dice", lambda: losses.BCEDice(), "binary"),
+    ("wbce", lambda: losses.WeightedBinaryCrossentropy((1, 1e6)), "binary"),
     ("dice_binary", lambda: losses.Dice(), "binary"),
     ("focal_binary", lambda: losses.Focal(), "binary"),
     ("star", lambda: losses.StarLoss(), "star"),
@@ -68,6 +69,7 @@ METRICS = [
     ("precision_boundary", lambda: ClassPrecision(2), "three_class"),
     ("recall_interior", lambda: ClassRecall(1), "three_class"),
     ("dice_binary", lambda: DiceCoefficient(), "binary"),
+    ("jaccard_binary", lambda: JaccardIndex(), "binary"),
 ]
 
 

@@ -77,7 +77,7 @@ def test_the_other_backend_ran_without_tensorflow(other_outputs):
 def test_losses_and_metrics_match_tensorflow(tensorflow_outputs, other_outputs):
     backend, outputs = other_outputs
     keys = _keys(tensorflow_outputs, "loss/") + _keys(tensorflow_outputs, "metric/")
-    assert len(keys) == 11 * 2 + 4  # every loss (value and per image) and metric
+    assert len(keys) == 12 * 2 + 5  # every loss (value and per image) and metric
     for key in keys:
         expected = tensorflow_outputs[key]
         assert np.all(np.isfinite(expected)) and np.any(expected != 0), key

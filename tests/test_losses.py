@@ -17,6 +17,7 @@ from nuclib.losses import (
     Jaccard,
     NuclibLoss,
     Tversky,
+    WeightedBinaryCrossentropy,
     WeightedCategoricalCrossentropy,
 )
 
@@ -61,6 +62,16 @@ def np_bce(labels, p):
     p = np.clip(p, 1e-7, 1 - 1e-7)
     pixel = -(t * np.log(p) + (1 - t) * np.log(1 - p)) * valid
     return pixel.sum(axis=(1, 2, 3)) / np.maximum(valid.sum(axis=(1, 2, 3)), 1)
+
+
+def np_wbce(labels, p, weights):
+    """Weighted mean of pixel BCEs, pixel weight w_bg (1 - t) + w_fg t; 0 without weight."""
+    t, valid = np_targets(labels, 1)
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    pixel = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    w = (weights[0] * (1 - t) + weights[1] * t) * valid
+    total = w.sum(axis=(1, 2, 3))
+    return (w * pixel).sum(axis=(1, 2, 3)) / np.where(total > 0, total, 1)
 
 
 def np_focal(labels, p, gamma, alpha):
@@ -144,6 +155,8 @@ CASES = {
                  lambda y, p: 0.7 * np_bce(y, p) + 1.3 * np_overlap(y, p, "dice", 100.0)),
     "wcce": (lambda: WeightedCategoricalCrossentropy((1, 1, 10)), "three_class",
              lambda y, p: np_wcce(y, p, (1, 1, 10))),
+    "wbce": (lambda: WeightedBinaryCrossentropy((1, 5)), "binary",
+             lambda y, p: np_wbce(y, p, (1, 5))),
 }
 
 
@@ -230,6 +243,95 @@ def test_wcce_config_keys_unchanged():
     assert isinstance(loss, NuclibLoss)
 
 
+# 3x3 binary table, -1 = padding: foreground p .8 .6 .9, background p .2 .5 .1 .3 .25.
+Y33 = np.array([[1, 0, -1], [0, 1, 0], [0, 0, 1]], "int32")[None, ..., None]
+P33 = np.array([[0.8, 0.2, 0.9], [0.5, 0.6, 0.1], [0.3, 0.25, 0.9]], "float32")[None, ..., None]
+FG33 = -(math.log(0.8) + math.log(0.6) + math.log(0.9))                     # 0.8393297
+BG33 = -(math.log(0.8) + math.log(0.5) + math.log(0.9) + math.log(0.7) + math.log(0.75))
+
+
+@pytest.mark.parametrize("weights, expected", [
+    ((1, 1), 0.3131672443),       # (FG + BG) / 8: plain BCE over the 8 labelled pixels
+    ((1, 4), 0.2954898251),       # (4 FG + BG) / (4 * 3 + 5)
+    ((2, 8), 0.2954898251),       # only the ratio counts
+    ((1, 1e6), 0.2797766526),     # (1e6 FG + BG) / (3e6 + 5): almost the foreground mean
+    ((0, 1), 0.2797765636),       # FG / 3
+    ((1, 0), 0.3332016528),       # BG / 5
+])
+def test_weighted_bce_hand_computed(weights, expected):
+    assert (weights[1] * FG33 + weights[0] * BG33) / (3 * weights[1] + 5 * weights[0]) == \
+        pytest.approx(expected, abs=1e-9)
+    assert value(WeightedBinaryCrossentropy(weights), Y33, P33) == pytest.approx(expected,
+                                                                                 abs=1e-6)
+    logits = np.log(P33 / (1 - P33))
+    assert value(WeightedBinaryCrossentropy(weights, from_logits=True), Y33, logits) == \
+        pytest.approx(expected, abs=1e-6)
+
+
+def test_weighted_bce_with_equal_weights_is_plain_bce(binary):
+    labels, logits, probs = binary
+    for equal in ((1, 1), (3, 3)):
+        np.testing.assert_allclose(
+            np.asarray(losses.weighted_binary_crossentropy(labels, probs, equal)),
+            np.asarray(losses.binary_crossentropy(labels, probs)), rtol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(losses.weighted_binary_crossentropy(labels, logits, equal, True)),
+            np.asarray(losses.binary_crossentropy(labels, logits, True)), rtol=1e-6)
+
+
+def test_weighted_bce_extreme_weights_stay_finite():
+    y = np.zeros((2, 4, 4, 1), "int32")
+    y[0, 1:3, 1:3] = 1                               # image 0: 4 nuclei pixels
+    y[:, -1] = -1                                    # padding; image 1: background only
+    p = np.where(y == 1, 0.0, 1.0).astype("float32")  # every pixel as wrong as can be
+    per_image = np.asarray(WeightedBinaryCrossentropy((1, 1e6)).call(y, p))
+    assert np.all(np.isfinite(per_image))
+    # the clipped maximum, -ln 1e-7 = 16.1 (15.9 where float32 rounds 1 - 1e-7)
+    assert np.all((per_image > 15.9) & (per_image < 16.2)), per_image
+    logits = np.where(y == 1, -80.0, 80.0).astype("float32")
+    per_image = np.asarray(WeightedBinaryCrossentropy((1, 1e6), from_logits=True).call(y, logits))
+    assert per_image == pytest.approx([80.0, 80.0], rel=1e-5)
+
+
+def test_weighted_bce_extreme_weights_train_save_and_load(tmp_path, rng):
+    model = tiny_model(1, "linear")
+    loss = WeightedBinaryCrossentropy((1, 1e6), from_logits=True)
+    y = (rng.random((4, 8, 8, 1)) < 0.05).astype("int32")
+    y[:, :2] = -1
+    x = rng.normal(scale=50.0, size=(4, 8, 8, 1)).astype("float32")   # logits far from 0
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history))
+    assert all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in model.weights)
+    before = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(before)
+
+    path = tmp_path / "wbce.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=True)
+    assert isinstance(loaded.loss, WeightedBinaryCrossentropy)
+    assert loaded.loss.get_config() == loss.get_config() == {
+        "name": "weighted_binary_crossentropy", "reduction": "sum_over_batch_size",
+        "class_weights": [1.0, 1e6], "from_logits": True}
+    assert loaded.evaluate(x, y, verbose=0) == pytest.approx(before, rel=1e-6)
+
+
+@pytest.mark.parametrize("weights, message", [
+    ((1, -1), "must be finite and non-negative"),
+    ((0, 0), "positive sum"),
+    ((1, float("nan")), "must be finite"),
+    ((1, float("inf")), "must be finite"),
+    ((1, 1, 10), r"two numbers \(w_background, w_foreground\)"),
+    ((1,), "two numbers"),
+    (5.0, "two numbers"),
+])
+def test_weighted_bce_bad_weights_raise(weights, message):
+    with pytest.raises(ValueError, match=message):
+        WeightedBinaryCrossentropy(weights)
+    with pytest.raises(ValueError, match=message):
+        losses.weighted_binary_crossentropy(Y33, P33, weights)
+
+
 # ---------------------------------------------------------------------------
 # NumPy references on random tables
 # ---------------------------------------------------------------------------
@@ -253,7 +355,8 @@ def test_functional_twin_equals_class(case, three_class, binary):
     config = {k: v for k, v in loss.get_config().items() if k not in ("name", "reduction")}
     twin = {Dice: losses.dice_loss, Jaccard: losses.jaccard_loss, Tversky: losses.tversky_loss,
             Focal: losses.focal_loss, BCEDice: losses.bce_dice_loss,
-            WeightedCategoricalCrossentropy: losses.weighted_categorical_crossentropy}[type(loss)]
+            WeightedCategoricalCrossentropy: losses.weighted_categorical_crossentropy,
+            WeightedBinaryCrossentropy: losses.weighted_binary_crossentropy}[type(loss)]
     np.testing.assert_allclose(np.asarray(twin(labels, probs, **config)),
                                np.asarray(loss.call(labels, probs)), rtol=1e-6)
 

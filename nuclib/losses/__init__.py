@@ -13,8 +13,10 @@ Example:
 from nuclib.losses.base import CombinedLoss, NuclibLoss
 from nuclib.losses.bce_dice import BCEDice, bce_dice_loss
 from nuclib.losses.crossentropy import (
+    WeightedBinaryCrossentropy,
     WeightedCategoricalCrossentropy,
     binary_crossentropy,
+    weighted_binary_crossentropy,
     weighted_categorical_crossentropy,
 )
 from nuclib.losses.focal import Focal, focal_loss
@@ -31,6 +33,7 @@ __all__ = [
     "Tversky",
     "Focal",
     "WeightedCategoricalCrossentropy",
+    "WeightedBinaryCrossentropy",
     "StarLoss",
     "ThreeClassDistanceLoss",
     "bce_dice_loss",
@@ -40,6 +43,7 @@ __all__ = [
     "focal_loss",
     "binary_crossentropy",
     "weighted_categorical_crossentropy",
+    "weighted_binary_crossentropy",
     "star_loss",
     "three_class_distance_loss",
 ]

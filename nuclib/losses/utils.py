@@ -1,5 +1,8 @@
 """Shared tensor helpers for the losses: target parsing, activations, overlaps.
 
+The target parsing here is nuclib's one reading of ``y_true``: the training
+metrics (``nuclib.metrics.training``) use it too.
+
 Targets come in three forms and every loss accepts all of them:
 
 * integer class maps ``(N, H, W)`` or ``(N, H, W, 1)`` (what
@@ -19,6 +22,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import math
 
 from keras import ops
 
@@ -71,7 +76,8 @@ def class_targets(y_true, y_pred):
     Returns:
         ``(one_hot, valid)``: ``(N, H, W, K)`` one-hot targets with zero rows
         at ignored pixels, and the ``(N, H, W)`` float mask of labelled
-        pixels. Integer labels ``>= K`` also give zero rows (ignored).
+        pixels, which is 0 exactly where the row is zero. Integer labels
+        ``>= K`` also give zero rows (ignored); float labels are rounded.
 
     Raises:
         ValueError: ``y_true`` fits neither form, e.g. a one-hot target whose
@@ -100,8 +106,9 @@ def class_targets(y_true, y_pred):
             f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
             f"{tuple(y_pred.shape)} ({num_classes} classes); expected integer labels "
             f"(N, H, W) or (N, H, W, 1), or one-hot targets with {num_classes} channels")
-    labels = ops.cast(labels, "int32")
-    valid = ops.cast(labels >= 0, dtype)
+    # Float labels (Keras may cast integer targets) are rounded, not truncated.
+    labels = ops.cast(ops.round(ops.cast(labels, "float32")), "int32")
+    valid = ops.cast(ops.logical_and(labels >= 0, labels < num_classes), dtype)
     one_hot = ops.one_hot(ops.maximum(labels, 0), num_classes, dtype=dtype)
     return one_hot * ops.expand_dims(valid, -1), valid
 
@@ -313,7 +320,7 @@ def check_class_weights(class_weights):
         ``None`` or a tuple of floats.
 
     Raises:
-        ValueError: a negative weight, all weights zero, or no weights.
+        ValueError: a negative or non-finite weight, all weights zero, or no weights.
 
     Example:
         >>> check_class_weights([1, 1, 10])
@@ -322,9 +329,10 @@ def check_class_weights(class_weights):
     if class_weights is None:
         return None
     weights = tuple(float(w) for w in class_weights)
-    if not weights or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"class_weights {list(weights)} must be non-negative with a positive "
-                         "sum, one weight per class")
+    if not weights or not all(math.isfinite(w) and w >= 0 for w in weights) \
+            or sum(weights) <= 0:
+        raise ValueError(f"class_weights {list(weights)} must be finite and non-negative with "
+                         "a positive sum, one weight per class")
     return weights
 
 

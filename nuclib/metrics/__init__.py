@@ -5,9 +5,9 @@ matching with tp / fp / fn and the scores built on them (identical to
 ``stardist.matching``), the Kaggle DSB2018 score, the Aggregated Jaccard
 Index, the mean best IoU per true nucleus, splits and merges, missed and
 extra nuclei by size, and ``evaluate`` for a per-image and per-dataset
-``Report``. The Keras training metrics
-(``DiceCoefficient``, ``ClassPrecision``, ``ClassRecall``) load on first
-use, so importing this package does not import Keras or TensorFlow.
+``Report``. The Keras training metrics (``DiceCoefficient``,
+``JaccardIndex``, ``ClassPrecision``, ``ClassRecall``) load on first use, so
+importing this package does not import Keras or TensorFlow.
 
 Example:
     >>> import numpy as np
@@ -62,15 +62,21 @@ __all__ = [
     "evaluate",
     "Report",
     "DiceCoefficient",
+    "JaccardIndex",
     "ClassPrecision",
     "ClassRecall",
 ]
 
 # Keras metrics live in nuclib.metrics.training and pull in Keras: load on first use.
-_TRAINING = ("DiceCoefficient", "ClassPrecision", "ClassRecall")
+_TRAINING = ("DiceCoefficient", "JaccardIndex", "ClassPrecision", "ClassRecall")
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient
+    from nuclib.metrics.training import (
+        ClassPrecision,
+        ClassRecall,
+        DiceCoefficient,
+        JaccardIndex,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Keras training metrics for segmentation heads: Dice, per-class precision and recall.
+"""Keras training metrics for segmentation heads: Dice, IoU, per-class precision and recall.
 
 The metrics count hard pixel decisions over every batch seen since the last
 ``reset_state`` (so an epoch's value is pooled over all its pixels, not a
@@ -10,12 +10,20 @@ mean of batch values):
 * targets: integer class maps ``(N, H, W)`` / ``(N, H, W, 1)`` as yielded by
   ``nuclib.data.make_dataset``, one-hot maps ``(N, H, W, K)`` or binary
   masks (values >= 0.5 are foreground); negative labels (and all-zero
-  one-hot rows) are ignored.
+  one-hot rows, and class ids the head does not have) are ignored. The
+  targets are read by ``nuclib.losses.utils.targets_and_mask``, as the
+  losses read them.
+
+Each metric is registered with Keras (``"nuclib>JaccardIndex"``, ...) and
+listed in ``__all__``, so a name can be looked up with
+``getattr(nuclib.metrics.training, name)`` or
+``keras.metrics.get({"class_name": "nuclib>" + name, "config": {...}})``.
 
 Example:
     >>> import keras
-    >>> from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient
-    >>> metrics = [DiceCoefficient(), ClassPrecision(2), ClassRecall(2)]
+    >>> from nuclib.metrics.training import (ClassPrecision, ClassRecall, DiceCoefficient,
+    ...                                      JaccardIndex)
+    >>> metrics = [DiceCoefficient(), JaccardIndex(), ClassPrecision(2), ClassRecall(2)]
     >>> # model.compile(optimizer="adam", loss=..., metrics=metrics)
 """
 
@@ -24,37 +32,26 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nuclib.losses.utils import probabilities, safe_ratio, targets_and_mask
+
+__all__ = ["DiceCoefficient", "JaccardIndex", "ClassPrecision", "ClassRecall"]
+
 
 def _class_maps(y_true, y_pred, threshold: float, from_logits: bool):
-    """``(true_class, pred_class, valid)`` integer/float maps of shape ``(N, H, W)``."""
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.convert_to_tensor(y_true)
-    num_channels = y_pred.shape[-1]
-    rank_pred, rank_true = len(y_pred.shape), len(y_true.shape)
-    if num_channels == 1:
-        prob = ops.sigmoid(y_pred) if from_logits else y_pred
-        pred = ops.cast(prob[..., 0] >= threshold, "int32")
-    else:
-        pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+    """``(true_class, pred_class, valid)`` integer/float maps of shape ``(N, H, W)``.
 
-    if rank_true == rank_pred and y_true.shape[-1] == num_channels and num_channels > 1:
-        valid = ops.sum(ops.cast(y_true, "float32"), axis=-1) > 0
-        true = ops.cast(ops.argmax(y_true, axis=-1), "int32")
+    ``y_true`` is read by the losses' :func:`~nuclib.losses.utils.targets_and_mask`,
+    so losses and metrics ignore the same pixels.
+    """
+    y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
+    target, valid = targets_and_mask(y_true, y_pred)
+    if y_pred.shape[-1] == 1:
+        pred = probabilities(y_pred, from_logits)[..., 0] >= threshold
+        true = target[..., 0] >= 0.5
     else:
-        if rank_true == rank_pred and y_true.shape[-1] == 1:
-            y_true = ops.squeeze(y_true, axis=-1)
-        elif rank_true != rank_pred - 1:
-            raise ValueError(
-                f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
-                f"{tuple(y_pred.shape)}; expected integer labels (N, H, W) or (N, H, W, 1), "
-                f"a binary mask, or one-hot targets with {num_channels} channels")
-        y_true = ops.cast(y_true, "float32")
-        valid = y_true >= 0
-        if num_channels == 1:
-            true = ops.cast(y_true >= 0.5, "int32")
-        else:
-            true = ops.cast(ops.round(y_true), "int32")
-    return true, pred, ops.cast(valid, "float32")
+        pred = ops.argmax(y_pred, axis=-1)
+        true = ops.argmax(target, axis=-1)
+    return ops.cast(true, "int32"), ops.cast(pred, "int32"), valid[..., 0]
 
 
 def _pixel_weights(sample_weight, valid):
@@ -164,10 +161,47 @@ class DiceCoefficient(_PixelCounts):
         super().__init__(class_id, threshold, from_logits, name, dtype)
 
     def result(self):
-        denominator = 2.0 * self.true_positives + self.false_positives + self.false_negatives
-        safe = ops.where(denominator > 0, denominator, ops.ones_like(denominator))
-        return ops.where(denominator > 0, 2.0 * self.true_positives / safe,
-                         ops.ones_like(denominator))
+        return safe_ratio(2.0 * self.true_positives,
+                          2.0 * self.true_positives + self.false_positives + self.false_negatives)
+
+
+@keras.saving.register_keras_serializable(package="nuclib")
+class JaccardIndex(_PixelCounts):
+    """Hard Jaccard index (pixel IoU) ``TP / (TP + FP + FN)`` pooled over batches.
+
+    It counts what :class:`DiceCoefficient` counts, with the same
+    arguments, so on the same batches ``J = D / (2 - D)``.
+
+    Args:
+        class_id: ``None`` (default) for the foreground (any class but 0, or
+            ``p >= threshold`` of a binary head), or the one class scored.
+        threshold: foreground threshold of a one-channel head.
+        from_logits: a one-channel head outputs logits.
+        name: metric name.
+        dtype: dtype of the counts.
+
+    Returns (``result()``):
+        IoU in [0, 1]; 1 while neither target nor prediction has a positive
+        pixel, as before the first batch.
+
+    Raises:
+        ValueError: as :class:`DiceCoefficient`.
+
+    Example:
+        >>> import numpy as np
+        >>> m = JaccardIndex()
+        >>> m.update_state(np.array([[[1, 1, 0, -1]]]), np.array([[[[.9], [.1], [.8], [.9]]]]))
+        >>> round(float(m.result()), 4)   # TP 1, FP 1, FN 1
+        0.3333
+    """
+
+    def __init__(self, class_id=None, threshold: float = 0.5, from_logits: bool = False,
+                 name="jaccard_index", dtype=None):
+        super().__init__(class_id, threshold, from_logits, name, dtype)
+
+    def result(self):
+        return safe_ratio(self.true_positives,
+                          self.true_positives + self.false_positives + self.false_negatives)
 
 
 @keras.saving.register_keras_serializable(package="nuclib")
