@@ -78,6 +78,10 @@ def target_options(boundary: str = "inner", boundary_width: int = 1, expand: int
         expand: grow every nucleus by this many pixels first.
         min_size: drop nuclei of fewer pixels first.
 
+    Returns:
+        ``None`` for the default shape, else the keyword arguments of
+        ``targets.three_class`` (``boundary``, ``width``, ``expand``, ``min_size``).
+
     Raises:
         ValueError: an unknown boundary mode or a bad number.
 
@@ -100,6 +104,15 @@ def target_options(boundary: str = "inner", boundary_width: int = 1, expand: int
 def classes_with_options_np(labels, target: str, options: dict) -> np.ndarray:
     """int32 ``(N, H, W, 1)`` three-class (or binary) targets of a label batch, shaped by
     ``options`` (``target_options``); ``-1`` where labels are negative.
+
+    Args:
+        labels: int ``(N, H, W, 1)`` instance labels, ``-1`` for padding.
+        target: ``"binary"`` (only ``min_size`` applies), else three classes.
+        options: ``target_options``' dict.
+
+    Returns:
+        int32 ``(N, H, W, 1)``: 0 background, 1 interior (foreground), 2
+        boundary, ``-1`` on padding.
 
     Example:
         >>> labels = np.array([[[[0], [3], [3], [3], [-1]]]])

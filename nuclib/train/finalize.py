@@ -81,6 +81,13 @@ def previous_stage(start) -> dict:
 def data_name(source) -> str:
     """A short name of a ``[data] train`` / ``val`` source for the model card.
 
+    Args:
+        source: a folder, a pair-list file or a list of pairs (``Recipe.pairs``).
+
+    Returns:
+        ``"parent/folder/"`` for a folder, ``"parent/file.txt"`` for a list
+        file, or a phrase for an inline list.
+
     Example:
         >>> data_name("/data/dsb2018/val"), data_name([("a.png", "a.tif")])
         ('dsb2018/val/', 'a list of image/label pairs')
