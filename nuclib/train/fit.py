@@ -15,6 +15,7 @@ or from a shell: ``nuclib train recipes/dsb-3class.toml``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -97,17 +98,27 @@ def load_initial_model(source: str, key: str = "fine_tune_from"):
     return load_pretrained(source).model
 
 
+@contextlib.contextmanager
+def _naming_a_mismatch(recipe: Recipe, key: str, explain: str):
+    """Turn a ``ValueError`` about the start ``[train] key`` into ``explain``, formatted with
+    ``start`` (the recipe's value), ``model`` (its ``[model]``) and ``err``, so that every
+    way of starting names both sides of a mismatch alike."""
+    try:
+        yield
+    except ValueError as err:
+        where = f"the recipe's [model] ({recipe.model.factory} {recipe.model.args})"
+        raise ValueError(explain.format(start=repr(recipe.train[key]), model=where,
+                                        err=err)) from err
+
+
 def _rebuilt_under_current_policy(initial, recipe: Recipe):
     """The recipe's model, built under the global dtype policy, with ``initial``'s weights."""
     model = build_model(recipe)
-    try:
+    with _naming_a_mismatch(recipe, "fine_tune_from",
+                            "[train] fine_tune_from {start} does not match {model}; with "
+                            "mixed_precision the model is rebuilt from [model], so give the "
+                            "same architecture ({err})"):
         model.set_weights(initial.get_weights())
-    except ValueError as err:
-        raise ValueError(
-            f"[train] fine_tune_from {recipe['train']['fine_tune_from']!r} does not match the "
-            f"recipe's [model] ({recipe['model']['factory']} {recipe['model']['args']}); with "
-            f"mixed_precision the model is rebuilt from [model], so give the same "
-            f"architecture ({err})") from err
     return model
 
 
@@ -116,13 +127,9 @@ def _with_backbone(initial, recipe: Recipe):
     from nuclib.models import copy_backbone
 
     model = build_model(recipe)
-    try:
+    with _naming_a_mismatch(recipe, "backbone_from", "[train] backbone_from {start} does not "
+                            "match {model} outside the head: {err}"):
         copy_backbone(initial, model)
-    except ValueError as err:
-        raise ValueError(
-            f"[train] backbone_from {recipe['train']['backbone_from']!r} does not match the "
-            f"recipe's [model] ({recipe['model']['factory']} {recipe['model']['args']}) "
-            f"outside the head: {err}") from err
     return model
 
 
@@ -131,13 +138,9 @@ def _widened(initial, recipe: Recipe):
     from nuclib.models import widen
 
     model = build_model(recipe)
-    try:
-        return widen(initial, model, seed=recipe["seed"])
-    except ValueError as err:
-        raise ValueError(
-            f"[train] widen: fine_tune_from {recipe['train']['fine_tune_from']!r} cannot be "
-            f"widened into the recipe's [model] ({recipe['model']['factory']} "
-            f"{recipe['model']['args']}): {err}") from err
+    with _naming_a_mismatch(recipe, "fine_tune_from", "[train] widen: fine_tune_from {start} "
+                            "cannot be widened into {model}: {err}"):
+        return widen(initial, model, seed=recipe.seed)
 
 
 def training_hardware() -> str:
