@@ -62,7 +62,7 @@ def rows_of(method: str, report, seconds_per_mp: float) -> list[dict]:
 
 
 def _scores(summary: dict) -> dict:
-    return {key: round(summary[key], 3) for key in ("ap50", "ap75", "ap90", "f1", "dsb_score")
+    return {key: round(summary[key], 3) for key in ("ap50", "ap75", "ap90", "f1_50", "dsb_score")
             if key in summary}
 
 
