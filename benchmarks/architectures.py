@@ -9,9 +9,10 @@ scores on ``val/`` per modality with nuclib's metrics).
 
 The budget is turned into steps per factory: a probe times its training
 step (``train_on_batch`` on a batch of the recipe's crops, median of a few
-after warm-up) and the run gets ``budget / step time`` steps. The steps are
-then fixed, so the learning-rate schedule runs to its end, and a busy
-machine slows every run alike instead of cutting one short.
+after warm-up; every factory's probe runs first, back to back, so all share
+the machine's load) and the run gets ``budget / step time`` steps. The
+steps are then fixed, so the learning-rate schedule runs to its end, and a
+busy machine slows every run alike instead of cutting one short.
 
 Columns: parameters, training step (s), steps trained, val AP@0.5 (all,
 fluorescence), AP@0.75 (fluorescence), and the network's CPU time per
@@ -138,11 +139,19 @@ def main() -> None:
         parser.error(f"unknown factories {unknown}; expected some of {sorted(models.FACTORIES)}")
     budget = 0.1 if args.quick else args.minutes
     rows = []
+    # Every factory's step is timed first, back to back, so that all probes share
+    # the machine's load: probing each just before its own run let a busy spell
+    # (another job, the test suite) shrink one factory's budget and not the next's.
+    probes = {}
+    for factory in factories:
+        probe = recipe_for(factory, candidate_args(factory, args.quick), steps=1, epochs=1,
+                           out=out_root / factory, quick=args.quick)
+        probes[factory] = step_seconds(probe)
+        print(f"{factory}: {probes[factory][0]:.3f} s per step", flush=True)
     for factory in factories:
         factory_args = candidate_args(factory, args.quick)
         out = out_root / factory
-        probe = recipe_for(factory, factory_args, steps=1, epochs=1, out=out, quick=args.quick)
-        step, parameters = step_seconds(probe)
+        step, parameters = probes[factory]
         steps = max(4, int(budget * 60 / step))
         epochs = min(8, max(1, math.ceil(steps / 100)))
         model_dir = out / "model"
