@@ -21,8 +21,8 @@ Example:
 or from a shell: ``nuclib train recipes/dsb-3class.toml``.
 """
 
-from nuclib.recipe import (AUGMENTS, DEFAULTS, SCHEDULES, Recipe, build_loss, build_model,
-                           build_optimizer, load_recipe, looks_like_a_file)
+from nuclib.recipe import (AUGMENTS, SCHEDULES, Recipe, build_loss, build_model, build_optimizer,
+                           load_recipe, looks_like_a_file)
 from nuclib.train.callbacks import SamplePrediction
 from nuclib.train.finalize import finalize_model, portable_recipe, previous_stage
 from nuclib.train.fit import (accelerator, bfloat16_is_native, load_initial_model,
@@ -33,3 +33,13 @@ __all__ = ["train", "finalize_model", "SamplePrediction", "load_training_data",
            "previous_stage", "portable_recipe", "Recipe", "load_recipe", "build_model",
            "build_loss", "build_optimizer", "looks_like_a_file", "AUGMENTS", "DEFAULTS",
            "SCHEDULES"]
+
+
+def __getattr__(name: str):
+    # ``DEFAULTS`` is built on use (``nuclib.recipe.DEFAULTS``): checking a recipe's
+    # tables imports the data pipeline, which importing this package should not.
+    if name == "DEFAULTS":
+        from nuclib.recipe import DEFAULTS
+
+        return DEFAULTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
