@@ -22,10 +22,15 @@ Usage:
     python benchmarks/architectures.py --minutes 15            # every factory
     python benchmarks/architectures.py --minutes 1 --only unet swin_unet
     python benchmarks/architectures.py --quick                 # tiny smoke run (minutes)
+    python benchmarks/architectures.py --score-only            # the finished runs' table again
 
 Runs go to ``runs/architectures/<factory>``; a factory whose finished
 model directory is there is scored again without training (delete it to
-retrain). Results are also written to ``runs/architectures/results.json``.
+retrain). ``--score-only`` trains nothing and probes nothing: it reads
+every finished run's record (steps, scores, its probe's step time from
+``results.json`` where recorded) and times all the networks' tiles in one
+process, one after the other, so that the speed column shares one load.
+Results are also written to ``runs/architectures/results.json``.
 Needs ``../shared/data/dsb2018`` (or ``NUCLIB_DSB2018``).
 """
 
@@ -107,15 +112,17 @@ def step_seconds(recipe: dict, repeats: int = 3) -> tuple[float, int]:
     return seconds, int(model.count_params())
 
 
-def tile_seconds(model_dir: Path, side: int = 512) -> float:
-    """Median CPU seconds of the finished network on one ``side`` x ``side`` tile."""
+def tile_seconds(model_dir: Path, side: int = 512) -> tuple[float, int]:
+    """(median CPU seconds of the finished network on one ``side`` x ``side`` tile,
+    its parameters)."""
     import numpy as np
 
     from nuclib.model_dir import load_keras_model
 
     model = load_keras_model(model_dir)
     x = np.random.default_rng(0).random((1, side, side, 1), np.float32)
-    return median_seconds(lambda: model.predict_on_batch(x), warmup=1, repeats=5)
+    seconds = median_seconds(lambda: model.predict_on_batch(x), warmup=1, repeats=5)
+    return seconds, int(model.count_params())
 
 
 def main() -> None:
@@ -126,6 +133,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny models, 4 images, 64-pixel crops: a smoke run")
     parser.add_argument("--out", default=str(ROOT / "runs" / "architectures"))
+    parser.add_argument("--score-only", action="store_true",
+                        help="train and probe nothing: the table of the finished runs, with "
+                             "every network's tile timed in this process")
     args = parser.parse_args()
 
     from nuclib import models
@@ -137,22 +147,30 @@ def main() -> None:
     unknown = sorted(set(factories) - set(models.FACTORIES))
     if unknown:
         parser.error(f"unknown factories {unknown}; expected some of {sorted(models.FACTORIES)}")
+    if args.score_only:
+        factories = [f for f in factories if (out_root / f / "model" / "record.json").is_file()]
+        if not factories:
+            parser.error(f"no finished run in {out_root}")
     budget = 0.1 if args.quick else args.minutes
     rows = []
     # Every factory's step is timed first, back to back, so that all probes share
     # the machine's load: probing each just before its own run let a busy spell
     # (another job, the test suite) shrink one factory's budget and not the next's.
-    probes = {}
-    for factory in factories:
+    # The probes are kept (probes.json), since they set each run's steps.
+    probes_file = out_root / "probes.json"
+    probes = json.loads(probes_file.read_text()) if probes_file.is_file() else {}
+    for factory in [] if args.score_only else factories:
         probe = recipe_for(factory, candidate_args(factory, args.quick), steps=1, epochs=1,
                            out=out_root / factory, quick=args.quick)
         probes[factory] = step_seconds(probe)
         print(f"{factory}: {probes[factory][0]:.3f} s per step", flush=True)
+        out_root.mkdir(parents=True, exist_ok=True)
+        probes_file.write_text(json.dumps(probes, indent=2) + "\n")
     for factory in factories:
         factory_args = candidate_args(factory, args.quick)
         out = out_root / factory
-        step, parameters = probes[factory]
-        steps = max(4, int(budget * 60 / step))
+        step = probes.get(factory, (float("nan"),))[0]
+        steps = max(4, int(budget * 60 / step)) if step == step else 0
         epochs = min(8, max(1, math.ceil(steps / 100)))
         model_dir = out / "model"
         started = time.time()
@@ -164,6 +182,7 @@ def main() -> None:
                 json.dumps(recipe.to_dict(), indent=2, default=str))
             train(recipe)
         record = check_model_dir(model_dir).record
+        tile, parameters = tile_seconds(model_dir)
         groups = record["scores"].get("groups", {})
         fluorescence = groups.get("fluorescence", record["scores"])
         rows.append({
@@ -173,11 +192,12 @@ def main() -> None:
             "AP@0.5 all": round(record["scores"]["ap50"], 3),
             "AP@0.5 fluor.": round(fluorescence["ap50"], 3),
             "AP@0.75 fluor.": round(fluorescence.get("ap75", float("nan")), 3),
-            "512² tile (s)": round(tile_seconds(model_dir), 3),
+            "512² tile (s)": round(tile, 3),
             "wall (min)": round((time.time() - started) / 60, 1)})
         print(json.dumps(rows[-1]), flush=True)
         (out_root / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"\nEvery factory, {budget:g} min of training each "
+    print(f"\nThe finished runs in {out_root}\n" if args.score_only else
+          f"\nEvery factory, {budget:g} min of training each "
           f"(recipes/dsb-3class-stage1.toml, 20-pixel nuclei)\n")
     print_table(rows)
 

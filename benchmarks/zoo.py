@@ -18,10 +18,17 @@ without its passes). ``--tta`` adds rows with test-time augmentation (the
 else it is ``auto``) beside the Keras one. A model's rows are timed image by
 image in turn (interleaved), so their speed ratios share the machine's load.
 
+``--stardist DIR`` adds StarDist's own ``predict_instances`` (a StarDist2D
+model folder, e.g. trained by ``benchmarks/stardist_baseline.py``; images
+percentile-normalized as StarDist does, inside the timing) to every model's
+interleaved rows: the race of the speed target ("twice StarDist's speed on
+the fluorescence images", ``--group fluorescence``).
+
 Run ``python benchmarks/zoo.py`` (a few minutes per model on 2 cores) or
 ``--quick`` (3 images per modality); ``--model NAME_OR_DIR`` (repeatable)
 scores those models instead of the bundled ones, e.g. a finished training
-run's ``model/`` directory against the bundled model it should replace.
+run's ``model/`` directory against the bundled model it should replace;
+``--group MODALITY`` keeps one modality's images.
 Needs ``../shared/data/dsb2018`` (or ``NUCLIB_DSB2018``).
 """
 
@@ -29,18 +36,24 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from _common import dsb2018_root, print_table
 
 DSB = dsb2018_root()
 
 
-def _val_set(quick: bool):
+def _val_set(quick: bool, group: str | None = None):
     from nuclib.data import folder_pairs, read_image, read_labels
     from nuclib.evaluation import read_modalities
 
     modality = read_modalities(DSB)
     pairs = folder_pairs(DSB / "val")
+    if group:
+        pairs = [p for p in pairs if modality[p[0].stem] == group]
+        if not pairs:
+            raise SystemExit(f"no val/ images of modality {group!r}; expected one of "
+                             f"{sorted(set(modality.values()))}")
     if quick:
         seen: dict[str, int] = {}
         keep = []
@@ -104,15 +117,35 @@ def _three_class_only(seg):
     return segment
 
 
+def _stardist(folder):
+    """``(label, segment(image, diameter))`` running StarDist2D's ``predict_instances`` from
+    a model folder, with StarDist's percentile normalization (grey images, as its fluo models)."""
+    from csbdeep.utils import normalize
+    from stardist.models import StarDist2D
+
+    folder = Path(folder)
+    model = StarDist2D(None, name=folder.name, basedir=str(folder.parent))
+
+    def segment(image, diameter):
+        grey = image.mean(axis=-1) if image.ndim == 3 else image
+        return model.predict_instances(normalize(grey, 1, 99.8, axis=(0, 1)),
+                                       show_tile_progress=False)[0]
+
+    return f"stardist {folder.name} ({model.keras_model.count_params():,} parameters)", segment
+
+
 def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
-        models=None, engines=()) -> list[dict]:
+        models=None, engines=(), stardist=None, group: str | None = None) -> list[dict]:
     """Score zoo models (default: every bundled one) and the Otsu baseline; return rows."""
     import nuclib
     from nuclib.data.scale import median_diameter
     from nuclib.metrics import evaluate
     from nuclib.postprocess import otsu_labels
 
-    images, truths, names, groups = _val_set(quick)
+    images, truths, names, groups = _val_set(quick, group)
+    rival = _stardist(stardist) if stardist else None
+    if rival:
+        rival[1](images[0], None)  # warm-up: graph tracing
     megapixels = sum(im.shape[0] * im.shape[1] for im in images) / 1e6
     rows = []
     start = time.perf_counter()
@@ -137,6 +170,8 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
             other.config["precision"] = precision or "auto"
             other.segment(images[0])  # warm-up: conversion and compilation
             variants[f"{name}, engine {engine}"] = (lambda s: lambda im, d: s.segment(im))(other)
+        if rival:
+            variants[rival[0]] = rival[1]
         seconds = dict.fromkeys(variants, 0.0)
         preds = {method: [] for method in variants}
         for im, d in zip(images, diameters):  # interleaved: the load hits every row alike
@@ -147,8 +182,7 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
         for method in variants:
             rows += _score_rows(method, seconds[method], megapixels,
                                 evaluate(truths, preds[method], names=names, groups=groups))
-            print(f"{method}: {seg.model.count_params():,} parameters, "
-                  f"{seconds[method] / megapixels:.2f} s/MP end to end, "
+            print(f"{method}: {seconds[method] / megapixels:.2f} s/MP end to end, "
                   f"{seconds[method] / seconds[name]:.2f}x the default path's time, "
                   f"{seconds[method] / max(otsu_seconds, 1e-9):.0f}x the Otsu baseline's",
                   flush=True)
@@ -169,9 +203,14 @@ def main(argv=None) -> None:
                         help="also score each model under this engine (repeatable): "
                              "openvino, onnxruntime; openvino:f32 / openvino:bf16 fix the "
                              "precision")
+    parser.add_argument("--stardist", metavar="DIR",
+                        help="also time StarDist2D's predict_instances from this model folder "
+                             "(benchmarks/stardist_baseline.py trains one) beside each model")
+    parser.add_argument("--group", metavar="MODALITY",
+                        help="only this modality's images (fluorescence, histology, brightfield)")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta,
-               models=args.model, engines=args.engine)
+               models=args.model, engines=args.engine, stardist=args.stardist, group=args.group)
     print_table(rows, digits=3)
 
 

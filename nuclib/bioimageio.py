@@ -236,10 +236,10 @@ def export_bioimageio(segmenter, path, *, weight_formats=WEIGHT_FORMATS, test_im
     invert = _invert(config, invert)
 
     from nuclib.models.utils import required_multiple
-    from nuclib.postprocess.tiling import receptive_field_radius
+    from nuclib.postprocess.tiling import default_overlap
 
     channels = int(config["input_channels"])
-    multiple, halo = required_multiple(model), receptive_field_radius(model)
+    multiple, (halo, _) = required_multiple(model), default_overlap(model)
     minimum, step = tile_sizes(multiple, halo)
 
     # 2. The test tile, its declared normalization and the network's output.

@@ -497,9 +497,10 @@ def _process(job: _Job, segmenter, options: dict) -> FileResult:
                 pred = segmenter.predict_scaled(image, diameter=options.get("diameter"),
                                                 tta=options.get("tta"), progress=False,
                                                 **tiling)
-                labels = segmenter.labels_from(pred, **post) if job.segment else None
-                probs = (segmenter.postprocessor.probs_at_size(pred)
-                         if job.probabilities is not None else None)
+            # Outside the lock: another thread's network pass runs meanwhile.
+            labels = segmenter.labels_from(pred, **post) if job.segment else None
+            probs = (segmenter.postprocessor.probs_at_size(pred)
+                     if job.probabilities is not None else None)
             if probs is not None:
                 write_probabilities(job.probabilities, probs)
             if labels is not None:
@@ -656,10 +657,21 @@ def _run_local(jobs, client, model, source, engine, options, arrived, *, files_p
                max_pending, progress) -> None:
     from nuclib.progress import progress_bar
 
+    from concurrent.futures import ThreadPoolExecutor
+
     segmenter = _worker_segmenter(model, source, engine)
     options = _check_options(segmenter, options) if any(j.predict for j in jobs) else {}
-    for job in progress_bar(jobs, desc="segmenting", unit="image", enabled=progress):
-        arrived(_process(job, segmenter, options), job)
+    # Two threads: while one holds the model (_process's lock), the other
+    # post-processes and writes its file, so that work hides behind the network.
+    # Results arrive in input order; at most two images are in memory.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nuclib-files")
+    try:
+        results = pool.map(lambda job: _process(job, segmenter, options), jobs)
+        for job, record in zip(progress_bar(jobs, desc="segmenting", unit="image",
+                                            enabled=progress), results):
+            arrived(record, job)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no new file starts
 
 
 def _run_on_cluster(jobs, client, model, source, engine, options, arrived, *, files_per_task,

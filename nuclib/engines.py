@@ -252,10 +252,11 @@ def network_facts(model) -> dict:
     """What tiling needs of a Keras model, and its digest: kept beside its converted file.
 
     Returns:
-        ``{"model_name", "model_digest", "input_shape", "multiple", "overlap"}``
-        (JSON-ready): the model's name, ``model_digest``, input shape, total
-        stride (``nuclib.models.required_multiple``) and receptive-field radius
-        (``nuclib.postprocess.tiling.receptive_field_radius``).
+        ``{"model_name", "model_digest", "input_shape", "multiple", "overlap",
+        "approximate_layer"}`` (JSON-ready): the model's name, ``model_digest``,
+        input shape, total stride (``nuclib.models.required_multiple``), and
+        the tile overlap with the layer that makes tiles approximate, if any
+        (``nuclib.postprocess.tiling.default_overlap``).
 
     Example:
         >>> from nuclib.models import unet
@@ -264,11 +265,12 @@ def network_facts(model) -> dict:
         ([None, None, None, 1], 4)
     """
     from nuclib.models.utils import required_multiple
-    from nuclib.postprocess.tiling import receptive_field_radius
+    from nuclib.postprocess.tiling import default_overlap
 
+    overlap, approximate_layer = default_overlap(model)
     return {"model_name": model.name, "model_digest": model_digest(model),
             "input_shape": list(model.input_shape), "multiple": int(required_multiple(model)),
-            "overlap": int(receptive_field_radius(model))}
+            "overlap": int(overlap), "approximate_layer": approximate_layer}
 
 
 def _directory_record(key: str) -> Path:
@@ -428,7 +430,8 @@ class Engine:
             the channel count from it).
         multiple: the model's total stride (``nuclib.models.required_multiple``).
         overlap: its receptive-field radius
-            (``nuclib.postprocess.tiling.receptive_field_radius``).
+            (``nuclib.postprocess.tiling.default_overlap``).
+        approximate_layer: the layer that makes tiles approximate, or None.
     """
 
     name = "engine"
@@ -448,6 +451,7 @@ class Engine:
         self.input_shape = tuple(facts["input_shape"])
         self.multiple = facts["multiple"]
         self.overlap = facts["overlap"]
+        self.approximate_layer = facts.get("approximate_layer")  # absent in older caches
         self._converted = None if converted is None else Path(converted)
         self._lock = threading.Lock()
         self._compiled = None

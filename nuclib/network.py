@@ -109,7 +109,8 @@ class Network:
                 compiled = make_engine(model, engine, precision, facts=self._facts)
             self._engine = (key, compiled)
         compiled = self._engine[1]
-        return compiled, {"multiple": compiled.multiple, "overlap": compiled.overlap}
+        return compiled, {"multiple": compiled.multiple, "overlap": compiled.overlap,
+                          "approximate_layer": compiled.approximate_layer}
 
     def inferencer(self, engine: str, asked: str, precision: str, **settings):
         """The ``TiledInferencer`` around ``predictor(engine, asked, precision)``, built

@@ -299,22 +299,42 @@ class SegmentationTask:
                      tta: bool | None = None, progress: bool = True,
                      **postprocess) -> list[np.ndarray]:
         """One uint32 label array per image of a folder or an iterable of arrays and/or
-        paths, in input order; arguments as ``segment``.
+        paths, in input order; arguments as ``segment``, and the labels equal its.
+
+        While the network predicts one image, a second thread post-processes
+        the previous one (NumPy, SciPy and scikit-image release the GIL), so
+        post-processing hides behind the next network pass. Only one image
+        waits at a time: memory stays that of two images. See
+        ``benchmarks/segment_many.py`` for the gain.
 
         Raises:
+            FileNotFoundError: a missing file (named).
             ValueError: an unreadable file (named) or unusable image.
 
         Example:
             >>> results = seg.segment_many("images/")   # doctest: +SKIP
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from nuclib.data.io import list_images, read_image
         from nuclib.progress import progress_bar
 
         items = list_images(images) if isinstance(images, (str, Path)) else list(images)
-        return [self.segment(read_image(item) if isinstance(item, (str, Path)) else item,
-                             diameter=diameter, tta=tta, progress=False, **postprocess)
-                for item in progress_bar(items, desc="segmenting", unit="image",
-                                         enabled=progress)]
+        results, waiting = [], None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nuclib-postprocess") as post, \
+                progress_bar(total=len(items), desc="segmenting", unit="image",
+                             enabled=progress) as bar:
+            for item in items:
+                image = read_image(item) if isinstance(item, (str, Path)) else item
+                pred = self.predict_scaled(image, diameter=diameter, tta=tta, progress=False)
+                if waiting is not None:
+                    results.append(waiting.result())
+                    bar.update(1)
+                waiting = post.submit(self.labels_from, pred, **postprocess)
+            if waiting is not None:
+                results.append(waiting.result())
+                bar.update(1)
+        return results
 
     def segment_large(self, image, **options):
         """Labels of an image of any size (NumPy, memmap, zarr), block by block, equal to

@@ -47,6 +47,25 @@ def test_segment_many_accepts_a_folder(seg, tmp_path, rng):
     assert len(out) == 3 and all(o.shape == (24, 30) for o in out)
 
 
+def test_segment_many_equals_segment_image_by_image(sample_dir):
+    """segment_many post-processes one image while the network predicts the next: the
+    labels must be segment's, in input order, and a bad file in the middle is named."""
+    import nuclib
+    from nuclib.data.io import read_image
+
+    seg = nuclib.load_pretrained("dsb-3class")
+    paths = [sample_dir / f"{name}.png" for name in ("fluorescence", "histology", "brightfield")]
+    many = seg.segment_many(paths + [read_image(paths[0])[:64, :80]], progress=False)
+    one_by_one = [seg.segment(read_image(p), progress=False) for p in paths]
+    one_by_one.append(seg.segment(read_image(paths[0])[:64, :80], progress=False))
+    assert [int(m.max()) for m in many] == [int(o.max()) for o in one_by_one]
+    assert all(m.max() > 0 for m in many[:3])
+    for m, o in zip(many, one_by_one):
+        np.testing.assert_array_equal(m, o)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        seg.segment_many([paths[0], sample_dir / "missing.png", paths[1]], progress=False)
+
+
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="head"):
         Segmenter(None, {"head": "four_class"})

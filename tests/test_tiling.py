@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -239,23 +241,25 @@ def test_progress_bar_can_be_switched_off(capsys, monkeypatch, progress):
 
 
 def test_a_network_the_graph_cannot_measure_runs_on_one_tile_and_says_so_on_more():
-    """Global layers (attention, image pooling) defeat the receptive-field analysis: an
-    image inside one tile needs no overlap; a larger one asks for an explicit overlap."""
+    """A layer the graph analysis does not know that mixes the whole image: an image
+    inside one tile needs no overlap; a larger one asks for an explicit overlap."""
     import keras
+
+    class AddMean(keras.layers.Layer):  # unknown to the analysis, and global
+        def call(self, x):
+            return x + keras.ops.mean(x, axis=(1, 2), keepdims=True)
 
     x = keras.Input((None, None, 1))
     y = keras.layers.Conv2D(3, 3, padding="same", name="conv")(x)
-    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(y)
-    model = keras.Model(x, keras.layers.Add(name="add")([y, pooled]))
+    model = keras.Model(x, AddMean(name="add_mean")(y))
     inferencer = TiledInferencer(model, tile_size=64, progress=False)
-    assert inferencer.overlap is None
+    assert inferencer.overlap is None and inferencer.approximate_layer is None
     image = np.random.default_rng(0).random((60, 50, 1), np.float32)
     # One tile, the whole image: the network's own output (its mean over this image).
     np.testing.assert_allclose(inferencer.predict(image), model.predict_on_batch(image[None])[0],
                                atol=1e-5)
     assert inferencer.overlap is None
-    with pytest.raises(ValueError, match="'pool' .* mixes information across the whole image.*"
-                                         "pass overlap= explicitly"):
+    with pytest.raises(ValueError, match="cannot be measured; pass overlap= explicitly"):
         inferencer.predict(np.zeros((200, 50, 1), np.float32))
     assert TiledInferencer(model, tile_size=64, overlap=8, progress=False).predict(
         np.zeros((200, 50, 1), np.float32)).shape == (200, 50, 3)
@@ -297,3 +301,96 @@ def test_swin_crop_tiling_equals_whole_image(swin):
     # Less overlap than the attention reaches: tiles differ from the whole image.
     short = TiledInferencer(swin, tile_size=128, overlap=8, progress=False).predict(image)
     assert np.abs(short - whole).max() > 1e-3
+
+
+# --------------------------------------------------------------------------- global pooling
+def _se_model(squeeze: bool = True):
+    """conv 3x3 -> (squeeze-and-excitation) -> conv 3x3: a radius of 2 px but for the squeeze."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inputs)
+    if squeeze:  # the input's average (so a constant image has the same one on every tile)
+        s = keras.layers.GlobalAveragePooling2D(name="squeeze")(inputs)
+        s = keras.layers.Reshape((1, 1, 1), name="squeeze_shape")(s)
+        s = keras.layers.Dense(4, activation="sigmoid", name="excite")(s)
+        x = keras.layers.Multiply(name="scale")([x, s])
+    outputs = keras.layers.Conv2D(2, 3, padding="same", activation="softmax", name="c2")(x)
+    model = keras.Model(inputs, outputs)
+    if squeeze:  # strong excitation weights: the tiles' averages visibly change the output
+        model.get_layer("excite").kernel.assign(np.full((1, 4), 8.0, np.float32))
+        model.get_layer("excite").bias.assign(np.full((4,), -4.0, np.float32))
+    return model
+
+
+def test_global_pooling_is_refused_by_default_and_ignored_on_request():
+    from nuclib.postprocess.tiling import WholeImageLayerError, default_overlap
+
+    model = _se_model()
+    with pytest.raises(WholeImageLayerError, match="'squeeze' .GlobalAveragePooling2D. mixes"):
+        receptive_field_radius(model)
+    # Without the squeeze the same two convolutions: 1 + 1 px.
+    assert receptive_field_radius(model, global_layers="ignore") == 2
+    assert receptive_field_radius(_se_model(squeeze=False)) == 2
+    assert default_overlap(model) == (2, "squeeze (GlobalAveragePooling2D)")
+    assert default_overlap(_se_model(squeeze=False)) == (2, None)
+    # Compiled engines tile by the same facts (nuclib.engines keeps them beside the file).
+    from nuclib.engines import network_facts
+
+    facts = network_facts(model)
+    assert (facts["overlap"], facts["approximate_layer"]) == (2, "squeeze (GlobalAveragePooling2D)")
+    with pytest.raises(ValueError, match="unknown global_layers 'skip'"):
+        receptive_field_radius(model, global_layers="skip")
+
+
+def test_attention_over_all_pixels_is_not_a_summary():
+    import keras
+
+    from nuclib.postprocess.tiling import WholeImageLayerError, default_overlap
+
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Resizing(32, 32, name="resize")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(x))
+    with pytest.raises(WholeImageLayerError, match="'resize' .Resizing.*pass overlap="):
+        default_overlap(model)
+
+
+def test_tiles_of_a_squeezing_model_are_approximate_and_say_so():
+    model = _se_model()
+    tiler = TiledInferencer(model, tile_size=64, progress=False)
+    assert tiler.approximate_layer == "squeeze (GlobalAveragePooling2D)"
+    assert tiler.overlap == 2 and tiler.receptive_field == 2  # a small radius is not capped
+    # A constant image: every tile's average is the image's, so tiles are exact.
+    flat = np.full((150, 130, 1), 0.7, np.float32)
+    with pytest.warns(UserWarning, match="squeeze .GlobalAveragePooling2D. summarizes"):
+        tiled = tiler.predict(flat)
+    np.testing.assert_allclose(tiled, model.predict_on_batch(flat[None])[0], atol=1e-6)
+    # A gradient: each tile has its own average, so the tiles differ, but only so much.
+    ramp = np.linspace(0, 1, 150 * 130, dtype=np.float32).reshape(150, 130, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning came once, for the first image
+        tiled = tiler.predict(ramp)
+    gap = np.abs(tiled - model.predict_on_batch(ramp[None])[0]).max()
+    assert 1e-4 < gap < 0.5
+    # One tile is the whole image: exact, and no warning.
+    whole = TiledInferencer(model, tile_size=256, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(whole.predict(ramp), model.predict_on_batch(ramp[None])[0],
+                                   atol=1e-6)
+
+
+def test_efficientnet_unet_tiles_with_a_capped_overlap():
+    from nuclib.models import efficientnet_unet
+
+    model = efficientnet_unet(**SMALL_ARGS["efficientnet_unet"])
+    tiler = TiledInferencer(model, tile_size=256, progress=False)
+    assert tiler.approximate_layer.endswith("_se_squeeze (GlobalAveragePooling2D)")
+    assert tiler.receptive_field == 518  # EfficientNetB0's 5x5 depthwise convs at stride 32
+    assert tiler.overlap == (256 - 32) // 4  # half of each tile side is core
+    image = np.random.default_rng(0).random((600, 500, 1), dtype=np.float32)
+    with pytest.warns(UserWarning, match="overlap is 56 px of a 518 px receptive field"):
+        tiled = tiler.predict(image)
+    whole = TiledInferencer(model, tile_size=1024, progress=False).predict(image)
+    assert np.abs(tiled - whole).max() < 1e-3  # measured: 3.4e-5

@@ -173,9 +173,9 @@ def deeplabv3plus(*, input_shape=(None, None, 1), head: str = "three_class",
     you). The receptive field is large (rate-18 convolutions at stride 16),
     so tiles need wide overlaps. The paper's image-level pooling branch is
     off by default: it makes every pixel depend on the whole image, which
-    tiled inference cannot reproduce (``TiledInferencer`` then needs
-    ``overlap=``); with an EfficientNet encoder that is the case anyway
-    (squeeze-and-excitation).
+    tiled inference cannot reproduce (``TiledInferencer`` then tiles
+    approximately, each tile pooling over itself, and warns); with an
+    EfficientNet encoder that is the case anyway (squeeze-and-excitation).
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.

@@ -127,8 +127,9 @@ def efficientnet_unet(*, input_shape=(None, None, 1), head: str = "three_class",
     Inputs must have sides that are multiples of 32 (the tiled inferencer
     and ``nuclib.models.predict`` pad for you). The encoder's
     squeeze-and-excitation blocks average over the whole image, so the
-    receptive field is the image: ``TiledInferencer`` needs an explicit
-    ``overlap=`` (tiles then differ slightly from the whole image).
+    receptive field is the image: ``TiledInferencer`` tiles it
+    approximately (``nuclib.postprocess.tiling.default_overlap``; tiles
+    average over themselves, and it warns once).
 
     Args:
         input_shape: ``(H, W, C)``, channels-last, C in (1, 3); H and W may be None.

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from typing import Callable
 
@@ -59,6 +60,11 @@ _CONVS = frozenset({"Conv2D", "DepthwiseConv2D", "SeparableConv2D"})
 _POOLS = frozenset({"MaxPooling2D", "AveragePooling2D"})
 _GLOBAL = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Reshape",
                      "Resizing", "Attention", "MultiHeadAttention"})
+# Global layers whose output is a summary of their whole input (one value per
+# channel): on a tile they summarize the tile instead, which large tiles
+# approximate (squeeze-and-excitation blocks of EfficientNet).
+_SUMMARIES = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D"})
+GLOBAL_LAYERS = ("raise", "ignore")
 
 # Receptive fields are cached per model object (weakly, so models can be freed).
 _RADIUS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -66,6 +72,23 @@ _RADIUS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 class _NotAnalyzable(Exception):
     """The layer graph holds something whose spatial footprint is unknown."""
+
+
+class WholeImageLayerError(ValueError):
+    """A layer mixes information across the whole image, so no overlap makes tiles exact.
+
+    Attributes:
+        layer: the layer's name.
+        kind: its class name, e.g. ``"GlobalAveragePooling2D"``.
+    """
+
+    def __init__(self, layer: str, kind: str):
+        self.layer, self.kind = layer, kind
+        hint = ("; receptive_field_radius(model, global_layers='ignore') gives the overlap "
+                "that tiles it approximately, as TiledInferencer does by default"
+                if kind in _SUMMARIES else "; pass overlap= explicitly to tile anyway")
+        super().__init__(f"layer {layer!r} ({kind}) mixes information across the whole "
+                         f"image, so tiles cannot reproduce whole-image predictions{hint}")
 
 
 # --------------------------------------------------------------------------- receptive field
@@ -113,7 +136,17 @@ def _union(states):
                   max(s[a][2] for s in states)) for a in range(2))
 
 
-def _apply_layer(layer, state):
+def _summary(state):
+    """The state of a per-tile summary: no input pixel in particular (an empty window,
+    which ``_union`` ignores), on the grid it was computed on."""
+    return tuple((math.inf, -math.inf, jump) for _, _, jump in state)
+
+
+def _is_summary(state) -> bool:
+    return all(lo > hi for lo, hi, _ in state)
+
+
+def _apply_layer(layer, state, ignore_global: bool = False):
     kind = type(layer).__name__
     if kind in _POINTWISE:
         return state
@@ -142,17 +175,20 @@ def _apply_layer(layer, state):
         return tuple((lo + sign * jump * amounts[a][0], hi + sign * jump * amounts[a][0], jump)
                      for a, (lo, hi, jump) in enumerate(state))
     if kind in _GLOBAL:
-        raise ValueError(f"layer {layer.name!r} ({kind}) mixes information across the whole "
-                         "image, so tiles cannot reproduce whole-image predictions; pass "
-                         "overlap= explicitly to tile anyway")
+        # With ignore_global, a per-channel summary (and reshaping it) adds no
+        # spatial context: the local radius is what the rest of the graph needs.
+        if ignore_global and (kind in _SUMMARIES
+                              or (kind in ("Reshape", "Flatten") and _is_summary(state))):
+            return _summary(state)
+        raise WholeImageLayerError(layer.name, kind)
     if hasattr(layer, "operations") and hasattr(layer, "outputs"):  # a nested functional model
-        inner = _model_transform(layer)
+        inner = _model_transform(layer, ignore_global)
         return tuple((lo + jump * inner[a][0], hi + jump * inner[a][1], jump * inner[a][2])
                      for a, (lo, hi, jump) in enumerate(state))
     raise _NotAnalyzable(kind)
 
 
-def _model_transform(model):
+def _model_transform(model, ignore_global: bool = False):
     """(lo, hi, jump) per spatial axis from the model's input to its outputs."""
     if not hasattr(model, "outputs"):
         raise _NotAnalyzable(type(model).__name__)
@@ -164,13 +200,16 @@ def _model_transform(model):
                 history = getattr(tensor, "_keras_history", None)
                 if history is not None and id(history[0]) in states:
                     inbound.append(states[id(history[0])])
-        states[id(op)] = _apply_layer(op, _union(inbound) if inbound else _IDENTITY)
+        states[id(op)] = _apply_layer(op, _union(inbound) if inbound else _IDENTITY,
+                                      ignore_global)
     outputs = [states.get(id(t._keras_history[0]), _IDENTITY) for t in model.outputs]
     return _union(outputs)
 
 
-def _graph_radius(model) -> int:
-    transform = _model_transform(model)
+def _graph_radius(model, ignore_global: bool = False) -> int:
+    transform = _model_transform(model, ignore_global)
+    if _is_summary(transform):  # every output is a summary: no spatial context at all
+        return 0
     return int(math.ceil(max(max(-lo, hi) for lo, hi, _ in transform) - 1e-9))
 
 
@@ -228,7 +267,8 @@ def _model_multiple(model) -> int:
     return required_multiple(model) if _is_keras_model(model) else 1
 
 
-def receptive_field_radius(model, *, channels: int | None = None, method: str = "auto") -> int:
+def receptive_field_radius(model, *, channels: int | None = None, method: str = "auto",
+                           global_layers: str = "raise") -> int:
     """How many pixels of context each side an output pixel of ``model`` depends on.
 
     For Keras functional models the radius is computed from the layer graph
@@ -246,20 +286,35 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
     image's windows, so this radius makes tiled equal whole-image
     prediction for it too.
 
+    Global pooling (EfficientNet's squeeze-and-excitation blocks) sees the
+    whole input, so no radius makes tiles exact and the default raises.
+    ``global_layers="ignore"`` treats each such per-channel summary as
+    adding no spatial context and returns the radius of everything else:
+    the overlap with which tiles differ from the whole image only through
+    the summaries, computed per tile instead of per image.
+
     Args:
         model: a Keras model or any callable mapping ``(N, h, w, C)`` float32
             batches to ``(N, h, w, K)`` outputs.
         channels: input channels for the probe (default: the model's).
         method: ``"auto"`` (graph, else probe), ``"graph"`` or ``"probe"``.
+        global_layers: ``"raise"`` (the default) or ``"ignore"`` (global
+            average/max pooling, and reshaping its output, count as no
+            context; graph analysis only).
 
     Returns:
         The radius in pixels; a tile overlap of at least this makes tiled
-        prediction equal to whole-image prediction.
+        prediction equal to whole-image prediction (with ``"ignore"``: equal
+        but for the global summaries).
 
     Raises:
-        ValueError: the model has global layers (no finite receptive field),
-            its graph cannot be analysed with ``method="graph"``, or the
-            probe needs the channel count and it is unknown.
+        WholeImageLayerError: (a ``ValueError``) the model has global layers
+            (no finite receptive field) and ``global_layers="raise"``, or
+            global layers other than pooling (attention over all pixels,
+            ``Resizing``).
+        ValueError: its graph cannot be analysed with ``method="graph"``,
+            the probe needs the channel count and it is unknown, or a bad
+            ``method`` / ``global_layers``.
 
     Example:
         >>> from nuclib.models import unet
@@ -268,7 +323,11 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
     """
     if method not in ("auto", "graph", "probe"):
         raise ValueError(f"unknown method {method!r}; expected 'auto', 'graph' or 'probe'")
-    key = (method, channels)
+    if global_layers not in GLOBAL_LAYERS:
+        raise ValueError(f"unknown global_layers {global_layers!r}; expected one of "
+                         f"{GLOBAL_LAYERS}")
+    ignore_global = global_layers == "ignore"
+    key = (method, channels, global_layers)
     try:
         cached = _RADIUS_CACHE.get(model, {})
     except TypeError:  # not weak-referenceable (e.g. a builtin): no caching
@@ -278,7 +337,7 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
     radius = None
     if method in ("auto", "graph") and _is_keras_model(model):
         try:
-            radius = _graph_radius(model)
+            radius = _graph_radius(model, ignore_global)
         except _NotAnalyzable as err:
             if method == "graph":
                 raise ValueError(f"cannot compute the receptive field of layer type {err} "
@@ -297,6 +356,45 @@ def receptive_field_radius(model, *, channels: int | None = None, method: str = 
     except TypeError:
         pass
     return radius
+
+
+def default_overlap(model, *, channels: int | None = None,
+                    method: str = "auto") -> tuple[int, str | None]:
+    """The overlap ``TiledInferencer`` uses for ``model``, and whether tiles are exact.
+
+    The receptive-field radius (``receptive_field_radius``) when tiles can
+    reproduce whole-image prediction. For a model that pools over its whole
+    input (EfficientNet's squeeze-and-excitation blocks), no overlap can:
+    the radius of everything but the pooling is used, and the second value
+    names the first such layer. Tiles then differ from the whole image as
+    much as the tile's average features differ from the image's; the
+    larger the tile, the smaller the difference.
+
+    Args:
+        model: as ``receptive_field_radius``.
+        channels, method: as ``receptive_field_radius``.
+
+    Returns:
+        ``(overlap, None)`` when tiles are exact, ``(overlap, "name (kind)")``
+        when they are approximate.
+
+    Raises:
+        WholeImageLayerError: the model mixes the whole image in a way that
+            is not a per-channel summary (attention over all pixels).
+
+    Example:
+        >>> from nuclib.models import unet
+        >>> default_overlap(unet(depth=2, filters=4))
+        (23, None)
+    """
+    try:
+        return receptive_field_radius(model, channels=channels, method=method), None
+    except WholeImageLayerError as err:
+        if err.kind not in _SUMMARIES:
+            raise
+        radius = receptive_field_radius(model, channels=channels, method=method,
+                                        global_layers="ignore")
+        return radius, f"{err.layer} ({err.kind})"
 
 
 def _batch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -428,6 +526,18 @@ class TiledInferencer:
             multiples of it). Default: ``nuclib.graph.required_multiple``
             (``nuclib.models.required_multiple``) for Keras models, 1 for
             other callables.
+        approximate_layer: for a callable that wraps a model with global
+            pooling (a compiled engine): the layer's name, which the warning
+            names. Keras models are analysed for it (``default_overlap``).
+
+    Attributes:
+        approximate_layer: ``None`` when tiles reproduce whole-image
+            prediction; else the layer that pools over the whole input
+            (EfficientNet's squeeze-and-excitation), and the first image
+            that needs several tiles warns that tiles are approximate.
+            For such a Keras model the default overlap is also capped at a
+            quarter of the tile, so that half of each tile side is core.
+        receptive_field: the uncapped radius where the overlap was capped.
 
     Raises:
         ValueError: unknown blend, non-positive sizes, a tile size that is not
@@ -447,7 +557,7 @@ class TiledInferencer:
 
     def __init__(self, model, *, tile_size=1024, overlap: int | None = None,
                  batch_size: int = 1, blend: str = "crop", progress: bool = True,
-                 multiple: int | None = None):
+                 multiple: int | None = None, approximate_layer: str | None = None):
         if not callable(model):
             raise ValueError(f"model must be callable (a keras.Model or a function), got "
                              f"{type(model).__name__}")
@@ -470,16 +580,26 @@ class TiledInferencer:
                                  f"{max(self.multiple, side // self.multiple * self.multiple)}")
         self._predict_batch = _batch_predictor(model)
         self._overlap, self._explicit = None, False
+        self.approximate_layer = approximate_layer
+        self.receptive_field = None  # set where the overlap is capped below it
+        self._warned = False
         if overlap is not None:
             if int(overlap) < 0:
                 raise ValueError(f"overlap must be >= 0, got {overlap}")
             self._set_overlap(int(overlap), explicit=True)
         elif _is_keras_model(model):
             try:
-                radius = receptive_field_radius(model, method="graph")
+                radius, approximate_layer = default_overlap(model, method="graph")
+                self.approximate_layer = self.approximate_layer or approximate_layer
+                if approximate_layer is not None:
+                    # Tiles are approximate anyway, and the theoretical radius
+                    # (518 px for EfficientNetB0) far exceeds the context that
+                    # matters: cap it so that half of each tile is core.
+                    self.receptive_field = radius
+                    radius = min(radius, (min(self.tile_size) - self.multiple) // 4)
             except ValueError:
-                # Layers the graph analysis does not know (attention, global
-                # pooling): probed when an image first needs more than one tile.
+                # Layers the graph analysis does not know (attention over all
+                # pixels): probed when an image first needs more than one tile.
                 radius = None
             if radius is not None:
                 self._set_overlap(radius, explicit=False)
@@ -546,6 +666,19 @@ class TiledInferencer:
                 f"tile_size {self.tile_size} is too small for overlap {self._overlap}{origin}: "
                 f"tiles must be at least 2 * overlap + {self.multiple} = {need} px so that each "
                 f"tile keeps a core; use a larger tile_size or a smaller overlap")
+
+    def _warn_approximate(self) -> None:
+        if self.approximate_layer is None or self._warned:
+            return
+        self._warned = True
+        capped = ("" if self.receptive_field in (None, self._overlap) else
+                  f", and the overlap is {self._overlap} px of a {self.receptive_field} px "
+                  f"receptive field")
+        warnings.warn(
+            f"layer {self.approximate_layer} summarizes its whole input, so each "
+            f"{self.tile_size[0]}x{self.tile_size[1]} tile sees its own average, not the "
+            f"image's{capped}: tiled predictions approximate whole-image ones (the larger "
+            f"the tile_size, the closer). Images that fit one tile are exact.", stacklevel=3)
 
     def __repr__(self) -> str:
         return (f"TiledInferencer(tile_size={self.tile_size}, overlap={self.overlap}, "
@@ -656,6 +789,7 @@ class TiledInferencer:
                 f"channels={expected}) (grayscale or RGB, percentile-normalized)")
         if not self._fits_one_tile(height, width):
             self.resolve_overlap(channels)
+            self._warn_approximate()
         # One tile needs no overlap: its receptive field is never measured.
         overlap = self._overlap or 0
         tile, (y_starts, y_own), (x_starts, x_own) = self._layout(height, width, overlap)
