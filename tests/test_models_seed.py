@@ -335,6 +335,11 @@ def test_deeplab_aspp_rates_low_level_features_and_image_pooling():
                       keras.layers.GlobalAveragePooling2D)
     x = np.random.default_rng(0).random((1, 32, 48, 1), dtype=np.float32)
     assert numpy(pooled(x)).shape == (1, 32, 48, 3)
+    # Tiled approximately: the image-pooling branch adds no context, the rest is the same net.
+    from nuclib.postprocess.tiling import default_overlap
+
+    assert default_overlap(pooled) == (receptive_field_radius(model),
+                                       "deeplabv3plus_aspp_image_pool (GlobalAveragePooling2D)")
 
 
 def test_deeplab_with_an_efficientnet_encoder():

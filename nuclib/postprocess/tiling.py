@@ -44,7 +44,8 @@ import numpy as np
 from nuclib.graph import required_multiple
 from nuclib.postprocess.stitching import segment_dask, segment_large
 
-__all__ = ["TiledInferencer", "receptive_field_radius", "segment_large", "segment_dask"]
+__all__ = ["TiledInferencer", "receptive_field_radius", "default_overlap", "WholeImageLayerError",
+           "segment_large", "segment_dask"]
 
 BLENDS = ("crop", "gaussian", "linear")
 
@@ -132,6 +133,9 @@ def _upsample_axis(state, s, interpolation):
 
 
 def _union(states):
+    # A per-tile summary (global pooling, with global_layers="ignore") joins a
+    # branch without widening it or changing its grid.
+    states = [s for s in states if not _is_summary(s)] or states
     return tuple((min(s[a][0] for s in states), max(s[a][1] for s in states),
                   max(s[a][2] for s in states)) for a in range(2))
 
