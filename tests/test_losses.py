@@ -20,6 +20,7 @@ from nuclib.losses import (
     WeightedBinaryCrossentropy,
     WeightedCategoricalCrossentropy,
 )
+from nuclib.losses.crossentropy import weighted_categorical_crossentropy
 
 # ---------------------------------------------------------------------------
 # Independent NumPy references (float64). Targets: integer maps (N, H, W, 1)
@@ -591,6 +592,12 @@ def test_binary_losses_reject_multichannel_input(three_class, binary):
     (lambda: Focal(gamma=-2), "gamma must be >= 0"),
     (lambda: BCEDice(dice_weight=-1), "dice_weight must be >= 0"),
     (lambda: Dice(class_weights=(0, 0, 0)), "non-negative with a positive sum"),
+    (lambda: WeightedCategoricalCrossentropy(class_weights=(1, -1, 10)),
+     "must be finite and non-negative"),
+    (lambda: weighted_categorical_crossentropy(np.zeros((1, 2, 2), "int32"),
+                                               np.full((1, 2, 2, 3), 1 / 3, "float32"),
+                                               class_weights=(1, 1, float("nan"))),
+     "must be finite and non-negative"),
     (lambda: CombinedLoss([Dice(), Jaccard()], weights=[1.0]), "2 losses but 1 weights"),
     (lambda: CombinedLoss([]), "at least one loss"),
     (lambda: CombinedLoss(["dice"]), "must be keras.losses.Loss instances"),

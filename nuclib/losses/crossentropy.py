@@ -18,6 +18,7 @@ from nuclib.losses.utils import (
     check_class_weights,
     class_targets,
     masked_pixel_mean,
+    pixel_binary_crossentropy,
     safe_ratio,
 )
 
@@ -41,7 +42,7 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0, 1
 
     Raises:
         ValueError: targets that do not fit ``y_pred``, or ``class_weights``
-            of the wrong length.
+            of the wrong length, negative, not finite or all zero.
 
     Example:
         >>> import numpy as np
@@ -55,6 +56,7 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0, 1
     if len(class_weights) != num_classes:
         raise ValueError(f"class_weights has {len(class_weights)} entries but y_pred has "
                          f"{num_classes} classes; expected one weight per class")
+    class_weights = check_class_weights(class_weights)  # a negative weight rewards errors
     y_true, _ = class_targets(y_true, y_pred)
     if from_logits:
         log_p = ops.log_softmax(y_pred, axis=-1)
@@ -100,6 +102,9 @@ class WeightedCategoricalCrossentropy(_ClassWeightedLoss):
         name: loss name.
         dtype: computation dtype.
 
+    Raises:
+        ValueError: a negative or non-finite weight, or all weights zero.
+
     Example:
         >>> loss = WeightedCategoricalCrossentropy(class_weights=(1, 1, 10))
     """
@@ -109,7 +114,8 @@ class WeightedCategoricalCrossentropy(_ClassWeightedLoss):
     def __init__(self, class_weights=(1.0, 1.0, 10.0), from_logits: bool = False,
                  reduction="sum_over_batch_size", name="weighted_categorical_crossentropy",
                  dtype=None):
-        super().__init__(class_weights, from_logits, reduction, name, dtype)
+        super().__init__(check_class_weights(class_weights), from_logits, reduction, name,
+                         dtype)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False, epsilon: float = 1e-7):
@@ -137,15 +143,8 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, epsilon: floa
     """
     y_pred = ops.convert_to_tensor(y_pred)
     target, valid = binary_targets(y_true, y_pred)
-    return masked_pixel_mean(_pixel_bce(target, y_pred, from_logits, epsilon), valid)
-
-
-def _pixel_bce(target, y_pred, from_logits: bool, epsilon: float):
-    """Per-pixel ``-(t log p + (1 - t) log(1 - p))``, stable from logits."""
-    if from_logits:
-        return ops.relu(y_pred) - y_pred * target + ops.log1p(ops.exp(-ops.abs(y_pred)))
-    p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
-    return -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
+    return masked_pixel_mean(pixel_binary_crossentropy(target, y_pred, from_logits, epsilon),
+                             valid)
 
 
 def check_binary_weights(class_weights):
@@ -219,7 +218,7 @@ def weighted_binary_crossentropy(y_true, y_pred, class_weights=(1.0, 1.0),
     target, valid = binary_targets(y_true, y_pred)
     weight = valid * ((w_background / top) * (1.0 - target) + (w_foreground / top) * target)
     axes = tuple(range(1, len(y_pred.shape)))
-    pixel = _pixel_bce(target, y_pred, from_logits, epsilon)
+    pixel = pixel_binary_crossentropy(target, y_pred, from_logits, epsilon)
     return safe_ratio(ops.sum(weight * pixel, axis=axes), ops.sum(weight, axis=axes),
                       empty_value=0.0)
 

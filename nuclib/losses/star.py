@@ -11,7 +11,8 @@ import keras
 from keras import ops
 
 from nuclib.losses.base import NuclibLoss
-from nuclib.losses.utils import check_non_negative, masked_pixel_mean
+from nuclib.losses.utils import (check_non_negative, masked_pixel_mean,
+                                 pixel_binary_crossentropy)
 
 
 def _split_star(y_true, y_pred):
@@ -62,11 +63,7 @@ def star_loss(y_true, y_pred, distance_weight: float = 0.2, background_weight: f
     p_true, d_true, p_pred, d_pred = _split_star(y_true, y_pred)
     valid = ops.cast(p_true >= 0, p_pred.dtype)
     p_true = ops.clip(p_true, 0.0, 1.0)
-    if from_logits:
-        bce = ops.relu(p_pred) - p_pred * p_true + ops.log1p(ops.exp(-ops.abs(p_pred)))
-    else:
-        p = ops.clip(p_pred, epsilon, 1.0 - epsilon)
-        bce = -(p_true * ops.log(p) + (1.0 - p_true) * ops.log(1.0 - p))
+    bce = pixel_binary_crossentropy(p_true, p_pred, from_logits, epsilon)
     ray_error = ops.mean(ops.abs(d_true - d_pred), axis=-1, keepdims=True)
     weight = p_true * valid
     axes = (1, 2, 3)

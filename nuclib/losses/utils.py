@@ -310,6 +310,30 @@ def masked_pixel_mean(pixel_values, valid):
     return ops.sum(pixel_values * valid, axis=axes) / ops.maximum(ops.sum(valid, axis=axes), 1.0)
 
 
+def pixel_binary_crossentropy(target, y_pred, from_logits: bool = False,
+                              epsilon: float = 1e-7):
+    """Per-pixel ``-(t log p + (1 - t) log(1 - p))``, computed stably from logits.
+
+    Args:
+        target: targets in [0, 1], broadcastable to ``y_pred``.
+        y_pred: probabilities (clipped to ``[epsilon, 1 - epsilon]``) or logits.
+        from_logits: ``y_pred`` holds logits.
+        epsilon: clipping of probabilities.
+
+    Returns:
+        A tensor shaped like ``y_pred``.
+
+    Example:
+        >>> import numpy as np
+        >>> round(float(pixel_binary_crossentropy(np.float32(1), np.float32(0.5))), 4)
+        0.6931
+    """
+    if from_logits:
+        return ops.relu(y_pred) - y_pred * target + ops.log1p(ops.exp(-ops.abs(y_pred)))
+    p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
+    return -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
+
+
 def check_class_weights(class_weights):
     """Validate constructor class weights: ``None`` or non-negative numbers, sum > 0.
 
