@@ -655,9 +655,9 @@ def segment_files(inputs, out, *, model="dsb-3class", client=None, overwrite: bo
 
 def _run_local(jobs, client, model, source, engine, options, arrived, *, files_per_task,
                max_pending, progress) -> None:
-    from nuclib.progress import progress_bar
-
     from concurrent.futures import ThreadPoolExecutor
+
+    from nuclib.progress import progress_bar
 
     segmenter = _worker_segmenter(model, source, engine)
     options = _check_options(segmenter, options) if any(j.predict for j in jobs) else {}

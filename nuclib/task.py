@@ -309,7 +309,8 @@ class SegmentationTask:
 
         Raises:
             FileNotFoundError: a missing file (named).
-            ValueError: an unreadable file (named) or unusable image.
+            ValueError: an unreadable file (named) or unusable image, or a bad
+                post-processing parameter (before any image is read).
 
         Example:
             >>> results = seg.segment_many("images/")   # doctest: +SKIP
@@ -317,8 +318,11 @@ class SegmentationTask:
         from concurrent.futures import ThreadPoolExecutor
 
         from nuclib.data.io import list_images, read_image
+        from nuclib.postprocess.thresholds import check_postprocess
         from nuclib.progress import progress_bar
 
+        if postprocess:  # at once, not from the other thread after two network passes
+            check_postprocess(self.head, postprocess)
         items = list_images(images) if isinstance(images, (str, Path)) else list(images)
         results, waiting = [], None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nuclib-postprocess") as post, \

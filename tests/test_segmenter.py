@@ -62,6 +62,8 @@ def test_segment_many_equals_segment_image_by_image(sample_dir):
     assert all(m.max() > 0 for m in many[:3])
     for m, o in zip(many, one_by_one):
         np.testing.assert_array_equal(m, o)
+    with pytest.raises(ValueError, match="min_szie"):
+        seg.segment_many(paths, progress=False, min_szie=10)
     with pytest.raises(FileNotFoundError, match="missing.png"):
         seg.segment_many([paths[0], sample_dir / "missing.png", paths[1]], progress=False)
 
