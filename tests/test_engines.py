@@ -175,6 +175,29 @@ def test_segmenter_builds_its_engine_once(tiny):
                                atol=1e-5)
 
 
+def test_a_compiled_engine_tiles_a_pooling_model_as_keras_does():
+    """Global pooling (squeeze-and-excitation) makes tiles approximate: the compiled
+    engine's inferencer has the Keras one's overlap and names the same layer."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    x = keras.layers.Multiply()([x, keras.layers.Conv2D(4, 1, activation="sigmoid")(s)])
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same",
+                                                    activation="softmax")(x))
+    by_keras = Segmenter(model, {"tiling": {"tile_size": 64}}).inferencer()
+    compiled = Segmenter(model, {"tiling": {"tile_size": 64}}, engine="onnxruntime").inferencer()
+    assert compiled.model.name == "onnxruntime"
+    assert (compiled.overlap, compiled.approximate_layer) == (
+        by_keras.overlap, by_keras.approximate_layer) == (2, "squeeze (GlobalAveragePooling2D)")
+    image = np.random.default_rng(0).random((150, 100, 1), dtype=np.float32)
+    with pytest.warns(UserWarning, match="squeeze .GlobalAveragePooling2D. summarizes"):
+        tiled = compiled.predict(image)
+    with pytest.warns(UserWarning, match="squeeze"):
+        np.testing.assert_allclose(tiled, by_keras.predict(image), atol=1e-5)
+
+
 def test_the_engine_is_the_machines_choice_not_the_models(tiny, tmp_path, monkeypatch):
     seg = Segmenter(tiny, {"name": "tiny"}, engine="onnxruntime")
     assert "engine='onnxruntime'" in repr(seg)
