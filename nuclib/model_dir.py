@@ -271,14 +271,31 @@ def load_keras_model(directory):
     """
     import keras
 
-    import nuclib.losses  # noqa: F401  (registers nuclib's serializable losses)
-    import nuclib.metrics.training  # noqa: F401  (and its Keras training metrics)
-
+    register_keras_objects()
     directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     model.load_weights(directory / "model.weights.h5")
     return model
+
+
+def register_keras_objects() -> None:
+    """Register every Keras object nuclib saves, so ``safe_mode`` loading finds them.
+
+    Keras finds a custom class only once the module that defines it has
+    been imported: in a fresh process, a Swin-UNet (its attention layers)
+    or a checkpoint compiled with nuclib's losses would not load. Call this
+    before ``keras.saving.load_model`` of anything nuclib wrote.
+
+    Example:
+        >>> register_keras_objects()
+        >>> import keras
+        >>> keras.saving.get_registered_object("nuclib>WindowAttention") is not None
+        True
+    """
+    import nuclib.losses  # noqa: F401  (nuclib's serializable losses)
+    import nuclib.metrics.training  # noqa: F401  (its Keras training metrics)
+    import nuclib.models  # noqa: F401  (custom layers: Swin-UNet's windowed attention)
 
 
 def read_config(directory) -> dict:

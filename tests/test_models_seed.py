@@ -762,3 +762,32 @@ def test_unet_options_survive_a_safe_keras_round_trip(factory, tmp_path, rng):
     x = rng.random((2, 16, 24, 1), dtype=np.float32)
     np.testing.assert_array_equal(numpy(loaded(x, training=False)),
                                   numpy(model(x, training=False)))
+
+
+def test_swin_unet_loads_in_a_fresh_process(tmp_path):
+    """Swin-UNet's attention layers are custom classes: a new process that has not built
+    one must still load a checkpoint (finalize, fine-tuning) and a model directory."""
+    import os
+    import subprocess
+    import sys
+
+    from nuclib.segmenter import Segmenter
+
+    model = tiny_model("swin_unet")
+    model.save(tmp_path / "best.keras")
+    Segmenter(model, {"name": "swin"}).save(tmp_path / "model")
+    x = np.random.default_rng(0).random((1, 32, 32, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", numpy(model(x)))
+    script = (
+        "import sys, numpy as np, keras\n"
+        "from nuclib.model_dir import load_keras_model\n"
+        "from nuclib.train.fit import load_initial_model\n"
+        "d = sys.argv[1]; x = np.load(d + '/x.npy'); y = np.load(d + '/y.npy')\n"
+        "for m in (load_initial_model(d + '/best.keras'), load_keras_model(d + '/model')):\n"
+        "    np.testing.assert_allclose(np.asarray(m(x)), y, atol=1e-5)\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from nuclib.evaluation import evaluate_segmenter, tune_thresholds
-from nuclib.model_dir import CONFIG_FILE, read_record
+from nuclib.model_dir import CONFIG_FILE, read_record, register_keras_objects
 from nuclib.recipe import Recipe
 
 
@@ -187,6 +187,7 @@ def finalize_model(recipe: Recipe, checkpoint, out_dir, *, progress: bool = True
     from nuclib.recipe import build_model
 
     keras.mixed_precision.set_global_policy("float32")
+    register_keras_objects()  # a fresh process has not built the custom layers yet
     trained = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
     model = build_model(recipe)
     model.set_weights(trained.get_weights())
