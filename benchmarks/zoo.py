@@ -18,6 +18,11 @@ without its passes). ``--tta`` adds rows with test-time augmentation (the
 else it is ``auto``) beside the Keras one. A model's rows are timed image by
 image in turn (interleaved), so their speed ratios share the machine's load.
 
+``--setting KEY=VALUE`` (repeatable) adds a row per model with that
+Segmenter setting changed (``nuclib.config.SegmenterConfig``), e.g.
+``--setting estimate_probe_side=1024`` times the size estimate without its
+probe window against the default.
+
 ``--stardist DIR`` adds StarDist's own ``predict_instances`` (a StarDist2D
 model folder, e.g. trained by ``benchmarks/stardist_baseline.py``; images
 percentile-normalized as StarDist does, inside the timing) to every model's
@@ -134,8 +139,22 @@ def _stardist(folder):
     return f"stardist {folder.name} ({model.keras_model.count_params():,} parameters)", segment
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` → ``(KEY, VALUE)``, the value read as JSON where it is JSON."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--setting {text!r}: expected KEY=VALUE, e.g. estimate_probe_side=1024")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
-        models=None, engines=(), stardist=None, group: str | None = None) -> list[dict]:
+        models=None, engines=(), stardist=None, group: str | None = None,
+        settings=()) -> list[dict]:
     """Score zoo models (default: every bundled one) and the Otsu baseline; return rows."""
     import nuclib
     from nuclib.data.scale import median_diameter
@@ -170,6 +189,12 @@ def run(quick: bool = False, with_variants: bool = True, tta: bool = False,
             other.config["precision"] = precision or "auto"
             other.segment(images[0])  # warm-up: conversion and compilation
             variants[f"{name}, engine {engine}"] = (lambda s: lambda im, d: s.segment(im))(other)
+        for text in settings:
+            key, value = _setting(text)
+            other = nuclib.load_pretrained(model)
+            other.config[key] = value
+            other.segment(images[0])  # warm-up
+            variants[f"{name}, {key}={value}"] = (lambda s: lambda im, d: s.segment(im))(other)
         if rival:
             variants[rival[0]] = rival[1]
         seconds = dict.fromkeys(variants, 0.0)
@@ -203,6 +228,9 @@ def main(argv=None) -> None:
                         help="also score each model under this engine (repeatable): "
                              "openvino, onnxruntime; openvino:f32 / openvino:bf16 fix the "
                              "precision")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="also score each model with this Segmenter setting changed "
+                             "(repeatable), e.g. estimate_probe_side=1024")
     parser.add_argument("--stardist", metavar="DIR",
                         help="also time StarDist2D's predict_instances from this model folder "
                              "(benchmarks/stardist_baseline.py trains one) beside each model")
@@ -210,7 +238,8 @@ def main(argv=None) -> None:
                         help="only this modality's images (fluorescence, histology, brightfield)")
     args = parser.parse_args(argv)
     rows = run(quick=args.quick, with_variants=not args.no_variants, tta=args.tta,
-               models=args.model, engines=args.engine, stardist=args.stardist, group=args.group)
+               models=args.model, engines=args.engine, stardist=args.stardist, group=args.group,
+               settings=args.setting)
     print_table(rows, digits=3)
 
 

@@ -132,6 +132,9 @@ class Tiling(_ByKey):
         batch_size: tiles per network call.
         blend: ``"crop"`` (each pixel from the tile it is deepest in) or a
             blend of ``nuclib.postprocess.tiling.BLENDS``.
+        buckets: pad images to shape buckets (``nuclib.postprocess.tiling.shape_bucket``)
+            so that compiled engines prepare few input shapes (off: on 2 CPU
+            cores it saves OpenVINO no time, ``benchmarks/shape_buckets.py``).
 
     Raises:
         ValueError: a size that is not a positive whole number, a negative
@@ -147,6 +150,7 @@ class Tiling(_ByKey):
     overlap: int | None = None
     batch_size: int = 1
     blend: str = "crop"
+    buckets: bool = False
 
     def __post_init__(self):
         from nuclib.postprocess.tiling import BLENDS
@@ -170,6 +174,8 @@ class Tiling(_ByKey):
                              f"got {self.batch_size!r}")
         if self.blend not in BLENDS:
             raise ValueError(f"unknown tiling blend {self.blend!r}; expected one of {BLENDS}")
+        if not isinstance(self.buckets, bool):
+            raise ValueError(f"tiling buckets must be true or false, got {self.buckets!r}")
 
 
 def _whole(value) -> bool:
@@ -204,10 +210,12 @@ def _check_diameter(value):
     return float(value)
 
 
-def _check_estimate_side(value):
-    if not _whole(value) or value < 16:
-        raise ValueError(f"estimate_side must be a whole number of pixels >= 16, got {value!r}")
-    return int(value)
+def _check_side(key: str):
+    def check(value):
+        if not _whole(value) or value < 16:
+            raise ValueError(f"{key} must be a whole number of pixels >= 16, got {value!r}")
+        return int(value)
+    return check
 
 
 def _check_tta(value):
@@ -247,6 +255,10 @@ class SegmenterConfig(_ByKey):
             None: each image at its own scale.
         estimate_side: the size estimate looks at a central window of at
             most this many pixels per side.
+        estimate_probe_side: its first pass, at the image's own scale, only
+            guesses the zoom, from a central window of at most this many
+            pixels per side (``nuclib.diameter.estimate``); at least
+            ``estimate_side`` turns the probe off.
         tta: average the 8 rotations and mirrors (8x the time).
         engine: what runs the network: ``"keras"``, ``"openvino"``,
             ``"onnxruntime"`` or ``"auto"`` (``nuclib.engines``). A choice of
@@ -274,6 +286,7 @@ class SegmenterConfig(_ByKey):
     tiling: Tiling = field(default_factory=Tiling)
     diameter: float | None = None
     estimate_side: int = 1024
+    estimate_probe_side: int = 256
     tta: bool = False
     engine: str = "keras"
     precision: str = "auto"
@@ -349,7 +362,7 @@ class SegmenterConfig(_ByKey):
 
         Example:
             >>> SegmenterConfig().to_dict(runtime=False)["tiling"]
-            {'tile_size': 1024, 'overlap': None, 'batch_size': 1, 'blend': 'crop'}
+            {'tile_size': 1024, 'overlap': None, 'batch_size': 1, 'blend': 'crop', 'buckets': False}
         """
         out = {}
         for key in self._fields():
@@ -377,7 +390,8 @@ class SegmenterConfig(_ByKey):
 SETTINGS_KEYS = SegmenterConfig._fields()
 
 _CHECKS = {"name": _check_name, "input_channels": _check_channels, "invert": _check_invert,
-           "diameter": _check_diameter, "estimate_side": _check_estimate_side,
+           "diameter": _check_diameter, "estimate_side": _check_side("estimate_side"),
+           "estimate_probe_side": _check_side("estimate_probe_side"),
            "tta": _check_tta, "engine": _check_engine, "precision": _check_precision}
 
 

@@ -3,8 +3,11 @@
 A first pass at the image's own scale finds nuclei; if their median size is
 far from the size the model was trained at, a pass at the zoom that size
 asks for measures them again (at most three passes in all). Only a central
-window of the image is looked at. The functions take the network pass and
-the post-processing as callables, so they know nothing of engines or heads.
+window of the image is looked at, and the first pass (the probe) only at a
+smaller central window of it: its one job is to guess the zoom, and the
+passes at that zoom, which also are the prediction, check the guess. The
+functions take the network pass and the post-processing as callables, so
+they know nothing of engines or heads.
 
 Example:
     >>> import numpy as np
@@ -31,11 +34,14 @@ import numpy as np
 
 from nuclib.prediction import ScaledPrediction
 
-__all__ = ["AGREEMENT", "Estimate", "estimate", "central_window", "check_diameter",
-           "predict_at_training_size"]
+__all__ = ["AGREEMENT", "PROBE_MIN_NUCLEI", "Estimate", "estimate", "central_window",
+           "window_bounds", "check_diameter", "predict_at_training_size"]
 
 # The estimate stops refining once two passes agree within this factor.
 AGREEMENT = 1.1
+# A probe window with fewer nuclei than this is too few to guess the zoom from:
+# the first pass over the whole window is at the image's scale, as without a probe.
+PROBE_MIN_NUCLEI = 3
 
 
 class Estimate(NamedTuple):
@@ -55,22 +61,58 @@ class Estimate(NamedTuple):
     measured: tuple
 
 
-def central_window(x: np.ndarray, side: int) -> np.ndarray:
-    """The central ``side`` x ``side`` window of ``x`` (all of it where smaller).
+def window_bounds(shape, side: int) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of the window of an image of ``shape`` that the estimate looks at.
+
+    All of an image of at most ``side`` x ``side`` pixels in area (a long,
+    narrow one too: a crop would save little and lose the chance to reuse
+    the measuring pass as the prediction); else its central ``side`` x
+    ``side`` window, clipped to the image.
 
     Example:
-        >>> central_window(np.zeros((10, 4)), 6).shape
-        (6, 4)
+        >>> window_bounds((603, 1272), 1024), window_bounds((2000, 3000), 1024)
+        ((0, 603, 0, 1272), (488, 1512, 988, 2012))
     """
-    h, w = x.shape[:2]
+    h, w = int(shape[0]), int(shape[1])
+    if h * w <= side * side:
+        return 0, h, 0, w
     y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
-    return x[y0:y0 + side, x0:x0 + side]
+    return y0, min(y0 + side, h), x0, min(x0 + side, w)
+
+
+def central_window(x: np.ndarray, side: int) -> np.ndarray:
+    """The window of ``x`` that the estimate looks at (``window_bounds``).
+
+    Example:
+        >>> central_window(np.zeros((10, 40)), 6).shape, central_window(np.zeros((3, 9)), 6).shape
+        ((6, 6), (3, 9))
+    """
+    y0, y1, x0, x1 = window_bounds(x.shape, side)
+    return x[y0:y1, x0:x1]
+
+
+def _agree(a: float, b: float) -> bool:
+    return max(a, b) / min(a, b) < AGREEMENT
 
 
 def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
              postprocess: Callable[[np.ndarray], np.ndarray], trained: float,
-             params: dict | None = None) -> Estimate:
+             params: dict | None = None, probe_side: int | None = None) -> Estimate:
     """The median nucleus diameter of a prepared image, measured by passes of the model.
+
+    1. The probe: a pass at the image's own scale over the central
+       ``probe_side`` window of ``x`` (``window_bounds``) guesses the zoom
+       to the training size; where that zoom is below 1, a second pass at
+       it (a few pixels) guesses again. Skipped when that window is all of
+       ``x``; its guess is ignored when it found fewer than
+       ``PROBE_MIN_NUCLEI`` nuclei.
+    2. A pass over all of ``x`` at that zoom (at the image's scale without a
+       probe's guess) measures the nuclei again; while the zoom they ask for
+       differs from the pass's by ``AGREEMENT`` or more, a pass at the new
+       zoom measures again (at most three passes over ``x``).
+
+    On an image of 520 x 696 pixels, a 256-pixel probe sees a fifth of the
+    pixels that a first pass over all of it would.
 
     Args:
         x: the prepared (normalized) image or window, ``(H, W, C)``.
@@ -79,9 +121,11 @@ def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
         trained: the nucleus diameter (pixels) the model was trained at.
         params: the post-processing parameters ``postprocess`` uses, recorded
             with its labels (``Estimate.measured``).
+        probe_side: the largest side of the probe window; None: no probe.
 
     Returns:
-        An ``Estimate``; its ``probs`` and ``measured`` belong to the last pass.
+        An ``Estimate``; its ``probs`` and ``measured`` belong to the last
+        pass, which is always a pass over all of ``x``.
     """
     from nuclib.data.scale import median_diameter, scale_for_diameter
 
@@ -89,11 +133,28 @@ def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
         labels = postprocess(probs)
         return median_diameter(labels.astype(np.int64)) / factor, (dict(params or {}), labels)
 
-    factor, probs = 1.0, run(x, 1.0)
+    factor, guess = 1.0, math.nan
+    probe = x if probe_side is None else central_window(x, probe_side)
+    if probe.shape != x.shape:
+        found, (_, labels) = measure(run(probe, 1.0), 1.0)
+        wanted = scale_for_diameter(found, trained)
+        if math.isfinite(found) and wanted < 1 / AGREEMENT:
+            # Nuclei larger than the training size: the first pass measures them
+            # poorly, and a second look at the zoom they ask for costs little.
+            again, (_, more) = measure(run(probe, wanted), wanted)
+            if math.isfinite(again):
+                found, labels, wanted = again, more, scale_for_diameter(again, trained)
+        if math.isfinite(found) and labels.max() >= PROBE_MIN_NUCLEI:
+            guess = found
+            # near enough to the image's scale: the pass there is the one to keep
+            factor = 1.0 if _agree(wanted, 1.0) else wanted
+    probs = run(x, factor)
     diameter, measured = measure(probs, factor)
-    for _ in range(2):  # at most two refinements: three passes in all
+    if not math.isfinite(diameter) and factor != 1.0:
+        diameter = guess  # nothing found at the probe's zoom: its guess stays
+    for _ in range(2):  # at most two refinements: three passes over x in all
         wanted = scale_for_diameter(diameter, trained)
-        if not math.isfinite(diameter) or max(wanted, factor) / min(wanted, factor) < AGREEMENT:
+        if not math.isfinite(diameter) or _agree(wanted, factor):
             break
         factor, probs = wanted, run(x, wanted)
         remeasured, measured = measure(probs, factor)

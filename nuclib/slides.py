@@ -385,7 +385,7 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
     """
     from nuclib.data.normalize import prepare_image
     from nuclib.data.scale import scale_for_diameter
-    from nuclib.diameter import check_diameter
+    from nuclib.diameter import check_diameter, window_bounds
     from nuclib.postprocess.stitching import segment_large as stitch
     from nuclib.postprocess.thresholds import check_postprocess
 
@@ -403,9 +403,8 @@ def segment_large(segmenter, image, *, diameter: float | None = None, block_size
     if config.diameter is not None:
         if diameter is None:
             # segment's own measurement: the central window, on the whole image's levels.
-            side = int(config.estimate_side)
-            y0, x0 = max((shape[0] - side) // 2, 0), max((shape[1] - side) // 2, 0)
-            window = prepare_image(np.asarray(image[y0:y0 + side, x0:x0 + side]),
+            y0, y1, x0, x1 = window_bounds(shape, config.estimate_side)
+            window = prepare_image(np.asarray(image[y0:y1, x0:x1]),
                                    channels=config.input_channels,
                                    levels=(levels.lo, levels.hi), invert=levels.invert)
             diameter, factor, _, _ = segmenter.estimate_prepared(window)

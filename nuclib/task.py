@@ -213,7 +213,8 @@ class SegmentationTask:
             raise ValueError(f"model {self.name!r} has no training diameter to estimate against")
         return estimate(x, run=lambda x, factor: self._run(x, factor, progress, {}),
                         postprocess=self.postprocessor, params=self.config.postprocess,
-                        trained=self.config.diameter)
+                        trained=self.config.diameter,
+                        probe_side=self.config.estimate_probe_side)
 
     def predict_scaled(self, image, *, diameter: float | None = None, tta: bool | None = None,
                        progress: bool = True, **tiling) -> ScaledPrediction:

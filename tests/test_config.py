@@ -20,8 +20,10 @@ def test_defaults_are_the_documented_ones():
     assert config.to_dict() == {
         "name": "model", "head": "three_class", "input_channels": 1,
         "normalize": {"low": 1.0, "high": 99.8}, "invert": "auto", "postprocess": {},
-        "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop"},
-        "diameter": None, "estimate_side": 1024, "tta": False, "engine": "keras",
+        "tiling": {"tile_size": 1024, "overlap": None, "batch_size": 1, "blend": "crop",
+                   "buckets": False},
+        "diameter": None, "estimate_side": 1024, "estimate_probe_side": 256, "tta": False,
+        "engine": "keras",
         "precision": "auto"}
     assert "engine" not in config.to_dict(runtime=False)
     assert model_dir.DEFAULT_CONFIG == config.to_dict()
@@ -36,6 +38,7 @@ def test_defaults_are_the_documented_ones():
     ("diameter", -3, "diameter must be a positive number"),
     ("diameter", "20", "diameter must be a positive number"),
     ("estimate_side", 8, "estimate_side must be a whole number of pixels >= 16"),
+    ("estimate_probe_side", 100.5, "estimate_probe_side must be a whole number of pixels"),
     ("tta", "no", "tta must be true or false"),
     ("engine", "tensorrt", "unknown engine"),
     ("precision", "fp8", "precision"),
@@ -46,6 +49,7 @@ def test_defaults_are_the_documented_ones():
     ("tiling", {"overlap": -1}, "overlap must be a whole number of pixels >= 0"),
     ("tiling", {"batch_size": 0}, "batch_size must be a whole number >= 1"),
     ("tiling", {"blend": "average"}, "unknown tiling blend 'average'"),
+    ("tiling", {"buckets": "yes"}, "tiling buckets must be true or false"),
     ("postprocess", {"seed_thresh": 0.5}, "seed_thresh: not a post-processing parameter"),
     ("postprocess", {"min_size": "big"}, "could not convert string to float: .big."),
     ("postprocess", [0.5], "postprocess must be a dict"),
@@ -100,7 +104,10 @@ def test_split_config_sorts_settings_about_and_record():
     flat = json.loads((BUNDLED / "nuclib.json").read_text())
     flat.update(json.loads((BUNDLED / "record.json").read_text()))
     settings, about, record = split_config(flat)
-    assert set(settings) == set(SegmenterConfig._fields()) - {"engine", "precision"}
+    # The bundled file (sha256-pinned) predates the probe window: its default applies.
+    assert set(settings) == set(SegmenterConfig._fields()) - {"engine", "precision",
+                                                              "estimate_probe_side"}
+    assert SegmenterConfig.from_dict(settings).estimate_probe_side == 256
     assert set(record) == {"scores", "training", "notes", "speed"}
     assert {"description", "architecture", "architecture_args", "parameters"} == set(about)
     assert SegmenterConfig.from_dict(settings).diameter == 20.0

@@ -59,6 +59,39 @@ def test_crop_tiling_equals_whole_image(models, shape, channels):
     np.testing.assert_array_less(np.abs(tiled - _whole_image(model, image)), 1e-4)
 
 
+@pytest.mark.parametrize("shape", [(300, 520), (37, 700)])
+def test_bucketed_tiles_equal_the_whole_image_padded_to_its_buckets(models, shape):
+    from nuclib.postprocess.tiling import shape_bucket
+
+    model = models[1]
+    image = np.random.default_rng(7).random((*shape, 1), dtype=np.float32)
+    seen = []
+
+    def recorded(batch):
+        seen.append(batch.shape[1:3])
+        return model.predict_on_batch(batch)
+
+    padded = tuple(shape_bucket(s, STRIDE) for s in shape)  # e.g. (320, 576)
+    whole = TiledInferencer(recorded, tile_size=1024, overlap=0, buckets=True, multiple=STRIDE,
+                            progress=False).predict(image)
+    assert seen == [padded]
+    pad = [(0, padded[0] - shape[0]), (0, padded[1] - shape[1]), (0, 0)]
+    reference = model.predict_on_batch(np.pad(image, pad, mode="reflect")[None])[0]
+    np.testing.assert_allclose(whole, reference[:shape[0], :shape[1]], atol=1e-5)
+    tiled = TiledInferencer(model, tile_size=256, buckets=True, progress=False).predict(image)
+    np.testing.assert_array_less(np.abs(tiled - whole), 1e-4)
+
+
+def test_a_side_that_fits_one_tile_is_not_bucketed_past_it():
+    # 1000 px rounds up to a 1024 bucket; a 1008 px tile keeps it one tile of 1008.
+    seen = []
+    inferencer = TiledInferencer(lambda b: seen.append(b.shape[1:3]) or _pointwise(b),
+                                 tile_size=1008, overlap=0, multiple=16, buckets=True,
+                                 progress=False)
+    assert inferencer.predict(np.zeros((1000, 100, 1), np.float32)).shape == (1000, 100, 2)
+    assert seen == [(1008, 112)]
+
+
 def test_grayscale_hxw_input_equals_hxwx1(models):
     image = np.random.default_rng(1).random((90, 130), dtype=np.float32)
     inferencer = TiledInferencer(models[1], tile_size=128, progress=False)

@@ -13,7 +13,10 @@ lies inside a tile, the tile computes the same value as the whole image --
 provided the tile's feature maps sit on the same grid as the whole image's,
 i.e. tile origins are multiples of the model's total stride (16 for a depth-4
 U-Net). Tiles are therefore placed on stride multiples of the image padded
-(reflect, bottom/right) to a stride multiple, and each tile contributes only
+(reflect, bottom/right) to a stride multiple (with ``buckets``, further to a
+``shape_bucket``, so that compiled engines see few distinct shapes; the
+padding depends on the image's size alone, tiled or not), and each tile
+contributes only
 the pixels at least ``overlap`` away from its inner edges. For the zoo's
 U-Net (depth 4, 3x3 convolutions) ``r`` is 107 px, so a tile must be at
 least ``2 * 107 + 16 = 230`` px, and a 256 px tile keeps only a 32 px core
@@ -45,7 +48,7 @@ from nuclib.graph import required_multiple
 from nuclib.postprocess.stitching import segment_dask, segment_large
 
 __all__ = ["TiledInferencer", "receptive_field_radius", "default_overlap", "WholeImageLayerError",
-           "segment_large", "segment_dask"]
+           "shape_bucket", "segment_large", "segment_dask"]
 
 BLENDS = ("crop", "gaussian", "linear")
 
@@ -434,6 +437,25 @@ def _reflect(index: np.ndarray, size: int) -> np.ndarray:
     return np.where(r < size, r, period - r)
 
 
+def shape_bucket(side: int, multiple: int = 1) -> int:
+    """``side`` rounded up to its shape bucket: a multiple of ``multiple`` and of an
+    eighth of ``side``'s power of two, at most 64 (so at most 1/8 more, and
+    never more than 63 pixels).
+
+    Compiled engines (OpenVINO, TensorFlow's traced graphs) prepare each new
+    input shape once, and on 2 cores that costs about as much as the
+    network's pass over a 256 x 256 image. Zoomed images have a shape each;
+    rounded up to buckets, they share a few.
+
+    Example:
+        >>> [shape_bucket(s, 16) for s in (64, 100, 300, 520, 1000, 5000)]
+        [64, 112, 320, 576, 1024, 5056]
+    """
+    power = 1 << max(int(side).bit_length() - 4, 0)
+    step = multiple * max(1, min(power, 64) // multiple)
+    return -(-int(side) // step) * step
+
+
 def _axis_tiles(padded: int, tile: int, overlap: int, multiple: int):
     """Tile starts along one axis and the [lo, hi) range each tile owns (crop mode).
 
@@ -494,7 +516,7 @@ class TiledInferencer:
     """Predict probabilities for images of any size by overlapping, batched tiles.
 
     The image is padded (reflect, bottom/right) to a multiple of the model's
-    stride, covered by tiles whose origins are stride multiples and which
+    stride (with ``buckets``, its ``shape_bucket``), covered by tiles whose origins are stride multiples and which
     share ``2 * overlap`` pixels with their neighbours, predicted
     ``batch_size`` tiles at a time, and reassembled:
 
@@ -525,6 +547,12 @@ class TiledInferencer:
             multiples of its side multiple keep the whole image's windows.
         batch_size: tiles per model call; memory grows with it.
         blend: ``"crop"``, ``"linear"`` or ``"gaussian"``.
+        buckets: pad each side further, to its ``shape_bucket`` (at most 1/8
+            more), so that images of many sizes share a few network input
+            shapes, each prepared once by a compiled engine. A side that
+            fits one tile is never padded past it. Off by default: on 2 CPU
+            cores OpenVINO prepares a new shape in about the time the extra
+            pixels cost (``benchmarks/shape_buckets.py``).
         progress: show a progress bar over tiles (``nuclib.progress``).
         multiple: the model's total stride (tile origins and sizes are
             multiples of it). Default: ``nuclib.graph.required_multiple``
@@ -560,8 +588,9 @@ class TiledInferencer:
     """
 
     def __init__(self, model, *, tile_size=1024, overlap: int | None = None,
-                 batch_size: int = 1, blend: str = "crop", progress: bool = True,
-                 multiple: int | None = None, approximate_layer: str | None = None):
+                 batch_size: int = 1, blend: str = "crop", buckets: bool = False,
+                 progress: bool = True, multiple: int | None = None,
+                 approximate_layer: str | None = None):
         if not callable(model):
             raise ValueError(f"model must be callable (a keras.Model or a function), got "
                              f"{type(model).__name__}")
@@ -573,6 +602,7 @@ class TiledInferencer:
         self.tile_size = tuple(int(t) for t in _pair(tile_size))
         self.batch_size = int(batch_size)
         self.blend = blend
+        self.buckets = bool(buckets)
         self.progress = progress
         self.multiple = int(multiple) if multiple is not None else _model_multiple(model)
         if self.multiple < 1:
@@ -721,9 +751,19 @@ class TiledInferencer:
                 f"model with 'same' padding)")
         return out
 
+    def _padded(self, side: int, tile: int) -> int:
+        """The padded extent of one axis: a stride multiple, and with ``buckets`` its
+        shape bucket, except where the bucket would need a second tile."""
+        m = self.multiple
+        padded = -(-side // m) * m
+        if not self.buckets:
+            return padded
+        bucket = shape_bucket(padded, m)
+        return padded if padded <= tile < bucket else bucket
+
     def _layout(self, height: int, width: int, overlap: int):
         m = self.multiple
-        padded = (-(-height // m) * m, -(-width // m) * m)
+        padded = (self._padded(height, self.tile_size[0]), self._padded(width, self.tile_size[1]))
         tile = tuple(_axis_tile_size(padded[a], self.tile_size[a], overlap, m)
                      for a in range(2))
         return (tile, _axis_tiles(padded[0], tile[0], overlap, m),
