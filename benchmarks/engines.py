@@ -23,13 +23,22 @@ round, median over rounds) so that other load on the machine hits all of
 them alike. Each is called once untimed first (conversion, compilation and
 first-shape set-up, reported as "set-up s"). Ratios are Keras' time divided
 by the engine's (above 1: faster than Keras); "max Δp" is the largest
-probability difference to Keras on the tile. The input is the bright-field
+probability difference to Keras on the tile. "GFLOP/s" is the network's
+convolution FLOPs on the tile (``models.conv_flops``) per second, and
+"of conv peak" divides it by the same engine's rate on four dense 3x3
+convolutions, 64 -> 64 channels on a batch of eight 128x128 inputs (the
+machine's conv peak as that engine reaches it, ``conv_peaks``). The input is the bright-field
 sample image (``examples/data/brightfield.png``, 1024x1024) normalized as
 the Segmenter does.
+
+``--batches`` times instead the default engine at batch 1, 2, 4 and 8 of
+256x256 tiles: whether ``segment_many`` would gain by stacking small images
+into one network call.
 
 Usage:
     python benchmarks/engines.py             # 1024x1024 tile, 5 rounds
     python benchmarks/engines.py --quick     # 256x256 tile, 1 round (seconds)
+    python benchmarks/engines.py --batches   # batch sizes of the default engine
 """
 
 from __future__ import annotations
@@ -147,11 +156,43 @@ def engines(seg, shape):
     return rows
 
 
+def conv_peaks(rounds: int, layers: int = 4) -> dict[str, float]:
+    """GFLOP/s of each engine on dense 3x3 convolutions: ``layers`` of them, 64 -> 64
+    channels with ReLU, on a batch of eight 128 x 128 inputs (one Keras model,
+    converted like the network, so that layout changes at its ends weigh little)."""
+    import keras
+
+    from _common import median_seconds
+    from nuclib.engines import ONNXRuntimeEngine, OpenVINOEngine, cpu_computes_bfloat16
+
+    size, channels, batch = 128, 64, 8
+    inputs = x = keras.Input((size, size, channels))
+    for _ in range(layers):
+        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+    dense = keras.Model(inputs, x)
+    data = np.random.default_rng(0).random((batch, size, size, channels), dtype=np.float32)
+    flops = layers * 2 * batch * size * size * 9 * channels * channels
+    engines = {"keras": dense.predict_on_batch,
+               "openvino f32": OpenVINOEngine(dense, precision="f32"),
+               "onnxruntime": ONNXRuntimeEngine(dense)}
+    if cpu_computes_bfloat16():
+        engines["openvino bf16"] = OpenVINOEngine(dense, precision="bf16")
+    peaks = {label: flops / median_seconds(lambda e=engine: e(data), warmup=2,
+                                           repeats=max(rounds, 3)) / 1e9
+             for label, engine in engines.items()}
+    peaks["openvino f32 static"] = peaks["openvino f32"]
+    return peaks
+
+
 def run(*, size: int, rounds: int) -> list[dict]:
     import nuclib
+    from models import conv_flops
     from nuclib.data.io import read_image
+    from nuclib.models import FACTORIES
 
     seg = nuclib.load_pretrained("dsb-3class")
+    flops = conv_flops(FACTORIES[seg.about["architecture"]](
+        input_shape=(size, size, 1), **seg.about["architecture_args"]))
     image = read_image(REPO / "examples" / "data" / "brightfield.png")
     x = seg.preprocess(image)[:size, :size][None]
     x = np.ascontiguousarray(np.pad(x, ((0, 0), (0, size - x.shape[1]), (0, size - x.shape[2]),
@@ -173,16 +214,42 @@ def run(*, size: int, rounds: int) -> list[dict]:
             fn(x)
             times[label].append(time.perf_counter() - start)
     keras_s = statistics.median(times["keras"])
+    peaks = conv_peaks(rounds)
     rows = []
     for label, fn, note in candidates:
         if fn is None:
             rows.append({"engine": label, "s / tile": "-", "vs keras": "-", "max Δp": "-",
-                         "set-up s": "-", "note": note})
+                         "set-up s": "-", "GFLOP/s": "-", "of conv peak": "-", "note": note})
             continue
         seconds = statistics.median(times[label])
+        rate = flops / seconds / 1e9
+        peak = peaks.get(label)
         rows.append({"engine": label, "s / tile": seconds, "vs keras": keras_s / seconds,
                      "max Δp": float(np.abs(outputs[label] - outputs["keras"]).max()),
-                     "set-up s": setup[label], "note": note})
+                     "set-up s": setup[label], "GFLOP/s": rate,
+                     "of conv peak": f"{rate / peak:.0%} of {peak:.0f}" if peak else "-",
+                     "note": note})
+    return rows
+
+
+def batch_rows(*, size: int, rounds: int, batches=(1, 2, 4, 8)) -> list[dict]:
+    """Milliseconds per image of the default engine at several batch sizes of ``size``² tiles:
+    whether batching small images in one network call would pay."""
+    import nuclib
+    from _common import median_seconds
+
+    seg = nuclib.load_pretrained("dsb-3class")
+    run = seg.inferencer(progress=False)._predict_batch  # the engine the Segmenter uses
+    rows = []
+    for batch in batches:
+        x = np.random.default_rng(batch).random((batch, size, size, 1), dtype=np.float32)
+        seconds = median_seconds(lambda x=x: run(x), warmup=2, repeats=max(rounds, 3))
+        precision = getattr(run, "precision", "f32")
+        rows.append({"engine": f"{seg.engine} ({precision})", "batch": batch,
+                     "ms per image": seconds / batch * 1e3})
+    base = rows[0]["ms per image"]
+    for row in rows:
+        row["vs batch 1"] = f"{base / row['ms per image']:.2f}x"
     return rows
 
 
@@ -193,7 +260,14 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=1024,
                         help="tile side, a multiple of 16 (default 1024)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--batches", action="store_true",
+                        help="instead: ms per image of the default engine at batch 1, 2, 4 "
+                             "and 8 of 256x256 tiles (does batching small images pay?)")
     opts = parser.parse_args(argv)
+    if opts.batches:
+        print(f"{cpu_name()}, {os.cpu_count()} logical CPUs:\n")
+        print_table(batch_rows(size=256, rounds=opts.rounds))
+        return
     size, rounds = (256, 1) if opts.quick else (opts.size, opts.rounds)
     rows = run(size=size, rounds=rounds)
     flags = cpu_flags()
