@@ -253,11 +253,13 @@ class SegmenterConfig(_ByKey):
         tiling: ``Tiling`` or a dict of its fields.
         diameter: median nucleus diameter (pixels) the model was trained at;
             None: each image at its own scale.
-        estimate_side: the size estimate looks at a central window of at
-            most this many pixels per side.
+        estimate_side: the size estimate measures images of up to this
+            many pixels squared whole, larger ones on their central
+            ``estimate_side`` x ``estimate_side`` window
+            (``nuclib.diameter.window_bounds``).
         estimate_probe_side: its first pass, at the image's own scale, only
-            guesses the zoom, from a central window of at most this many
-            pixels per side (``nuclib.diameter.estimate``); at least
+            guesses the zoom, from the window ``window_bounds`` picks for
+            this side (``nuclib.diameter.estimate``); at least
             ``estimate_side`` turns the probe off.
         tta: average the 8 rotations and mirrors (8x the time).
         engine: what runs the network: ``"keras"``, ``"openvino"``,

@@ -2,12 +2,12 @@
 
 A first pass at the image's own scale finds nuclei; if their median size is
 far from the size the model was trained at, a pass at the zoom that size
-asks for measures them again (at most three passes in all). Only a central
-window of the image is looked at, and the first pass (the probe) only at a
-smaller central window of it: its one job is to guess the zoom, and the
-passes at that zoom, which also are the prediction, check the guess. The
-functions take the network pass and the post-processing as callables, so
-they know nothing of engines or heads.
+asks for measures them again (at most three passes over the image). Only a
+central window of a large image is looked at, and the first pass (the
+probe) only at a smaller central window of it: its one job is to guess the
+zoom, and the passes at that zoom, which also are the prediction, check
+the guess. The functions take the network pass and the post-processing as
+callables, so they know nothing of engines or heads.
 
 Example:
     >>> import numpy as np
@@ -121,7 +121,7 @@ def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
         trained: the nucleus diameter (pixels) the model was trained at.
         params: the post-processing parameters ``postprocess`` uses, recorded
             with its labels (``Estimate.measured``).
-        probe_side: the largest side of the probe window; None: no probe.
+        probe_side: the probe window's side (``window_bounds``); None: no probe.
 
     Returns:
         An ``Estimate``; its ``probs`` and ``measured`` belong to the last
@@ -196,10 +196,10 @@ def predict_at_training_size(x: np.ndarray, *, run: Callable[[np.ndarray, float]
     """Probabilities of a prepared image zoomed so that its nuclei have the training size.
 
     1. A model without a training size sees the image as it is (factor 1).
-    2. Without a ``diameter``, it is measured (``measure``) on the central
-       window of at most ``side`` pixels. When that window is the whole image
-       (and ``reuse``), the measuring pass at the chosen zoom already is the
-       prediction: it is returned with its labels, and no pass is repeated.
+    2. Without a ``diameter``, it is measured (``measure``) on the window
+       ``window_bounds(x.shape, side)`` picks. When that window is the whole
+       image (and ``reuse``), the measuring pass at the chosen zoom already is
+       the prediction: it is returned with its labels, and no pass is repeated.
     3. Otherwise the image is zoomed by ``trained / diameter`` and ``run``.
 
     Args:
@@ -208,7 +208,7 @@ def predict_at_training_size(x: np.ndarray, *, run: Callable[[np.ndarray, float]
         measure: ``measure(window, whole)``: the ``Estimate`` of a window
             (``whole``: the window is all of ``x``).
         trained: the nucleus diameter the model was trained at, or None.
-        side: the largest side of the measured window.
+        side: the measured window's side (``window_bounds``).
         diameter: the image's nucleus diameter, if known.
         reuse: may return the measuring pass (False when the prediction
             must differ from it, e.g. with TTA or other tiles).

@@ -188,7 +188,8 @@ class SegmentationTask:
 
     def estimate_diameter(self, image, *, progress: bool = True) -> float:
         """Median nucleus diameter (the image's pixels; ``nan``: none found), measured with
-        this model in a central window of at most ``estimate_side`` pixels per side.
+        this model on the image, or on its central window where it has more than
+        ``estimate_side`` squared pixels (``nuclib.diameter.window_bounds``).
 
         Raises:
             ValueError: the model has no training ``diameter``, or an unusable image.

@@ -16,8 +16,7 @@ U-Net). Tiles are therefore placed on stride multiples of the image padded
 (reflect, bottom/right) to a stride multiple (with ``buckets``, further to a
 ``shape_bucket``, so that compiled engines see few distinct shapes; the
 padding depends on the image's size alone, tiled or not), and each tile
-contributes only
-the pixels at least ``overlap`` away from its inner edges. For the zoo's
+contributes only the pixels at least ``overlap`` away from its inner edges. For the zoo's
 U-Net (depth 4, 3x3 convolutions) ``r`` is 107 px, so a tile must be at
 least ``2 * 107 + 16 = 230`` px, and a 256 px tile keeps only a 32 px core
 (1.6% of its work); 1024 px tiles keep 800 px (61%). Choose the largest
@@ -443,9 +442,9 @@ def shape_bucket(side: int, multiple: int = 1) -> int:
     never more than 63 pixels).
 
     Compiled engines (OpenVINO, TensorFlow's traced graphs) prepare each new
-    input shape once, and on 2 cores that costs about as much as the
-    network's pass over a 256 x 256 image. Zoomed images have a shape each;
-    rounded up to buckets, they share a few.
+    input shape once, at a cost. Zoomed images have a shape each; rounded
+    up to buckets, they share fewer. Whether that pays depends on the
+    engine and the machine (``benchmarks/shape_buckets.py``).
 
     Example:
         >>> [shape_bucket(s, 16) for s in (64, 100, 300, 520, 1000, 5000)]
@@ -516,8 +515,9 @@ class TiledInferencer:
     """Predict probabilities for images of any size by overlapping, batched tiles.
 
     The image is padded (reflect, bottom/right) to a multiple of the model's
-    stride (with ``buckets``, its ``shape_bucket``), covered by tiles whose origins are stride multiples and which
-    share ``2 * overlap`` pixels with their neighbours, predicted
+    stride (with ``buckets``, to its ``shape_bucket``), covered by tiles whose
+    origins are stride multiples and which share ``2 * overlap`` pixels with
+    their neighbours, predicted
     ``batch_size`` tiles at a time, and reassembled:
 
     * ``"crop"``: each pixel comes from the one tile where it is farthest
