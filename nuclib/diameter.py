@@ -103,9 +103,9 @@ def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
     1. The probe: a pass at the image's own scale over the central
        ``probe_side`` window of ``x`` (``window_bounds``) guesses the zoom
        to the training size; where that zoom is below 1, a second pass at
-       it (a few pixels) guesses again. Skipped when that window is all of
-       ``x``; its guess is ignored when it found fewer than
-       ``PROBE_MIN_NUCLEI`` nuclei.
+       it (a few pixels) guesses again. Skipped when that window holds
+       more than half of ``x`` (it would save little); its guess is ignored
+       when it found fewer than ``PROBE_MIN_NUCLEI`` nuclei.
     2. A pass over all of ``x`` at that zoom (at the image's scale without a
        probe's guess) measures the nuclei again; while the zoom they ask for
        differs from the pass's by ``AGREEMENT`` or more, a pass at the new
@@ -135,7 +135,8 @@ def estimate(x: np.ndarray, *, run: Callable[[np.ndarray, float], np.ndarray],
 
     factor, guess = 1.0, math.nan
     probe = x if probe_side is None else central_window(x, probe_side)
-    if probe.shape != x.shape:
+    # A probe over more than half of x would save little and see less.
+    if 2 * probe.shape[0] * probe.shape[1] <= x.shape[0] * x.shape[1]:
         found, (_, labels) = measure(run(probe, 1.0), 1.0)
         wanted = scale_for_diameter(found, trained)
         if math.isfinite(found) and wanted < 1 / AGREEMENT:

@@ -77,6 +77,16 @@ def test_large_nuclei_get_a_second_cheap_look_in_the_probe():
     assert found.diameter == pytest.approx(40, rel=0.1)
 
 
+def test_no_probe_where_it_would_cover_more_than_half_the_image():
+    image = disks(5, (300, 300))  # a 256-pixel probe would hold 73% of it
+    passes = Passes()
+    run_estimate(image, passes, probe_side=256)
+    assert passes.calls[0] == ((300, 300), 1.0)
+    passes = Passes()
+    run_estimate(disks(5, (300, 440)), passes, probe_side=256)  # 50%: probed
+    assert passes.calls[0] == ((256, 256), 1.0)
+
+
 def test_a_probe_with_too_few_nuclei_is_ignored():
     # Two rows of nuclei, far from the image's centre: the central probe sees none.
     image = disks(5, (400, 400), rows=[20, 380])

@@ -377,3 +377,41 @@ def test_otsu_constant_image_and_errors():
         otsu_labels(np.zeros((2, 8, 8, 3)))
     with pytest.raises(ValueError, match="invert must be"):
         otsu_labels(np.zeros((8, 8)), invert="yes")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_distance_transform_is_scipys(seed):
+    """The seed-splitting distance (OpenCV's exact transform) equals scipy's EDT,
+    at the image border too, and with no background pixel at all."""
+    from nuclib.postprocess.instances import _distance
+
+    rng = np.random.default_rng(seed)
+    mask = ndi.gaussian_filter(rng.random((90, 130)), 3) > 0.5
+    mask[:, :seed + 1] = True  # objects cut by the border
+    np.testing.assert_allclose(_distance(mask), ndi.distance_transform_edt(mask), atol=1e-5)
+    full = np.ones((7, 9), bool)
+    np.testing.assert_array_equal(_distance(full), ndi.distance_transform_edt(full))
+
+
+def test_flooding_only_components_with_several_peaks_is_the_watershed():
+    """Seed splitting floods only the seed components that hold several distance maxima;
+    a single-maximum component is its seed's basin, the rest the full watershed's (up to
+    ties between pixels of equal distance)."""
+    from skimage.segmentation import watershed
+
+    from nuclib.postprocess.instances import _FULL, _distance, _flood_from_peaks, _max3x3
+
+    mask = draw_disks() > 0  # touching disks join through necks; two are alone
+    distance = _distance(mask)
+    peaks = mask & (distance == _max3x3(distance))
+    np.testing.assert_array_equal(peaks, mask & (distance == ndi.maximum_filter(distance, 3)))
+    seeds, n = ndi.label(peaks, structure=_FULL)
+    full = watershed(-distance, markers=seeds, mask=mask, connectivity=1)
+    ours = _flood_from_peaks(distance, seeds, n, peaks, mask)
+    components, count = ndi.label(mask)
+    several = [c for c in range(1, count + 1)
+               if len(np.unique(seeds[(components == c) & peaks])) > 1]
+    assert several and len(several) < count  # both kinds are present
+    assert (ours != full).mean() < 1e-3
+    single = ~np.isin(components, several) & mask
+    np.testing.assert_array_equal(ours[single], full[single])

@@ -23,7 +23,11 @@ def test_the_zoo_ships_dsb_3class():
 
 @pytest.fixture(scope="module", params=BUNDLED)
 def pretrained(request):
-    return nuclib.load_pretrained(request.param, source="bundled")
+    seg = nuclib.load_pretrained(request.param, source="bundled")
+    # The recorded scores are float32 numbers: bfloat16 (the default on CPUs that compute
+    # it) moves the size estimate and, on the fluorescence sample, AP@0.5 by about 0.03.
+    seg.config["precision"] = "f32"
+    return seg
 
 
 def test_loads_offline_from_the_verified_bundle(pretrained):

@@ -372,7 +372,7 @@ def three_class_to_labels(probs, *, seed_threshold: float = 0.5, boundary_boost:
     if seed_split_height > 0 and seed_mask.any():
         # Where the model misses the boundary between touching nuclei, their seeds
         # join through a neck: one seed per distance maximum undoes that.
-        seeds = _split_by_dynamics(ndi.distance_transform_edt(seed_mask), seed_mask,
+        seeds = _split_by_dynamics(_distance(seed_mask), seed_mask,
                                    float(seed_split_height))
     else:
         seeds, _ = ndi.label(seed_mask, structure=_CROSS)
@@ -391,6 +391,44 @@ def three_class_to_labels(probs, *, seed_threshold: float = 0.5, boundary_boost:
 # Binary and Otsu
 
 
+def _max3x3(image: np.ndarray) -> np.ndarray:
+    """The maximum over each pixel's 3 x 3 neighbourhood (``ndi.maximum_filter(size=3)``,
+    whose reflected border adds no new value), by OpenCV: several times faster."""
+    import cv2
+
+    if image.dtype not in (np.float32, np.float64):
+        return ndi.maximum_filter(image, size=3)
+    return cv2.dilate(image, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+
+
+def _flood_from_peaks(distance: np.ndarray, seeds: np.ndarray, n: int, peaks: np.ndarray,
+                      mask: np.ndarray) -> np.ndarray:
+    """``watershed(-distance, markers=seeds, mask=mask, connectivity=1)``, flooding only the
+    mask components that hold more than one seed.
+
+    A component with one seed is all that seed's basin, so most nuclei need no
+    flooding at all; the watershed runs on the rest, where it floods the same
+    way (flooding never crosses from one component to another), except that
+    ties between pixels of exactly equal distance may be broken differently.
+    """
+    from skimage.segmentation import watershed
+
+    components, count = ndi.label(mask, structure=_CROSS)
+    pairs = np.unique(components[peaks].astype(np.int64) * (n + 1) + seeds[peaks])
+    owner, seed = pairs // (n + 1), pairs % (n + 1)
+    seeds_in = np.bincount(owner, minlength=count + 1)
+    single = seeds_in[owner] == 1
+    lookup = np.zeros(count + 1, seeds.dtype)
+    lookup[owner[single]] = seed[single]
+    basins = lookup[components]
+    several = (seeds_in >= 2)[components]
+    if several.any():
+        flooded = watershed(-distance, markers=np.where(several, seeds, 0), mask=several,
+                            connectivity=1)
+        basins[several] = flooded[several]
+    return basins
+
+
 def _split_by_dynamics(distance: np.ndarray, mask: np.ndarray, height: float) -> np.ndarray:
     """Watershed of the distance map with one region per maximum of dynamic >= ``height``.
 
@@ -402,12 +440,10 @@ def _split_by_dynamics(distance: np.ndarray, mask: np.ndarray, height: float) ->
     reconstruction sorting every pixel) and, on the DSB2018 masks, does not
     over-split (skimage's float h_maxima gives ~10% more markers than nuclei).
     """
-    from skimage.segmentation import watershed
-
     # a plateau ridge (elongated nucleus) gives many tied maxima; the merge undoes them
-    peaks = mask & (distance == ndi.maximum_filter(distance, size=3))
+    peaks = mask & (distance == _max3x3(distance))
     seeds, n = ndi.label(peaks, structure=_FULL)
-    basins = watershed(-distance, markers=seeds, mask=mask, connectivity=1)
+    basins = _flood_from_peaks(distance, seeds, n, peaks, mask)
     if n < 2:
         return basins
     # a basin's highest pixel is its seed: anything higher would be flooded from a
@@ -458,6 +494,25 @@ def _split_by_dynamics(distance: np.ndarray, mask: np.ndarray, height: float) ->
     return regions[basins]
 
 
+def _distance(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every mask pixel to the nearest background pixel.
+
+    OpenCV's exact transform (``DIST_MASK_PRECISE``) gives scipy's
+    ``distance_transform_edt`` to float32 round-off in about a third of its
+    time; an image without background (nothing to measure from) keeps
+    scipy's convention.
+
+    Example:
+        >>> _distance(np.array([[0, 1, 1, 1]], bool)).tolist()
+        [[0.0, 1.0, 2.0, 3.0]]
+    """
+    if mask.all():
+        return ndi.distance_transform_edt(mask)
+    import cv2
+
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
 def _split_mask(mask: np.ndarray, *, split, split_height: float,
                 min_distance: int) -> np.ndarray:
     """Label a foreground mask, optionally splitting touching objects."""
@@ -467,7 +522,7 @@ def _split_mask(mask: np.ndarray, *, split, split_height: float,
         raise ValueError(f"unknown split method {split!r}; expected one of {SPLIT_METHODS}")
     if not split or not mask.any():
         return ndi.label(mask, structure=_CROSS)[0]
-    distance = ndi.distance_transform_edt(mask)
+    distance = _distance(mask)
     if split in (True, "distance", "h_maxima"):
         if not split_height > 0:
             raise ValueError(f"split_height must be > 0, got {split_height}")
