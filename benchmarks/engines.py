@@ -27,9 +27,9 @@ probability difference to Keras on the tile. "GFLOP/s" is the network's
 convolution FLOPs on the tile (``models.conv_flops``) per second, and
 "of conv peak" divides it by the same engine's rate on four dense 3x3
 convolutions, 64 -> 64 channels on a batch of eight 128x128 inputs (the
-machine's conv peak as that engine reaches it, ``conv_peaks``). The input is the bright-field
-sample image (``examples/data/brightfield.png``, 1024x1024) normalized as
-the Segmenter does.
+machine's conv peak as that engine reaches it, ``conv_peaks``). The input
+is the bright-field sample image (``examples/data/brightfield.png``,
+1024x1024) normalized as the Segmenter does.
 
 ``--batches`` times instead the default engine at batch 1, 2, 4 and 8 of
 256x256 tiles: whether ``segment_many`` would gain by stacking small images
