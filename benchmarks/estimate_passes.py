@@ -44,15 +44,15 @@ def main(argv=None) -> None:
 
     SegmentationTask._run = counted
     seg = nuclib.load_pretrained(args.model)
-    settings = [(f"estimate_probe_side={p}", p, None) for p in args.probe or (256, 1024)]
+    estimated = [None] * len(images)
+    settings = [(f"estimate_probe_side={p}", p, estimated) for p in args.probe or (256, 1024)]
     settings.append(("diameter from labels (oracle)", None, [median_diameter(t) for t in truths]))
     rows = []
     for label, probe, diameters in settings:
         if probe is not None:
             seg.config["estimate_probe_side"] = probe
         passes.clear()
-        labels = [seg.segment(im, diameter=None if diameters is None else d, progress=False)
-                  for im, d in zip(images, diameters or [None] * len(images))]
+        labels = [seg.segment(im, diameter=d, progress=False) for im, d in zip(images, diameters)]
         rows.append({"setting": label, "images": len(images), "passes": len(passes),
                      "network MP": round(sum(passes) / 1e6, 2),
                      "AP@0.5": round(float(evaluate(truths, labels).summary["ap50"]), 3)})

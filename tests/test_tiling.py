@@ -82,6 +82,14 @@ def test_bucketed_tiles_equal_the_whole_image_padded_to_its_buckets(models, shap
     np.testing.assert_array_less(np.abs(tiled - whole), 1e-4)
 
 
+@pytest.mark.parametrize("side, multiple", [(0, 16), (100, 0), (12.5, 1), (True, 1)])
+def test_shape_bucket_rejects_what_is_no_size(side, multiple):
+    from nuclib.postprocess.tiling import shape_bucket
+
+    with pytest.raises(ValueError, match="must be a whole number of pixels >= 1"):
+        shape_bucket(side, multiple)
+
+
 def test_a_side_that_fits_one_tile_is_not_bucketed_past_it():
     # 1000 px rounds up to a 1024 bucket; a 1008 px tile keeps it one tile of 1008.
     seen = []

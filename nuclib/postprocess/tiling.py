@@ -446,10 +446,17 @@ def shape_bucket(side: int, multiple: int = 1) -> int:
     up to buckets, they share fewer. Whether that pays depends on the
     engine and the machine (``benchmarks/shape_buckets.py``).
 
+    Raises:
+        ValueError: ``side`` or ``multiple`` is not a whole number >= 1.
+
     Example:
         >>> [shape_bucket(s, 16) for s in (64, 100, 300, 520, 1000, 5000)]
         [64, 112, 320, 576, 1024, 5056]
     """
+    for name, value in (("side", side), ("multiple", multiple)):
+        if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+            raise ValueError(f"shape_bucket: {name} must be a whole number of pixels >= 1, "
+                             f"got {value!r}")
     power = 1 << max(int(side).bit_length() - 4, 0)
     step = multiple * max(1, min(power, 64) // multiple)
     return -(-int(side) // step) * step
