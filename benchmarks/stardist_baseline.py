@@ -20,6 +20,8 @@ by ``zoo.py``.
 
 Usage:
     python benchmarks/stardist_baseline.py --steps 400         # -> runs/stardist/fluo
+    python benchmarks/stardist_baseline.py --steps 5500 --name fluo-6000 \
+        --init runs/stardist/fluo                            # 5500 more steps on top of it
     python benchmarks/zoo.py --model dsb-3class --no-variants --group fluorescence \\
         --stardist runs/stardist/fluo
 
@@ -87,6 +89,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "stardist"))
     parser.add_argument("--name", default="fluo")
     parser.add_argument("--quick", action="store_true", help="8 images, a few steps: a smoke run")
+    parser.add_argument("--init", metavar="DIR",
+                        help="start from the last weights of this StarDist model folder "
+                             "(same configuration), to train it longer")
     args = parser.parse_args()
 
     from stardist.models import Config2D, StarDist2D
@@ -104,6 +109,8 @@ def main() -> None:
     if (out / args.name).exists():
         raise FileExistsError(f"{out / args.name} exists; delete it or pass another --name")
     model = StarDist2D(config, name=args.name, basedir=str(out))
+    if args.init:
+        model.keras_model.load_weights(str(Path(args.init) / "weights_last.h5"))
     started = time.time()
     # Validation patches: the first (padded) crops of the val images, as StarDist's examples.
     x_check, y_check = pad_to_patch(x_val, y_val)
@@ -112,7 +119,8 @@ def main() -> None:
                 augmenter=augment)
     trained = time.time() - started
     model.optimize_thresholds(x_val, y_val)
-    print(f"trained {steps_per_epoch * epochs} steps in {trained / 60:.1f} min; thresholds {model.thresholds}; saved to "
+    start = f" on top of {args.init}" if args.init else ""
+    print(f"trained {steps_per_epoch * epochs} steps{start} in {trained / 60:.1f} min; thresholds {model.thresholds}; saved to "
           f"{out / args.name}")
 
 
