@@ -27,6 +27,7 @@ import nuclib
 from nuclib import losses, models
 from nuclib.data import read_image
 from nuclib.data.pipeline import labels_to_target_np
+from nuclib.lazy_weights import initializers_deferred
 from nuclib.metrics.training import ClassPrecision, ClassRecall, DiceCoefficient, JaccardIndex
 
 N_RAYS = 8
@@ -126,11 +127,13 @@ def factory_outputs(out: dict, weights: Path) -> None:
     weights.mkdir(exist_ok=True)
     x = np.random.default_rng(2).random((2, 32, 32, 1), dtype=np.float32)
     for name, factory, kwargs in FACTORIES:
-        model = models.FACTORIES[factory](**kwargs)
         path = weights / f"{name}.weights.h5"
         if path.exists():
-            model.load_weights(path)
+            with initializers_deferred():  # TensorFlow's weights: no initializer runs
+                model = models.FACTORIES[factory](**kwargs)
+                model.load_weights(path)
         else:
+            model = models.FACTORIES[factory](**kwargs)
             model.save_weights(path)
         out[f"model/{name}"] = keras.ops.convert_to_numpy(model(x, training=False))
 

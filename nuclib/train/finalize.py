@@ -183,14 +183,16 @@ def finalize_model(recipe: Recipe, checkpoint, out_dir, *, progress: bool = True
     """
     import keras
 
+    from nuclib.lazy_weights import initializers_deferred
     from nuclib.segmenter import Segmenter
     from nuclib.recipe import build_model
 
     keras.mixed_precision.set_global_policy("float32")
     register_keras_objects()  # a fresh process has not built the custom layers yet
-    trained = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
-    model = build_model(recipe)
-    model.set_weights(trained.get_weights())
+    with initializers_deferred():  # every weight comes from the checkpoint
+        trained = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
+        model = build_model(recipe)
+        model.set_weights(trained.get_weights())
     settings = recipe.segmenter_config()
     settings.postprocess = {}  # searched below, with the recipe's own values fixed
     about = {"description": recipe.get("description", ""),

@@ -92,10 +92,12 @@ def load_initial_model(source: str, key: str = "fine_tune_from"):
         raise FileNotFoundError(f"[train] {key} {str(source)!r} does not exist; "
                                 "expected a .keras checkpoint, a model directory or a zoo name")
     if str(source).endswith(".keras"):
+        from nuclib.lazy_weights import initializers_deferred
         from nuclib.model_dir import register_keras_objects
 
         register_keras_objects()  # a fresh process has not built the custom layers yet
-        return keras.saving.load_model(source, compile=False, safe_mode=True)
+        with initializers_deferred():  # the weights come from the file
+            return keras.saving.load_model(source, compile=False, safe_mode=True)
     from nuclib.zoo import load_pretrained
 
     return load_pretrained(source).model
