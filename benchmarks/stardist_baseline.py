@@ -20,7 +20,7 @@ by ``zoo.py``.
 
 Usage:
     python benchmarks/stardist_baseline.py --steps 400         # -> runs/stardist/fluo
-    python benchmarks/stardist_baseline.py --steps 5500 --name fluo-6000 \
+    python benchmarks/stardist_baseline.py --steps 5500 --name fluo-6000 \\
         --init runs/stardist/fluo                            # 5500 more steps on top of it
     python benchmarks/zoo.py --model dsb-3class --no-variants --group fluorescence \\
         --stardist runs/stardist/fluo

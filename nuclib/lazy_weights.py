@@ -1,10 +1,10 @@
 """Building a Keras model whose weights are loaded next, without running its initializers.
 
 Under the JAX backend every weight initializer of a new shape compiles an
-XLA kernel (about 0.3 s each on a 2-core CPU), so building ``dsb-3class``
-took about 15 s and ``dsb-binary-mobilenet`` 13 s, all of it spent on random
-values that ``load_weights`` then overwrites (TensorFlow and PyTorch build
-the same models in about a second). Inside ``initializers_deferred()``,
+XLA kernel, so Keras alone took 10 s to build and load ``dsb-3class`` and
+9 s for ``dsb-binary-mobilenet`` on a 2-core CPU, nearly all of it spent on
+random values that ``load_weights`` then overwrites (TensorFlow and PyTorch
+take about a second). Inside ``initializers_deferred()``,
 each new weight starts as zeros copied from NumPy, and the initializer is
 remembered; on leaving, every weight that nothing assigned in between gets
 its initializer after all, in the order the weights were made, so the
