@@ -93,6 +93,9 @@ def main() -> None:
                         help="start from the last weights of this StarDist model folder "
                              "(same configuration), to train it longer")
     args = parser.parse_args()
+    if args.init and not (Path(args.init) / "weights_last.h5").is_file():
+        raise SystemExit(f"--init {args.init}: no weights_last.h5 there; expected a StarDist "
+                         "model folder this script trained")
 
     from stardist.models import Config2D, StarDist2D
 

@@ -96,8 +96,8 @@ def initializers_deferred():
     _pending.weights = weights = []
     try:
         yield
-    finally:
+    finally:  # also after an error: a model built inside never keeps placeholder zeros
         _pending.weights = None
-    for variable, initializer, placeholder in weights:
-        if variable._value is placeholder:  # nothing assigned it: as Keras would have
-            _original(variable, initializer)
+        for variable, initializer, placeholder in weights:
+            if variable._value is placeholder:  # nothing assigned it: as Keras would have
+                _original(variable, initializer)
